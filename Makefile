@@ -1,0 +1,49 @@
+# The front door. `make test` and (with a later issue) `make demo` do all set-up on a fresh clone.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+READY := $(VENV)/.ready
+
+PRESET ?= cpu
+STEPS ?=
+RESUME ?=
+NPROC ?= 1
+
+.PHONY: help env test prepare train bench demo clean
+
+help:
+	@echo "make test                                   set up .venv and run the whole test suite"
+	@echo "make prepare DATA=<identities> OUT=<folder>  detect, align and split a face dataset"
+	@echo "make train DATA=<prepared> RUN=<folder> [PRESET=cpu|paper|tiny] [STEPS=N] [RESUME=1] [NPROC=N]"
+	@echo "make bench [OUT=bench]                       training and inference speed figures to a file"
+
+# The environment is rebuilt whenever a requirements file changes.
+$(READY): requirements/shared.txt requirements/train.txt requirements/dev.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements/dev.txt
+	@touch $@
+
+env: $(READY)
+
+test: $(READY)
+	$(BIN)/python -m pytest -q tests
+
+prepare: $(READY)
+	@test -n "$(DATA)" -a -n "$(OUT)" || { echo "usage: make prepare DATA=<folder of identities> OUT=<folder>"; exit 2; }
+	$(BIN)/python -m training.prepare --data "$(DATA)" --out "$(OUT)"
+
+train: $(READY)
+	@test -n "$(DATA)" -a -n "$(RUN)" || { echo "usage: make train DATA=<prepared folder> RUN=<folder> [PRESET=cpu] [STEPS=N] [RESUME=1] [NPROC=N]"; exit 2; }
+	$(if $(filter-out 1,$(NPROC)),$(BIN)/torchrun --standalone --nproc_per_node=$(NPROC),$(BIN)/python) -m training.train \
+		--preset "$(PRESET)" --data "$(DATA)" --run-dir "$(RUN)" $(if $(STEPS),--steps $(STEPS)) $(if $(RESUME),--resume)
+
+bench: $(READY)
+	$(BIN)/python -m training.bench --out "$(or $(OUT),bench)"
+
+demo:
+	@echo "make demo arrives with the client issue; until then see README.md (make test, make train)."
+
+clean:
+	rm -rf $(VENV) .pytest_cache

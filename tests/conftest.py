@@ -1,0 +1,66 @@
+"""Shared fixtures: committed portraits, a tiny prepared dataset built from them, paths to ../shared."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PORTRAITS = ROOT / "assets" / "portraits"
+SHARED = Path(os.environ.get("FACECAMO_SHARED", ROOT.parent / "shared"))
+sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture(scope="session")
+def portrait_path() -> Path:
+    return PORTRAITS / "congress_B000589.jpg"
+
+
+@pytest.fixture(scope="session")
+def portrait(portrait_path) -> np.ndarray:
+    from facecamo.align import load_rgb
+
+    return load_rgb(str(portrait_path))
+
+
+def make_identity_folders(target: Path, identities: int = 6, per_identity: int = 3) -> Path:
+    """LFW-style folders from the committed portraits: each portrait is one identity, its variants (mirror,
+    slight zoom, brightness) the identity's other photos."""
+    portraits = sorted(PORTRAITS.glob("congress_*.jpg"))[:identities]
+    for portrait in portraits:
+        name = portrait.stem
+        folder = target / name
+        folder.mkdir(parents=True, exist_ok=True)
+        image = cv2.imread(str(portrait))
+        variants = [image, image[:, ::-1], cv2.convertScaleAbs(image, alpha=1.1, beta=10)]
+        for index, variant in enumerate(variants[:per_identity]):
+            cv2.imwrite(str(folder / f"{name}_{index + 1:04d}.jpg"), np.ascontiguousarray(variant))
+    return target
+
+
+@pytest.fixture(scope="session")
+def identity_folders(tmp_path_factory) -> Path:
+    return make_identity_folders(tmp_path_factory.mktemp("identities") / "images")
+
+
+@pytest.fixture(scope="session")
+def prepared(tmp_path_factory, identity_folders) -> Path:
+    """A prepared dataset (all identities in the training split) for training tests."""
+    from training.prepare import prepare
+
+    out = tmp_path_factory.mktemp("prepared")
+    prepare(identity_folders, out, workers=1, test_fraction=0.0)
+    return out
+
+
+def require_shared(relative: str) -> Path:
+    path = SHARED / relative
+    if not path.exists():
+        pytest.skip(f"{path} is absent: this test needs the project's shared data (../shared/{relative})")
+    return path

@@ -1,0 +1,112 @@
+"""Every network's shapes, the paper preset's code sizes, and that every trainable parameter learns."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.conftest import require_shared
+from training import losses
+from training.config import load_config
+from training.data import Batch
+from training.models import CamouflageNet, build_discriminator
+from training.models.blocks import adain
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_config("tiny")
+
+
+def images(batch: int) -> torch.Tensor:
+    return torch.rand(batch, 3, 112, 112) * 2 - 1
+
+
+def test_tiny_shapes(tiny):
+    torch.manual_seed(0)
+    net = CamouflageNet(tiny.model, num_identities=5)
+    x = images(3)
+    identity = net.identity_encoder(x)
+    appearance = net.appearance_encoder(x)
+    assert identity.shape == (3, 4 * tiny.model.identity_width, 28, 28)
+    assert appearance.shape == (3, net.appearance_encoder.out_channels, 4, 1)
+    face = net.generator(identity, appearance)
+    assert face.shape == (3, 3, 112, 112) and face.min() >= -1 and face.max() <= 1
+    assert net.classifier(identity).shape == (3, 5)
+    scores = build_discriminator(tiny.model)(x)
+    stride = 2 ** tiny.model.discriminator_layers
+    assert [s.shape[-1] for s in scores] == [112 // stride, 56 // stride, 28 // stride]  # 112, 56 and 28 px inputs
+
+
+def test_paper_preset_sizes():
+    paper = load_config("paper")
+    net = CamouflageNet(paper.model, num_identities=10).eval()
+    with torch.no_grad():
+        x = images(1)
+        assert net.appearance_encoder(x).shape == (1, 2048, 4, 1)  # ResNet-50 -> 2048x4x1, as in the paper
+        assert net.identity_encoder(x).shape == (1, 128, 28, 28)
+        assert net.camouflage(x, x).shape == (1, 3, 112, 112)
+    assert len(build_discriminator(paper.model).scales) == 3
+
+
+def test_adain_is_instance_norm_with_appearance_scale_and_shift():
+    x = torch.randn(2, 4, 5, 5)
+    zero = torch.zeros(2, 4)
+    normed = adain(x, zero, zero)
+    assert torch.allclose(normed.mean(dim=(2, 3)), torch.zeros(2, 4), atol=1e-5)
+    shifted = adain(x, torch.ones(2, 4), torch.full((2, 4), 3.0))
+    assert torch.allclose(shifted.mean(dim=(2, 3)), torch.full((2, 4), 3.0), atol=1e-4)
+
+
+def test_every_trainable_parameter_receives_a_gradient(tiny):
+    torch.manual_seed(0)
+    net = CamouflageNet(tiny.model, num_identities=4)
+    discriminator = build_discriminator(tiny.model)
+    batch = Batch(images(4), images(4), images(4), torch.tensor([0, 1, 2, 3]))
+    out = net(batch.source, batch.partner, batch.reference)
+    terms = {
+        "rec": losses.reconstruction_loss(out["recon_self"], out["recon_partner"], batch.source)[0],
+        "f_id": losses.feature_identity_loss(out["id_generated"], out["id_source"])[0],
+        "f_app": losses.feature_appearance_loss(out["app_generated"], out["app_reference"])[0],
+        "dif": losses.difference_loss(out["generated"], batch.source, margin=10.0)[0],
+        "id": losses.identity_loss([out["logits_source"], out["logits_generated"]], batch.labels)[0],
+        "adv_g": losses.adversarial_generator_loss(discriminator(out["generated"]))[0],
+    }
+    total, logs = losses.total_loss(terms, tiny.loss)
+    total.backward()
+    missing = [name for name, p in net.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.abs().sum() > 0)]
+    assert not missing, f"no gradient from L_total for: {missing}"
+    discriminator.zero_grad()
+    d_loss, _ = losses.adversarial_discriminator_loss(discriminator(batch.source), discriminator(out["generated"].detach()))
+    d_loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in discriminator.parameters())
+    assert logs["total"] == pytest.approx(total.item())
+
+
+def test_losses_on_known_cases():
+    x = torch.zeros(2, 3, 4, 4)
+    assert losses.difference_loss(x + 1.0, x, margin=0.3)[0].item() == 0.0  # far enough: no push
+    assert losses.difference_loss(x, x, margin=0.3)[0].item() == pytest.approx(0.3)
+    assert losses.reconstruction_loss(x, x, x)[0].item() == 0.0
+    unit = torch.nn.functional.normalize(torch.randn(3, 8), dim=1)
+    assert losses.teacher_identity_loss(unit, unit)[0].item() == pytest.approx(0.0, abs=1e-6)
+    assert losses.adversarial_discriminator_loss([torch.ones(2, 1)], [torch.zeros(2, 1)])[0].item() == 0.0
+
+
+def test_onnx_face_embedder_matches_onnxruntime():
+    import numpy as np
+    import onnxruntime
+
+    from training.models.face_embedder import OnnxFaceEmbedder
+
+    path = require_shared("models/face_embedding/mobilefacenet.onnx")
+    embedder = OnnxFaceEmbedder(path)
+    embedder.theta.copy_(torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]))  # identity warp: compare the network alone
+    x = images(1)
+    ours = embedder(x).numpy()
+    theirs = onnxruntime.InferenceSession(str(path)).run(None, {"input": (x * 127.5 / 128).numpy()})[0]
+    theirs = theirs / np.linalg.norm(theirs, axis=1, keepdims=True)
+    assert np.abs(ours - theirs).max() < 1e-4
+    x.requires_grad_(True)
+    embedder(x).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0  # gradients flow to the generator

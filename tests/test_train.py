@@ -1,0 +1,81 @@
+"""Training through the real command lines: `make train`, resume, two processes, and the errors users meet."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import ROOT
+from training.checkpoint import latest_checkpoint, load_checkpoint
+from training.train import main
+
+PYTHON = sys.executable
+
+
+def run(command: list[str], **env) -> subprocess.CompletedProcess:
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", **env})
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    state = load_checkpoint(path)
+    return {f"{net}.{name}": value for net, values in state["model"].items() for name, value in values.items()}
+
+
+def test_make_train_runs_two_steps(prepared, tmp_path):
+    (tmp_path / "ready").touch()  # this interpreter's environment is already set up: make must not rebuild it
+    result = run(["make", "--no-print-directory", "train", "PRESET=tiny", f"DATA={prepared}", f"RUN={tmp_path / 'run'}",
+                  "STEPS=2", f"BIN={Path(PYTHON).parent}", f"READY={tmp_path / 'ready'}"], )
+    assert result.returncode == 0, result.stderr[-3000:]
+    state = load_checkpoint(latest_checkpoint(tmp_path / "run"))
+    assert state["step"] == 2 and state["config"]["preset"] == "tiny"
+    assert {"generator", "appearance", "discriminator"} == set(state["optimizers"])
+    assert (tmp_path / "run" / "config.yaml").is_file()
+    assert sorted(p.name for p in (tmp_path / "run" / "samples").glob("*.png"))[-1] == "step_00000002.png"
+    assert list((tmp_path / "run" / "tensorboard").glob("events.*"))
+
+
+def test_resume_continues_exactly(prepared, tmp_path):
+    common = ["--preset", "tiny", "--data", str(prepared)]
+    assert main([*common, "--run-dir", str(tmp_path / "whole"), "--steps", "4"]) == 0
+    assert main([*common, "--run-dir", str(tmp_path / "split"), "--steps", "2"]) == 0
+    assert main([*common, "--run-dir", str(tmp_path / "split"), "--steps", "4", "--resume"]) == 0
+    whole = weights(tmp_path / "whole" / "checkpoints" / "step_00000004.pt")
+    split = weights(tmp_path / "split" / "checkpoints" / "step_00000004.pt")
+    assert whole.keys() == split.keys()
+    for name in whole:
+        assert torch.equal(whole[name], split[name]), f"{name} differs after resume"
+    # keep_last=2 in the tiny preset: only the newest two remain
+    assert len(list((tmp_path / "split" / "checkpoints").glob("*.pt"))) == 2
+
+
+def test_two_processes_with_torchrun(prepared, tmp_path):
+    torchrun = Path(PYTHON).parent / "torchrun"
+    result = run([str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "training.train", "--preset", "tiny",
+                  "--data", str(prepared), "--run-dir", str(tmp_path / "ddp"), "--steps", "3"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    state = load_checkpoint(latest_checkpoint(tmp_path / "ddp"))
+    assert state["step"] == 3 and state["world_size"] == 2 and len(state["rng"]["per_rank"]) == 2
+
+
+def test_clear_errors(prepared, tmp_path, capsys):
+    assert main(["--preset", "tiny", "--data", str(tmp_path / "missing"), "--run-dir", str(tmp_path / "r")]) == 2
+    assert "make prepare" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "manifest.csv").write_text("file,identity,label,source,split\n")
+    assert main(["--preset", "tiny", "--data", str(empty), "--run-dir", str(tmp_path / "r")]) == 2
+    assert "no 'train' rows" in capsys.readouterr().err
+    assert main(["--preset", "tiny", "--data", str(prepared), "--run-dir", str(tmp_path / "r"), "--steps", "1"]) == 0
+    other = ["--preset", "tiny", "--data", str(prepared), "--run-dir", str(tmp_path / "r"), "--resume", "--set", "model.identity_width=8"]
+    assert main(other) == 2
+    assert "trained with preset" in capsys.readouterr().err
+    assert main(["--preset", "nope", "--data", str(prepared), "--run-dir", str(tmp_path / "r")]) == 2
+    assert "available presets" in capsys.readouterr().err
+    assert main(["--preset", "tiny", "--data", str(prepared), "--run-dir", str(tmp_path / "r"), "--set", "loss.teacher=1"]) == 2
+    assert "teacher_path" in capsys.readouterr().err

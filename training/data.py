@@ -1,0 +1,120 @@
+"""The prepared dataset in memory and the pair sampler that builds each step's batch."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+
+class FaceDataset:
+    """Aligned crops of one split of a prepared folder (``make prepare``), decoded once into memory.
+
+    Attributes:
+        images: uint8 (N, 112, 112, 3) RGB.
+        labels: int64 (N,) identity labels, contiguous 0..num_identities-1.
+        identities: identity names indexed by label.
+    """
+
+    def __init__(self, root: str | Path, split: str = "train", progress: bool = True) -> None:
+        root = Path(root)
+        manifest = root / "manifest.csv"
+        if not root.is_dir():
+            raise FileNotFoundError(f"dataset folder {root} does not exist; create it with `make prepare DATA=<images> OUT={root}`")
+        if not manifest.is_file():
+            raise FileNotFoundError(f"{manifest} not found; {root} is not a prepared dataset (run `make prepare` first)")
+        with open(manifest, newline="") as file:
+            rows = [row for row in csv.DictReader(file) if row["split"] == split]
+        if not rows:
+            raise ValueError(f"{manifest} has no {split!r} rows; was preparation interrupted, or were no faces found?")
+        self.identities = sorted({row["identity"] for row in rows})
+        label_of = {name: index for index, name in enumerate(self.identities)}
+        self.files = [root / row["file"] for row in rows]
+        self.labels = torch.tensor([label_of[row["identity"]] for row in rows], dtype=torch.int64)
+        images = []
+        for file in tqdm(self.files, desc=f"loading {split} faces", unit="img", disable=not progress, dynamic_ncols=True):
+            bgr = cv2.imread(str(file), cv2.IMREAD_COLOR)
+            if bgr is None:
+                raise ValueError(f"cannot read {file} listed in {manifest}; rerun `make prepare`")
+            images.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        self.images = torch.from_numpy(np.stack(images))
+        self.by_identity = [torch.nonzero(self.labels == label).flatten() for label in range(len(self.identities))]
+
+    @property
+    def num_identities(self) -> int:
+        return len(self.identities)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+
+def to_model_range(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, H, W, 3) RGB -> float (B, 3, H, W) in [-1, 1]."""
+    return images.permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """float (B, 3, H, W) in [-1, 1] -> uint8 (B, H, W, 3)."""
+    return images.detach().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).permute(0, 2, 3, 1)
+
+
+@dataclass
+class Batch:
+    """One step's images, float (P, 3, 112, 112) in [-1, 1] each, and int64 (P,) labels of the sources.
+
+    ``partner[i]`` shows the same person as ``source[i]``; ``reference[i]`` a different one.
+    """
+
+    source: torch.Tensor
+    partner: torch.Tensor
+    reference: torch.Tensor
+    labels: torch.Tensor
+
+
+class PairSampler:
+    """Draws P = batch_size/2 distinct identities and two images of each, flips at random, and splits every pair at
+    random into a source and a target image. All randomness comes from its own ``torch.Generator``, whose state
+    is checkpointed so that a resumed run draws exactly the batches the uninterrupted run would have."""
+
+    def __init__(self, dataset: FaceDataset, batch_size: int, seed: int) -> None:
+        if batch_size < 4 or batch_size % 2:
+            raise ValueError(f"batch_size must be an even number >= 4 (pairs of images), got {batch_size}")
+        self.pairs = batch_size // 2
+        if dataset.num_identities < max(2, self.pairs):
+            raise ValueError(f"the dataset has {dataset.num_identities} identities; a batch of {batch_size} needs {max(2, self.pairs)}")
+        self.dataset = dataset
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self) -> Batch:
+        g = self.generator
+        labels = torch.randperm(self.dataset.num_identities, generator=g)[: self.pairs]
+        first, second = [], []
+        for label in labels.tolist():
+            members = self.dataset.by_identity[label]
+            if len(members) >= 2:
+                chosen = members[torch.randperm(len(members), generator=g)[:2]]
+            else:
+                chosen = members[[0, 0]]  # a one-photo identity is its own partner
+            first.append(chosen[0])
+            second.append(chosen[1])
+        swap = torch.rand(self.pairs, generator=g) < 0.5
+        first_t, second_t = torch.stack(first), torch.stack(second)
+        source_index = torch.where(swap, second_t, first_t)
+        target_index = torch.where(swap, first_t, second_t)
+        shift = int(torch.randint(1, self.pairs, (1,), generator=g)) if self.pairs > 1 else 0
+        images = to_model_range(self.dataset.images[torch.cat([source_index, target_index])])
+        flip = torch.rand(2 * self.pairs, generator=g) < 0.5
+        images[flip] = images[flip].flip(-1)
+        source, target = images.split(self.pairs)
+        return Batch(source=source, partner=target, reference=target.roll(shift, dims=0), labels=labels)
+
+    def state(self) -> torch.Tensor:
+        return self.generator.get_state()
+
+    def load_state(self, state: torch.Tensor) -> None:
+        self.generator.set_state(state)

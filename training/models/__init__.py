@@ -1,0 +1,71 @@
+"""The paper's networks and the bundle that trains them together."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from training.config import ModelConfig
+from training.models.appearance_encoder import AppearanceEncoder
+from training.models.discriminator import MultiScaleDiscriminator
+from training.models.generator import Generator
+from training.models.identity_encoder import IdentityClassifier, IdentityEncoder
+
+__all__ = ["AppearanceEncoder", "CamouflageNet", "Generator", "IdentityClassifier", "IdentityEncoder",
+           "MultiScaleDiscriminator", "build_discriminator"]
+
+
+class CamouflageNet(nn.Module):
+    """E_I, its identity classifier, E_A and G: everything the generator-side optimisers update.
+
+    ``forward`` runs one training step's generator-side computation in a single call, so that one
+    DistributedDataParallel wrapper sees every use of every parameter.
+    """
+
+    def __init__(self, config: ModelConfig, num_identities: int) -> None:
+        super().__init__()
+        self.identity_encoder = IdentityEncoder(config.identity_width, config.identity_res_blocks)
+        self.classifier = IdentityClassifier(self.identity_encoder.out_channels, num_identities, config.classifier_embedding)
+        self.appearance_encoder = AppearanceEncoder(config.appearance_arch, config.appearance_width)
+        appearance_dim = self.appearance_encoder.out_channels * self.appearance_encoder.pool_shape[0] * self.appearance_encoder.pool_shape[1]
+        self.generator = Generator(self.identity_encoder.out_channels, appearance_dim, config.generator_res_blocks, config.mlp_dim)
+
+    def camouflage(self, source: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        """Test-time use: float (B, 3, 112, 112) source and reference in [-1, 1] -> the source's identity with the
+        reference's appearance, float (B, 3, 112, 112) in [-1, 1]."""
+        return self.generator(self.identity_encoder(source), self.appearance_encoder(reference))
+
+    def forward(self, source: torch.Tensor, partner: torch.Tensor, reference: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One step's generator-side outputs.
+
+        Args:
+            source: float (B, 3, 112, 112) in [-1, 1].
+            partner: another image of each source's identity, same shape.
+            reference: an image of a different identity per source, same shape.
+        Returns: identity/appearance codes, the two self-identity reconstructions, the cross-identity face,
+            the codes re-encoded from it and classifier logits.
+        """
+        id_source = self.identity_encoder(source)  # (B, C, 28, 28)
+        id_partner = self.identity_encoder(partner)
+        app_source = self.appearance_encoder(source)  # (B, A, 4, 1)
+        app_reference = self.appearance_encoder(reference)
+        recon_self = self.generator(id_source, app_source)
+        recon_partner = self.generator(id_partner, app_source)  # same person's identity from another photo
+        generated = self.generator(id_source, app_reference)
+        id_generated = self.identity_encoder(generated)
+        return {
+            "id_source": id_source,
+            "app_reference": app_reference,
+            "recon_self": recon_self,
+            "recon_partner": recon_partner,
+            "generated": generated,
+            "id_generated": id_generated,
+            "app_generated": self.appearance_encoder(generated),
+            "logits_source": self.classifier(id_source),
+            "logits_partner": self.classifier(id_partner),
+            "logits_generated": self.classifier(id_generated),
+        }
+
+
+def build_discriminator(config: ModelConfig) -> MultiScaleDiscriminator:
+    return MultiScaleDiscriminator(config.discriminator_width, config.discriminator_layers, config.discriminator_scales)

@@ -1,0 +1,153 @@
+"""Train the camouflage model.
+
+    python -m training.train --preset cpu --data <prepared folder> --run-dir <folder> [--steps N] [--resume]
+    torchrun --nproc_per_node=2 -m training.train ...   (DistributedDataParallel; gloo on CPU, nccl on GPU)
+
+Overrides: ``--set loss.teacher=0 train.batch_size=8``. The resolved config is written to ``RUN/config.yaml``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import yaml
+
+from training.checkpoint import latest_checkpoint, load_checkpoint
+from training.config import Config, load_config
+from training.data import FaceDataset, PairSampler, to_model_range
+from training.models import CamouflageNet, build_discriminator
+from training.models.face_embedder import OnnxFaceEmbedder
+from training.trainer import Trainer, build_optimizers
+
+
+class TrainingError(Exception):
+    """A problem the user can fix (missing data, mismatching checkpoint); printed without a traceback."""
+
+
+def resolve_teacher_path(config: Config) -> Path | None:
+    if config.loss.teacher <= 0:
+        return None
+    if not config.loss.teacher_path:
+        raise TrainingError("loss.teacher > 0 but loss.teacher_path is empty; set it to an ONNX face-embedding file or set loss.teacher=0")
+    path = Path(config.loss.teacher_path)
+    if not path.is_file():
+        raise TrainingError(f"teacher network {path} not found (loss.teacher_path); point it at an ONNX face embedder or pass --set loss.teacher=0")
+    return path
+
+
+def check_compatible(checkpoint: dict, config: Config, path: Path) -> None:
+    saved = checkpoint["config"]
+    if saved["preset"] != config.preset or saved["model"] != config.to_dict()["model"]:
+        raise TrainingError(
+            f"checkpoint {path} was trained with preset {saved['preset']!r} and model {saved['model']}, "
+            f"but this run uses preset {config.preset!r} and model {config.to_dict()['model']}; "
+            "resume with the same preset, or start a new RUN folder"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="cpu", help="paper, cpu, tiny, or a YAML path (default cpu)")
+    parser.add_argument("--data", type=Path, required=True, help="a folder made by `make prepare`")
+    parser.add_argument("--run-dir", dest="run", type=Path, required=True, help="run folder: checkpoints, samples, tensorboard (`--run` clashes with torchrun's own options)")
+    parser.add_argument("--steps", type=int, default=None, help="train until this step (default: the preset's train.steps)")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --run-dir")
+    parser.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE", help="config overrides")
+    args = parser.parse_args(argv)
+    try:
+        return train(args)
+    except (TrainingError, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def train(args: argparse.Namespace) -> int:
+    config = load_config(args.preset, args.set)
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if torch.cuda.is_available():
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    if world_size > 1:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if config.train.threads > 0:
+        torch.set_num_threads(config.train.threads)
+    teacher_path = resolve_teacher_path(config)
+    dataset = FaceDataset(args.data, "train", progress=rank == 0)
+    steps = args.steps if args.steps is not None else config.train.steps
+
+    checkpoint, checkpoint_path = None, None
+    if args.resume:
+        checkpoint_path = latest_checkpoint(args.run)
+        if checkpoint_path is None:
+            raise TrainingError(f"--resume given but {args.run}/checkpoints holds no checkpoint; drop RESUME=1 to start fresh")
+        checkpoint = load_checkpoint(checkpoint_path)
+        check_compatible(checkpoint, config, checkpoint_path)
+        if checkpoint["num_identities"] != dataset.num_identities:
+            raise TrainingError(f"checkpoint {checkpoint_path} was trained on {checkpoint['num_identities']} identities, "
+                                f"{args.data} has {dataset.num_identities}; resume on the same dataset")
+        if checkpoint.get("world_size", 1) != world_size:
+            raise TrainingError(f"checkpoint {checkpoint_path} was written by {checkpoint['world_size']} processes; resume with as many")
+
+    torch.manual_seed(config.train.seed)  # identical initial weights on every rank
+    net = CamouflageNet(config.model, dataset.num_identities).to(device)
+    discriminator = build_discriminator(config.model).to(device)
+    optimizers = build_optimizers(net, discriminator, config)
+    sampler = PairSampler(dataset, config.train.batch_size, seed=config.train.seed * 1000 + rank)
+    step = 0
+    if checkpoint is not None:
+        for name in ("identity_encoder", "classifier", "appearance_encoder", "generator"):
+            getattr(net, name).load_state_dict(checkpoint["model"][name])
+        discriminator.load_state_dict(checkpoint["model"]["discriminator"])
+        optimizers.load_state_dict(checkpoint["optimizers"])
+        rng = checkpoint["rng"]["per_rank"][rank]
+        sampler.load_state(rng["sampler"])
+        torch.set_rng_state(rng["torch"])
+        step = checkpoint["step"]
+        if rank == 0:
+            print(f"resumed from {checkpoint_path} at step {step}", file=sys.stderr)
+    if step >= steps:
+        print(f"already at step {step} >= {steps}; nothing to do", file=sys.stderr)
+        return 0
+
+    teacher = OnnxFaceEmbedder(teacher_path).to(device) if teacher_path else None
+    if world_size > 1:
+        net = torch.nn.parallel.DistributedDataParallel(net)
+        discriminator = torch.nn.parallel.DistributedDataParallel(discriminator)
+
+    writer = None
+    if rank == 0:
+        args.run.mkdir(parents=True, exist_ok=True)
+        (args.run / "config.yaml").write_text(yaml.safe_dump({**config.to_dict(), "data": str(args.data)}, sort_keys=False))
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(args.run / "tensorboard"))
+    preview = preview_faces(dataset, count=4 if config.train.batch_size >= 8 else 2)
+    trainer = Trainer(net, discriminator, teacher, optimizers, sampler, config, args.run, writer, preview,
+                      rank=rank, world_size=world_size, step=step, device=device, num_identities=dataset.num_identities)
+    trainer.train(steps)
+    if writer is not None:
+        writer.close()
+        print(f"done: step {trainer.step}; checkpoints in {args.run / 'checkpoints'}, grids in {args.run / 'samples'}", file=sys.stderr)
+    return 0
+
+
+def preview_faces(dataset: FaceDataset, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fixed sources and references of different identities for the Figure-3 grid (the same every run)."""
+    firsts = [int(members[0]) for members in dataset.by_identity[: 2 * count]]
+    images = to_model_range(dataset.images[firsts])
+    return images[:count], images[count : 2 * count]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
