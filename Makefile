@@ -28,7 +28,7 @@ $(READY): requirements/shared.txt requirements/train.txt requirements/dev.txt
 env: $(READY)
 
 test: $(READY)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -rs tests
 
 prepare: $(READY)
 	@test -n "$(DATA)" -a -n "$(OUT)" || { echo "usage: make prepare DATA=<folder of identities> OUT=<folder>"; exit 2; }
