@@ -10,12 +10,13 @@ STEPS ?=
 RESUME ?=
 NPROC ?= 1
 
-.PHONY: help env test prepare train bench demo clean
+.PHONY: help env test prepare train eval bench demo clean
 
 help:
 	@echo "make test                                   set up .venv and run the whole test suite"
 	@echo "make prepare DATA=<identities> OUT=<folder>  detect, align and split a face dataset"
 	@echo "make train DATA=<prepared> RUN=<folder> [PRESET=cpu|paper|tiny] [STEPS=N] [RESUME=1] [NPROC=N]"
+	@echo "make eval DATA=<prepared> OUT=<folder> [CKPT=<.pt>] [JUDGE=<onnx>:<cosine threshold>]"
 	@echo "make bench [OUT=bench]                       training and inference speed figures to a file"
 
 # The environment is rebuilt whenever a requirements file changes.
@@ -38,6 +39,11 @@ train: $(READY)
 	@test -n "$(DATA)" -a -n "$(RUN)" || { echo "usage: make train DATA=<prepared folder> RUN=<folder> [PRESET=cpu] [STEPS=N] [RESUME=1] [NPROC=N]"; exit 2; }
 	$(if $(filter-out 1,$(NPROC)),$(BIN)/torchrun --standalone --nproc_per_node=$(NPROC),$(BIN)/python) -m training.train \
 		--preset "$(PRESET)" --data "$(DATA)" --run-dir "$(RUN)" $(if $(STEPS),--steps $(STEPS)) $(if $(RESUME),--resume)
+
+eval: $(READY)
+	@test -n "$(DATA)" -a -n "$(OUT)" || { echo "usage: make eval DATA=<prepared folder> OUT=<folder> [CKPT=<checkpoint>] [JUDGE=<onnx>:<threshold>]"; exit 2; }
+	$(BIN)/python -m training.evaluate --data "$(DATA)" --out "$(OUT)" $(if $(CKPT),--ckpt "$(CKPT)") \
+		$(if $(JUDGE),--onnx-judge "$(JUDGE)") $(if $(IMAGES),--images $(IMAGES)) $(if $(PAIRS),--pairs $(PAIRS))
 
 bench: $(READY)
 	$(BIN)/python -m training.bench --out "$(or $(OUT),bench)"

@@ -19,13 +19,16 @@ class CamouflageNet(nn.Module):
     """E_I, its identity classifier, E_A and G: everything the generator-side optimisers update.
 
     ``forward`` runs one training step's generator-side computation in a single call, so that one
-    DistributedDataParallel wrapper sees every use of every parameter.
+    DistributedDataParallel wrapper sees every use of every parameter. Built with ``num_identities=0`` it has no
+    classifier and serves inference only (:meth:`camouflage`).
     """
 
-    def __init__(self, config: ModelConfig, num_identities: int) -> None:
+    def __init__(self, config: ModelConfig, num_identities: int = 0) -> None:
         super().__init__()
         self.identity_encoder = IdentityEncoder(config.identity_width, config.identity_res_blocks)
-        self.classifier = IdentityClassifier(self.identity_encoder.out_channels, num_identities, config.classifier_embedding)
+        # Inference (num_identities == 0) has no classifier: it only exists to train E_I.
+        self.classifier = (IdentityClassifier(self.identity_encoder.out_channels, num_identities, config.classifier_embedding)
+                           if num_identities > 0 else None)
         self.appearance_encoder = AppearanceEncoder(config.appearance_arch, config.appearance_width)
         appearance_dim = self.appearance_encoder.out_channels * self.appearance_encoder.pool_shape[0] * self.appearance_encoder.pool_shape[1]
         self.generator = Generator(self.identity_encoder.out_channels, appearance_dim, config.generator_res_blocks, config.mlp_dim)

@@ -1,0 +1,133 @@
+"""Paste-back, the metrics on hand-made cases, the whole-image camouflage and `make eval` end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from facecamo.align import FaceAligner
+from facecamo.paste import face_mask, paste_face
+from tests.conftest import ROOT
+from training.camouflage import TorchCamouflager
+from training.metrics import DlibJudge, mean_abs_difference, rank1, ssim, verification
+
+
+@pytest.fixture(scope="module")
+def aligned(portrait):
+    return FaceAligner()(portrait)[0]
+
+
+def test_paste_back_round_trip(portrait, aligned):
+    out = paste_face(portrait, aligned.crop, aligned.affine)
+    # where the warped mask is zero nothing may change, bit for bit
+    pasted_black = paste_face(portrait, np.zeros_like(aligned.crop), aligned.affine)
+    pasted_white = paste_face(portrait, np.full_like(aligned.crop, 255), aligned.affine)
+    outside = (pasted_black == portrait).all(axis=2) & (pasted_white == portrait).all(axis=2)
+    assert 0.4 < outside.mean() < 0.9
+    np.testing.assert_array_equal(out[outside], portrait[outside])
+    # an unchanged face pasted back: small differences from resampling twice
+    region = ~outside
+    assert np.abs(out[region].astype(int) - portrait[region]).mean() < 4.0
+
+
+def test_paste_back_has_no_square_seam(portrait, aligned):
+    mask = face_mask()
+    assert mask.max() == 1.0 and mask[0].max() == 0 and mask[:, -1].max() == 0  # zero at the crop's border
+    assert 0 < mask[56, 12] < 1  # feathered towards the sides, not a hard edge
+
+
+def test_face_partly_outside_the_frame(portrait, aligned):
+    shifted = aligned.affine.copy()
+    shifted[:, 2] += (60, 0)  # the crop now maps to a region running off the left edge
+    out = paste_face(portrait, np.zeros_like(aligned.crop), shifted)
+    assert out.shape == portrait.shape
+
+
+def test_ssim_and_mad_known_answers():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    assert ssim(image, image) == pytest.approx(1.0)
+    assert mean_abs_difference(image, image) == 0.0
+    assert ssim(image, 255 - image) < 0.0
+    assert mean_abs_difference(np.zeros((2, 2, 3), np.uint8), np.full((2, 2, 3), 10, np.uint8)) == 10.0
+
+
+def test_judge_threshold_decides_accept_and_reject():
+    judge = DlibJudge.__new__(DlibJudge)  # the threshold logic needs no network
+    judge.threshold = 0.6
+    assert judge.accepts(np.array([0.59, 0.61])).tolist() == [True, False]
+    v = verification(np.array([True, True, False, True]), np.array([False, False, True, False]))
+    assert (v.accuracy, v.tar, v.far) == (0.75, 0.75, 0.25)
+    gallery = np.array([[0.0, 0.0], [1.0, 0.0]])
+    probes = np.array([[0.1, 0.0], [0.9, 0.1], [0.2, 0.0]])
+    assert rank1(probes, np.array(["a", "b", "b"]), gallery, np.array(["a", "b"]), judge) == pytest.approx(2 / 3)
+
+
+def test_dlib_judge_matches_a_face_with_itself_and_not_with_a_stranger(portrait, aligned):
+    from facecamo.align import load_rgb
+
+    judge = DlibJudge()
+    other = load_rgb(str(ROOT / "assets" / "portraits" / "congress_G000570.jpg"))
+    other_face = FaceAligner()(other)[0]
+    a = judge.embed(portrait, aligned.landmarks)
+    c = judge.embed(other, other_face.landmarks)
+    assert judge.accepts(judge.pair_scores(a[None], a[None]))[0] == True  # noqa: E712
+    assert judge.accepts(judge.pair_scores(a[None], c[None]))[0] == False  # noqa: E712
+
+
+def test_whole_image_camouflage_changes_faces_and_fails_closed(portrait, tmp_path):
+    from training.config import load_config
+    from training.models import CamouflageNet
+
+    torch.manual_seed(0)
+    net = CamouflageNet(load_config("tiny").model).eval()
+    camouflager = TorchCamouflager(net)
+    codes = camouflager.appearance_codes(np.stack([FaceAligner()(portrait)[0].crop]))
+    out, faces = camouflager.camouflage(portrait, codes)
+    assert [f.status for f in faces] == ["camouflaged"]
+    assert np.abs(out.astype(int) - portrait).mean() > 1.0
+    blank = np.full((100, 120, 3), 80, np.uint8)
+    same, none = camouflager.camouflage(blank, codes)
+    assert none == [] and np.array_equal(same, blank)
+    # a generator that produces NaN: the face is concealed, marked, and never returned as it was
+    with torch.no_grad():
+        for p in net.generator.parameters():
+            p.fill_(float("nan"))
+    concealed, faces = camouflager.camouflage(portrait, codes)
+    assert faces[0].status == "fallback" and "generation failed" in faces[0].reason
+    box = faces[0].detection.box
+    region = (slice(int(box[1]) + 10, int(box[3]) - 10), slice(int(box[0]) + 10, int(box[2]) - 10))
+    assert np.abs(concealed[region].astype(int) - portrait[region]).mean() > 5.0
+
+
+def test_make_eval_end_to_end(tmp_path, identity_folders, prepared):
+    """A tiny checkpoint, a handful of committed portraits, through the real command line."""
+    from training.prepare import prepare
+    from training.train import main as train_main
+
+    data = tmp_path / "prepared"
+    prepare(identity_folders, data, workers=1, test_fraction=1.0)  # every identity in the test split
+    assert train_main(["--preset", "tiny", "--data", str(prepared), "--run-dir", str(tmp_path / "run"), "--steps", "1"]) == 0
+    checkpoint = next((tmp_path / "run" / "checkpoints").glob("*.pt"))
+    command = ["make", "--no-print-directory", "eval", f"DATA={data}", f"OUT={tmp_path / 'eval'}", f"CKPT={checkpoint}",
+               "PAIRS=30", "IMAGES=12", f"BIN={sys.executable.rsplit('/', 1)[0]}", f"READY={tmp_path / 'ready'}"]
+    (tmp_path / "ready").touch()
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert results["setup"]["genuine_pairs"] == 30 and results["setup"]["impostor_pairs"] == 30
+    original = results["methods"]["original"]
+    assert original["ssim_to_original"] == pytest.approx(1.0) and original["judges"]["dlib"]["tar"] > 0.8
+    assert results["methods"]["camouflage"]["ssim_to_original"] < 1.0
+    assert {"blur_8", "pixelate_16"} <= set(results["methods"])
+    for name in ("report.md", "privacy_utility.png", "figure3.png"):
+        assert (tmp_path / "eval" / name).stat().st_size > 0
+    again = subprocess.run(command[:4] + [f"OUT={tmp_path / 'eval2'}"] + command[5:], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0
+    repeat = json.loads((tmp_path / "eval2" / "results.json").read_text())
+    assert repeat["methods"] == results["methods"], "evaluation must be deterministic for a fixed seed"

@@ -1,0 +1,326 @@
+"""Evaluation: do machines still recognise the camouflaged person, and do people see a different face?
+
+    python -m training.evaluate --data <prepared folder> --out <folder> [--ckpt <.pt>] [--onnx-judge PATH:THRESHOLD]
+
+The paper's Table II protocol on the test identities (never seen in training), judged by face-recognition networks
+that are not part of the model. Every processed image goes through the whole-image path users get (detect, align,
+generate, paste back), and each judge then finds the face's landmarks afresh on the processed image, inside the
+original detection box, as a recognition system would.
+
+Methods compared on the same images and pairs: the model (``camouflage``; each query made with several reference
+faces of other identities), ``original`` (no change: the reference a method is held against), Gaussian blur and
+pixelation of the face region at several strengths (pasted through the same feathered mask as the model).
+
+Figures per method and judge: verification accuracy on genuine + impostor pairs (processed query vs an original of
+the same / another person), TAR and FAR at the judge's threshold, rank-1 identification of processed queries against
+a gallery of originals; per method: SSIM and mean absolute difference between the original and processed aligned
+crops; for the model: SSIM between its versions of one face made with different references (diversity).
+Writes ``report.md``, ``results.json``, ``privacy_utility.png`` and ``figure3.png`` to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from facecamo.align import FaceAligner, LandmarkPredictor, load_rgb, save_rgb, warp_face
+from facecamo.paste import blur_face, paste_face, pixelate_face
+from training.camouflage import TorchCamouflager
+from training.data import to_model_range
+from training.metrics import DlibJudge, Judge, OnnxJudge, mean_abs_difference, rank1, ssim, verification
+from training.trainer import figure3_grid
+from training.weights import RELEASE_WEIGHTS, load_inference_net
+
+BLUR_SIGMAS = (2.0, 4.0, 8.0, 16.0)
+PIXEL_BLOCKS = (4, 8, 16, 28)
+
+
+@dataclass
+class Subject:
+    """One test image: its identity, original full image, and the labelled face's box, landmarks and alignment."""
+
+    index: int
+    identity: str
+    source: str
+    box: tuple
+    affine: np.ndarray
+    crop: np.ndarray
+    variants: dict[str, np.ndarray] = field(default_factory=dict)  # method -> processed full image(s)
+
+
+def select_subjects(data: Path, count: int, rng: np.random.Generator) -> list[tuple[str, str, str]]:
+    """Up to ``count`` (identity, source, crop file) test rows from identities with >= 2 images, 2-4 per identity."""
+    manifest = data / "manifest.csv"
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{manifest} not found; DATA must be a folder made by `make prepare`")
+    by_identity: dict[str, list[dict]] = defaultdict(list)
+    with open(manifest, newline="") as file:
+        for row in csv.DictReader(file):
+            if row["split"] == "test":
+                by_identity[row["identity"]].append(row)
+    names = sorted(n for n, rows in by_identity.items() if len(rows) >= 2)
+    if len(names) < 2:
+        raise ValueError(f"{manifest} needs at least 2 test identities with 2 or more images, has {len(names)}")
+    rng.shuffle(names)
+    chosen: list[tuple[str, str, str]] = []
+    for name in names:
+        rows = sorted(by_identity[name], key=lambda r: r["source"])
+        picks = rng.permutation(len(rows))[: min(4, len(rows))]
+        chosen.extend((name, rows[i]["source"], str(data / rows[i]["file"])) for i in sorted(picks))
+        if len(chosen) >= count:
+            break
+    return chosen
+
+
+def make_pairs(subjects: list[Subject], pairs: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``pairs`` genuine and ``pairs`` impostor (query, gallery-original) index pairs, drawn with replacement."""
+    by_identity: dict[str, list[int]] = defaultdict(list)
+    for s in subjects:
+        by_identity[s.identity].append(s.index)
+    with_partner = [s.index for s in subjects if len(by_identity[s.identity]) >= 2]
+    genuine, impostor = [], []
+    while len(genuine) < pairs:
+        q = with_partner[rng.integers(len(with_partner))]
+        others = [i for i in by_identity[subjects[q].identity] if i != q]
+        genuine.append((q, others[rng.integers(len(others))]))
+    while len(impostor) < pairs:
+        q, g = rng.integers(len(subjects), size=2)
+        if subjects[q].identity != subjects[g].identity:
+            impostor.append((int(q), int(g)))
+    return np.array(genuine), np.array(impostor)
+
+
+def evaluate(ckpt: Path | None, data: Path, out: Path, count: int, references: int, pairs: int, seed: int,
+             onnx_judges: list[tuple[str, float]], teacher_note: str | None = None) -> dict:
+    started = time.time()
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    net, config, info = load_inference_net(ckpt)
+    camouflager = TorchCamouflager(net, FaceAligner())
+    landmarks = LandmarkPredictor()
+    judges: list[Judge] = [DlibJudge()] + [OnnxJudge(path, threshold) for path, threshold in onnx_judges]
+
+    rows = select_subjects(data, count, rng)
+    reference_pool = select_subjects(data, 10 * references + 40, np.random.default_rng(seed + 1))
+    subjects: list[Subject] = []
+    for identity, source, _ in tqdm(rows, desc="aligning test images", unit="img", dynamic_ncols=True):
+        image = load_rgb(source)
+        outcomes = camouflager.align(image)
+        found = [o for o in outcomes if o.face is not None]
+        if not found:
+            continue
+        height, width = image.shape[:2]
+        subject = min(found, key=lambda o: ((o.detection.box[0] + o.detection.box[2]) / 2 - width / 2) ** 2
+                      + ((o.detection.box[1] + o.detection.box[3]) / 2 - height / 2) ** 2)
+        subjects.append(Subject(len(subjects), identity, source, subject.detection.box, subject.face.affine, subject.face.crop))
+    if len(subjects) < 4:
+        raise ValueError(f"only {len(subjects)} test faces could be aligned; need at least 4")
+
+    methods = ["original", "camouflage"] + [f"blur_{s:g}" for s in BLUR_SIGMAS] + [f"pixelate_{b}" for b in PIXEL_BLOCKS]
+    embeddings = {j.name: {m: [] for m in methods} for j in judges}
+    appearance_ssim: dict[str, list[float]] = {m: [] for m in methods}
+    appearance_mad: dict[str, list[float]] = {m: [] for m in methods}
+    diversity: list[float] = []
+    faces_concealed = 0
+
+    reference_crops = {}
+    for identity, _, crop_file in reference_pool:
+        reference_crops.setdefault(identity, []).append(load_rgb(crop_file))
+    reference_names = sorted(reference_crops)
+
+    for subject in tqdm(subjects, desc="camouflaging and judging", unit="img", dynamic_ncols=True):
+        image = load_rgb(subject.source)
+        outcomes = camouflager.align(image)
+        candidates = [n for n in reference_names if n != subject.identity]
+        picked = [candidates[i] for i in rng.choice(len(candidates), size=references, replace=False)]
+        codes = camouflager.appearance_codes(np.stack([reference_crops[n][0] for n in picked]))
+        processed: dict[str, list[np.ndarray]] = {"original": [image], "camouflage": []}
+        for k in range(references):
+            result, faces = camouflager.camouflage(image, codes[k : k + 1], outcomes)
+            faces_concealed += sum(f.status == "fallback" for f in faces)
+            processed["camouflage"].append(result)
+        for sigma in BLUR_SIGMAS:
+            processed[f"blur_{sigma:g}"] = [paste_face(image, blur_face(subject.crop, sigma), subject.affine)]
+        for block in PIXEL_BLOCKS:
+            processed[f"pixelate_{block}"] = [paste_face(image, pixelate_face(subject.crop, block), subject.affine)]
+        camouflaged_crops = []
+        for method, images in processed.items():
+            per_judge = {j.name: [] for j in judges}
+            for variant in images:
+                crop = warp_face(variant, subject.affine)
+                appearance_ssim[method].append(ssim(subject.crop, crop))
+                appearance_mad[method].append(mean_abs_difference(subject.crop, crop))
+                if method == "camouflage":
+                    camouflaged_crops.append(crop)
+                points = landmarks(variant, subject.box)  # the judge aligns the processed face itself
+                for judge in judges:
+                    per_judge[judge.name].append(judge.embed(variant, points))
+            for judge in judges:
+                embeddings[judge.name][method].append(np.stack(per_judge[judge.name]))
+        for a in range(len(camouflaged_crops)):
+            for b in range(a + 1, len(camouflaged_crops)):
+                diversity.append(ssim(camouflaged_crops[a], camouflaged_crops[b]))
+
+    genuine, impostor = make_pairs(subjects, pairs, rng)
+    gallery_index: dict[str, int] = {}
+    for s in subjects:
+        gallery_index.setdefault(s.identity, s.index)
+    probes = np.array([s.index for s in subjects if gallery_index[s.identity] != s.index])
+    gallery = np.array(sorted(gallery_index.values()))
+    labels = np.array([s.identity for s in subjects])
+
+    results: dict = {"methods": {}, "judges": {}}
+    for judge in judges:
+        results["judges"][judge.name] = {"threshold": judge.threshold, "rule": "distance <" if judge.lower_is_same else "cosine >"}
+        originals = np.stack([e[0] for e in embeddings[judge.name]["original"]])
+        for method in methods:
+            per_subject = embeddings[judge.name][method]
+
+            def query(i: int, pair_number: int) -> np.ndarray:
+                versions = per_subject[i]
+                return versions[pair_number % len(versions)]
+
+            g_scores = judge.pair_scores(np.stack([query(q, n) for n, (q, _) in enumerate(genuine)]), originals[genuine[:, 1]])
+            i_scores = judge.pair_scores(np.stack([query(q, n) for n, (q, _) in enumerate(impostor)]), originals[impostor[:, 1]])
+            v = verification(judge.accepts(g_scores), judge.accepts(i_scores))
+            probe_embeddings = np.stack([query(p, n) for n, p in enumerate(probes)]) if len(probes) else np.zeros((0, originals.shape[1]))
+            r1 = rank1(probe_embeddings, labels[probes] if len(probes) else np.array([]), originals[gallery], labels[gallery], judge)
+            entry = results["methods"].setdefault(method, {"judges": {}})
+            entry["judges"][judge.name] = {**asdict(v), "rank1": r1, "genuine_mean_score": float(g_scores.mean()),
+                                           "impostor_mean_score": float(i_scores.mean())}
+    for method in methods:
+        results["methods"][method]["ssim_to_original"] = float(np.mean(appearance_ssim[method]))
+        results["methods"][method]["mad_to_original"] = float(np.mean(appearance_mad[method]))
+    results["methods"]["camouflage"]["diversity_ssim_between_references"] = float(np.mean(diversity)) if diversity else None
+    results["setup"] = {
+        "checkpoint": str(ckpt or RELEASE_WEIGHTS), "step": info.get("step"), "preset": config.preset,
+        "teacher": config.loss.teacher_path if config.loss.teacher > 0 else None, "teacher_note": teacher_note,
+        "data": str(data), "test_images": len(subjects), "identities": len(set(labels)), "references_per_image": references,
+        "genuine_pairs": int(len(genuine)), "impostor_pairs": int(len(impostor)), "identification_probes": int(len(probes)),
+        "identification_gallery": int(len(gallery)), "seed": seed, "faces_concealed_by_fallback": faces_concealed,
+        "seconds": round(time.time() - started, 1),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    plot_privacy_utility(results, out / "privacy_utility.png")
+    save_rgb(out / "figure3.png", test_figure3(net, subjects, reference_crops, reference_names))
+    (out / "report.md").write_text(markdown_report(results))
+    return results
+
+
+def test_figure3(net, subjects: list[Subject], reference_crops: dict, reference_names: list[str], count: int = 4) -> np.ndarray:
+    """The paper's Figure 3 from test identities: sources down the side, references across, generated inside."""
+    seen, sources = set(), []
+    for s in subjects:
+        if s.identity not in seen:
+            seen.add(s.identity)
+            sources.append(s.crop)
+        if len(sources) == count:
+            break
+    refs = [reference_crops[n][0] for n in reference_names if n not in seen][:count]
+    with torch.no_grad():
+        return figure3_grid(net, to_model_range(torch.from_numpy(np.stack(sources))), to_model_range(torch.from_numpy(np.stack(refs))))
+
+
+def plot_privacy_utility(results: dict, path: Path) -> None:
+    """Verification accuracy against SSIM to the original, one point per method and strength, a panel per judge."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    judges = list(results["judges"])
+    figure, axes = plt.subplots(1, len(judges), figsize=(6 * len(judges), 4.5), squeeze=False)
+    methods = results["methods"]
+    for axis, judge in zip(axes[0], judges):
+        for family, marker, colour in (("blur_", "o", "tab:blue"), ("pixelate_", "s", "tab:orange")):
+            names = [m for m in methods if m.startswith(family)]
+            xs = [methods[m]["ssim_to_original"] for m in names]
+            ys = [methods[m]["judges"][judge]["accuracy"] for m in names]
+            order = np.argsort(xs)
+            axis.plot(np.array(xs)[order], np.array(ys)[order], marker=marker, color=colour, label=family.rstrip("_"))
+            for m, x, y in zip(names, xs, ys):
+                axis.annotate(m.split("_")[1], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        for name, marker, colour in (("original", "^", "black"), ("camouflage", "*", "tab:red")):
+            axis.scatter(methods[name]["ssim_to_original"], methods[name]["judges"][judge]["accuracy"], marker=marker,
+                         s=160 if name == "camouflage" else 80, color=colour, label="no change" if name == "original" else "camouflage (model)", zorder=5)
+        axis.set_xlabel("SSIM to the original face (lower: looks more different)")
+        axis.set_ylabel(f"verification accuracy ({judge} judge)")
+        axis.set_title(f"privacy-utility, {judge} judge (up and left is better)")
+        axis.grid(alpha=0.3)
+        axis.legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def markdown_report(results: dict) -> str:
+    setup = results["setup"]
+    lines = [
+        "# Evaluation report", "",
+        f"Checkpoint `{setup['checkpoint']}` (preset {setup['preset']}, step {setup['step']}); data `{setup['data']}`.",
+        f"{setup['test_images']} test images of {setup['identities']} test identities; {setup['references_per_image']} reference faces "
+        f"per image; {setup['genuine_pairs']} genuine + {setup['impostor_pairs']} impostor pairs; rank-1 over "
+        f"{setup['identification_probes']} probes against a gallery of {setup['identification_gallery']} originals; seed {setup['seed']}.",
+        f"Faces concealed by the fail-closed fallback: {setup['faces_concealed_by_fallback']}. Took {setup['seconds']} s.", "",
+    ]
+    if setup.get("teacher"):
+        lines += [f"**Note:** the model was trained with `{setup['teacher']}` as an identity teacher; a judge that was the teacher "
+                  "flatters the model. " + (setup.get("teacher_note") or ""), ""]
+    for judge, info in results["judges"].items():
+        lines += [f"## Judge: {judge} (same person when {info['rule']} {info['threshold']})", "",
+                  "| method | accuracy | TAR | FAR | rank-1 | SSIM to original | MAD to original |", "|---|---|---|---|---|---|---|"]
+        for method, entry in results["methods"].items():
+            j = entry["judges"][judge]
+            lines.append(f"| {method} | {j['accuracy']:.4f} | {j['tar']:.4f} | {j['far']:.4f} | {j['rank1']:.4f} | "
+                         f"{entry['ssim_to_original']:.3f} | {entry['mad_to_original']:.1f} |")
+        lines.append("")
+    div = results["methods"]["camouflage"].get("diversity_ssim_between_references")
+    if div is not None:
+        lines += [f"Diversity: mean SSIM between camouflaged versions of one face made with different references: {div:.3f}.", ""]
+    lines += ["![privacy-utility](privacy_utility.png)", "", "![figure 3](figure3.png)", ""]
+    return "\n".join(lines)
+
+
+def parse_judge(text: str) -> tuple[str, float]:
+    path, sep, threshold = text.rpartition(":")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"--onnx-judge takes PATH:THRESHOLD (cosine), got {text!r}")
+    return path, float(threshold)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ckpt", type=Path, default=None, help=f"checkpoint or release weights (default {RELEASE_WEIGHTS})")
+    parser.add_argument("--data", type=Path, required=True, help="a prepared folder (make prepare) with a test split")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--images", type=int, default=600, help="test images (default 600)")
+    parser.add_argument("--references", type=int, default=3, help="reference faces per test image (default 3)")
+    parser.add_argument("--pairs", type=int, default=4000, help="genuine pairs, and as many impostor pairs (default 4000)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--onnx-judge", type=parse_judge, action="append", default=[], metavar="PATH:THRESHOLD",
+                        help="an extra ONNX face-embedding judge and its cosine threshold (repeatable)")
+    parser.add_argument("--teacher-note", default=None, help="a sentence for the report about the teacher")
+    args = parser.parse_args(argv)
+    try:
+        results = evaluate(args.ckpt, args.data, args.out, args.images, args.references, args.pairs, args.seed, args.onnx_judge, args.teacher_note)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print((args.out / "report.md").read_text())
+    print(f"written: {args.out / 'report.md'}, results.json, privacy_utility.png, figure3.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

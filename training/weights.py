@@ -1,0 +1,54 @@
+"""Inference weights: what a release ships (E_I, E_A, G and the resolved config; no classifier, discriminator or
+optimiser state), and loading either such a file or a full training checkpoint into an inference network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from training.checkpoint import FORMAT as CHECKPOINT_FORMAT
+from training.config import Config, config_from_dict
+from training.models import CamouflageNet
+
+WEIGHTS_FORMAT = "facecamo-weights-v1"
+INFERENCE_PARTS = ("identity_encoder", "appearance_encoder", "generator")
+RELEASE_WEIGHTS = Path(__file__).resolve().parents[1] / "models" / "release" / "facecamo_cpu.pt"
+
+
+def export_inference_weights(checkpoint: dict, path: Path, half: bool = False, extra: dict | None = None) -> Path:
+    """Write the inference part of a training checkpoint dict to ``path`` (fp16 storage when ``half``)."""
+    cast = (lambda t: t.half() if t.is_floating_point() else t) if half else (lambda t: t)
+    state = {
+        "format": WEIGHTS_FORMAT,
+        "config": checkpoint["config"],
+        "step": checkpoint["step"],
+        "model": {part: {k: cast(v.clone()) for k, v in checkpoint["model"][part].items()} for part in INFERENCE_PARTS},
+        **(extra or {}),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    return path
+
+
+def load_inference_net(path: str | Path | None = None, device: str | torch.device = "cpu") -> tuple[CamouflageNet, Config, dict]:
+    """Build an eval-mode float32 :class:`CamouflageNet` (no classifier) from release weights or a training checkpoint.
+
+    Args:
+        path: a ``.pt`` written by :func:`export_inference_weights` or by training; None: the committed release model.
+    Returns: (network, resolved config, the file's other fields such as ``step``).
+    Raises:
+        FileNotFoundError / ValueError: naming the file and what was expected.
+    """
+    path = Path(path) if path is not None else RELEASE_WEIGHTS
+    if not path.is_file():
+        raise FileNotFoundError(f"model weights {path} not found; pass a training checkpoint or release weights (.pt)")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or state.get("format") not in (WEIGHTS_FORMAT, CHECKPOINT_FORMAT):
+        raise ValueError(f"{path} is neither facecamo release weights nor a training checkpoint")
+    config = config_from_dict(state["config"])
+    net = CamouflageNet(config.model)
+    for part in INFERENCE_PARTS:
+        getattr(net, part).load_state_dict({k: v.float() for k, v in state["model"][part].items()})
+    info = {k: v for k, v in state.items() if k not in ("model", "optimizers", "rng")}
+    return net.to(device).eval(), config, info
