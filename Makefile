@@ -10,17 +10,19 @@ STEPS ?=
 RESUME ?=
 NPROC ?= 1
 
-.PHONY: help env test prepare train eval bench demo clean
+.PHONY: help env test prepare train eval export serve bench demo clean
 
 help:
 	@echo "make test                                   set up .venv and run the whole test suite"
 	@echo "make prepare DATA=<identities> OUT=<folder>  detect, align and split a face dataset"
 	@echo "make train DATA=<prepared> RUN=<folder> [PRESET=cpu|paper|tiny] [STEPS=N] [RESUME=1] [NPROC=N]"
 	@echo "make eval DATA=<prepared> OUT=<folder> [CKPT=<.pt>] [JUDGE=<onnx>:<cosine threshold>]"
+	@echo "make export [CKPT=<.pt>] [FLAVOUR=python|onnxruntime|tensorrt]  checkpoint -> ONNX -> model_repository/"
+	@echo "make serve [GRPC_PORT=8001]                  tritonserver on 127.0.0.1 with model_repository/"
 	@echo "make bench [OUT=bench]                       training and inference speed figures to a file"
 
 # The environment is rebuilt whenever a requirements file changes.
-$(READY): requirements/shared.txt requirements/train.txt requirements/dev.txt
+$(READY): requirements/shared.txt requirements/train.txt requirements/serve.txt requirements/dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements/dev.txt
@@ -44,6 +46,18 @@ eval: $(READY)
 	@test -n "$(DATA)" -a -n "$(OUT)" || { echo "usage: make eval DATA=<prepared folder> OUT=<folder> [CKPT=<checkpoint>] [JUDGE=<onnx>:<threshold>]"; exit 2; }
 	$(BIN)/python -m training.evaluate --data "$(DATA)" --out "$(OUT)" $(if $(CKPT),--ckpt "$(CKPT)") \
 		$(if $(JUDGE),--onnx-judge "$(JUDGE)") $(if $(IMAGES),--images $(IMAGES)) $(if $(PAIRS),--pairs $(PAIRS))
+
+FLAVOUR ?= python
+GRPC_PORT ?= 8001
+
+export: $(READY)
+	$(BIN)/python -m export --flavour $(FLAVOUR) $(if $(CKPT),--ckpt "$(CKPT)")
+
+model_repository/facecamo/config.pbtxt:
+	$(MAKE) --no-print-directory export
+
+serve: $(READY) model_repository/facecamo/config.pbtxt
+	$(BIN)/python -m export.triton_server --repository model_repository --grpc-port $(GRPC_PORT)
 
 bench: $(READY)
 	$(BIN)/python -m training.bench --out "$(or $(OUT),bench)"

@@ -1,0 +1,158 @@
+"""``make export``: checkpoint -> ONNX (parity-checked, linted) -> TensorRT (where possible) -> Triton repository.
+
+    python -m export [--ckpt <.pt>] [--out model_repository] [--flavour python|onnxruntime|tensorrt]
+                     [--references assets/portraits] [--detector hog|cnn] [--upsample N] [--min-score S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from export.onnx_export import ExportError, check_parity, export_onnx, lint, symbolic_sizes
+from export.repository import FLAVOURS, write_repository
+from facecamo import spec
+from facecamo.align import FaceAligner, FaceDetector, load_rgb
+
+ROOT = Path(__file__).resolve().parents[1]
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+
+def aligned_reference_faces(folder: Path) -> tuple[list[str], np.ndarray]:
+    """The best-scoring face of every image in ``folder``, aligned: (names, uint8 (K, 112, 112, 3))."""
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+    if not files:
+        raise FileNotFoundError(f"no reference images in {folder}; pass --references <folder of face photos>")
+    aligner = FaceAligner(FaceDetector(upsample=1))
+    names, crops = [], []
+    for file in files:
+        faces = aligner(load_rgb(str(file)))
+        if faces:
+            names.append(file.name)
+            crops.append(faces[0].crop)
+        else:
+            print(f"  skipped {file.name}: no face found", file=sys.stderr)
+    if not crops:
+        raise FileNotFoundError(f"no face found in any reference image of {folder}")
+    return names, np.stack(crops)
+
+
+def build_tensorrt(onnx_paths: dict[str, Path], out: Path, max_batch: int) -> tuple[dict[str, Path], str]:
+    """FP16 engines with a min/opt/max batch profile (1 / 8 / max_batch). Returns (plans, why skipped or '')."""
+    try:
+        import tensorrt as trt
+    except ImportError:
+        return {}, "TensorRT is not installed here (it cannot be pip-installed on these machines; use NVIDIA's container)"
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            return {}, "no CUDA GPU is visible, and TensorRT engines are built for the GPU they run on"
+    except ImportError:
+        pass
+    logger = trt.Logger(trt.Logger.WARNING)
+    plans = {}
+    for name in (spec.IDENTITY_ENCODER, spec.GENERATOR):
+        builder = trt.Builder(logger)
+        network = builder.create_network(0)
+        parser = trt.OnnxParser(network, logger)
+        if not parser.parse(onnx_paths[name].read_bytes()):
+            errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+            raise ExportError(f"TensorRT could not parse {onnx_paths[name]}: {errors}")
+        config = builder.create_builder_config()
+        config.set_flag(trt.BuilderFlag.FP16)
+        profile = builder.create_optimization_profile()
+        for index in range(network.num_inputs):
+            tensor = network.get_input(index)
+            dims = tuple(tensor.shape)[1:]
+            profile.set_shape(tensor.name, (1, *dims), (min(8, max_batch), *dims), (max_batch, *dims))
+        config.add_optimization_profile(profile)
+        engine = builder.build_serialized_network(network, config)
+        if engine is None:
+            raise ExportError(f"TensorRT failed to build an engine for {name}")
+        path = out / f"{name}.plan"
+        path.write_bytes(bytes(engine))
+        plans[name] = path
+    return plans, ""
+
+
+def run_export(ckpt: Path | None, out: Path, flavour: str, references: Path, detector: dict, work: Path) -> dict:
+    import torch
+
+    from training.weights import RELEASE_WEIGHTS, load_inference_net
+
+    started = time.time()
+    print(f"[1/5] loading {ckpt or RELEASE_WEIGHTS}", file=sys.stderr)
+    net, config, info = load_inference_net(ckpt)
+    sizes = symbolic_sizes(net)
+    print(f"[2/5] exporting ONNX (opset {spec.OPSET}, dynamic batch) to {work}", file=sys.stderr)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        onnx_paths = export_onnx(net, work)
+    print("[3/5] checking ONNX Runtime against PyTorch and linting", file=sys.stderr)
+    names, reference_crops = aligned_reference_faces(references)
+    real = spec.to_model_input(reference_crops[:8])
+    parity = check_parity(net, onnx_paths, real)
+    for result in parity:
+        print(f"  {result.name:<19} {result.case:<24} max |onnx - torch| = {result.max_abs_difference:.2e}"
+              f" {'ok' if result.ok else 'FAIL'}", file=sys.stderr)
+    failures = [r for r in parity if not r.ok]
+    if failures:
+        raise ExportError("ONNX Runtime disagrees with PyTorch beyond 1e-4: " + ", ".join(
+            f"{r.name} ({r.case}): {r.max_abs_difference:.3e}" for r in failures))
+    problems = lint(onnx_paths)
+    if problems:
+        raise ExportError("\n".join(problems))
+    print(f"[4/5] appearance bank from {len(names)} reference faces in {references}", file=sys.stderr)
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(onnx_paths[spec.APPEARANCE_ENCODER]), providers=["CPUExecutionProvider"])
+    bank = session.run(None, {spec.FACE: spec.to_model_input(reference_crops)})[0]
+    plans, skipped = build_tensorrt(onnx_paths, work, spec.MAX_FACES_PER_FRAME)
+    print(f"  TensorRT: {'built ' + ', '.join(plans) if plans else 'skipped: ' + skipped}", file=sys.stderr)
+    if flavour == "tensorrt" and not plans:
+        print("  the tensorrt flavour's configs are written without engines; build them where they will run "
+              "(python -m export --flavour tensorrt on the serving GPU)", file=sys.stderr)
+    print(f"[5/5] writing the {flavour} repository to {out}", file=sys.stderr)
+    write_repository(out, flavour, onnx_paths, bank, sizes, detector, plans)
+    manifest = {
+        "checkpoint": str(ckpt or RELEASE_WEIGHTS), "step": info.get("step"), "preset": config.preset, "flavour": flavour,
+        "opset": spec.OPSET, "sizes": sizes, "bank": names, "detector": detector,
+        "parity": [{"model": r.name, "case": r.case, "max_abs_difference": r.max_abs_difference} for r in parity],
+        "tensorrt": sorted(plans) if plans else f"skipped: {skipped}", "seconds": round(time.time() - started, 1),
+        "torch": torch.__version__,
+    }
+    (out / "export.json").write_text(json.dumps(manifest, indent=2))
+    (out / spec.APPEARANCE_BANK / "1" / "bank.json").write_text(json.dumps({"entries": names}, indent=2))
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ckpt", type=Path, default=None, help="checkpoint or release weights (default: the committed release model)")
+    parser.add_argument("--out", type=Path, default=ROOT / "model_repository")
+    parser.add_argument("--flavour", choices=FLAVOURS, default="python")
+    parser.add_argument("--references", type=Path, default=ROOT / "assets" / "portraits", help="reference faces for the appearance bank")
+    parser.add_argument("--work", type=Path, default=ROOT / "build" / "onnx", help="where the ONNX files (and plans) are written")
+    parser.add_argument("--detector", choices=("hog", "cnn"), default="hog")
+    parser.add_argument("--upsample", type=int, default=1, help="HOG upsampling: 1 finds faces down to about 40 px (default 1)")
+    parser.add_argument("--min-score", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    detector = {"detector": args.detector, "upsample": args.upsample, "min_score": args.min_score}
+    try:
+        manifest = run_export(args.ckpt, args.out, args.flavour, args.references, detector, args.work)
+    except (ExportError, FileNotFoundError, ValueError) as error:
+        print(f"export failed: {error}", file=sys.stderr)
+        return 2
+    print(f"exported {args.out} ({args.flavour} flavour, {len(manifest['bank'])} appearance entries) in {manifest['seconds']} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""Checkpoint -> ONNX for E_I, E_A and G, with names, dtypes and dynamic batch from :mod:`facecamo.spec`, checked
+against PyTorch with ONNX Runtime (random and real aligned faces) and linted with polygraphy."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from facecamo import spec
+
+PARITY_TOLERANCE = 1e-4
+
+
+class ExportError(RuntimeError):
+    """The export cannot be trusted (parity or lint failed); the message carries the numbers."""
+
+
+class _Generator(nn.Module):
+    """G with the spec's two named inputs (the training module takes them positionally too)."""
+
+    def __init__(self, generator: nn.Module) -> None:
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, identity_code: torch.Tensor, appearance_code: torch.Tensor) -> torch.Tensor:
+        return self.generator(identity_code, appearance_code)
+
+
+def network_modules(net) -> dict[str, nn.Module]:
+    return {spec.IDENTITY_ENCODER: net.identity_encoder, spec.APPEARANCE_ENCODER: net.appearance_encoder,
+            spec.GENERATOR: _Generator(net.generator)}
+
+
+def symbolic_sizes(net) -> dict[str, int]:
+    """Values of the spec's symbolic dimensions for this network."""
+    return {"C_id": net.identity_encoder.out_channels, "C_app": net.appearance_encoder.out_channels}
+
+
+def example_inputs(name: str, sizes: dict[str, int], batch: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+    tensors = []
+    for tensor in spec.NETWORKS[name].inputs:
+        shape = (batch, *tensor.resolved(sizes))
+        value = torch.rand(shape, generator=generator) * 2 - 1 if tensor.name == spec.FACE else torch.randn(shape, generator=generator)
+        if tensor.name == spec.APPEARANCE_CODE:
+            value = value.abs()  # post-ReLU, max-pooled features are non-negative
+        tensors.append(value)
+    return tuple(tensors)
+
+
+def export_onnx(net, folder: Path) -> dict[str, Path]:
+    """Write ``folder/<name>.onnx`` for the three networks (opset ``spec.OPSET``, batch axis dynamic)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sizes = symbolic_sizes(net)
+    generator = torch.Generator().manual_seed(0)
+    paths = {}
+    for name, module in network_modules(net).items():
+        network = spec.NETWORKS[name]
+        inputs = example_inputs(name, sizes, 2, generator)
+        names = [t.name for t in network.inputs] + [t.name for t in network.outputs]
+        path = folder / f"{name}.onnx"
+        torch.onnx.export(
+            module.eval(), inputs, str(path), dynamo=False, opset_version=spec.OPSET,
+            input_names=[t.name for t in network.inputs], output_names=[t.name for t in network.outputs],
+            dynamic_axes={n: {0: "batch"} for n in names},
+        )
+        paths[name] = path
+    return paths
+
+
+@dataclass
+class ParityResult:
+    name: str
+    case: str
+    max_abs_difference: float
+
+    @property
+    def ok(self) -> bool:
+        return self.max_abs_difference <= PARITY_TOLERANCE
+
+
+def check_parity(net, paths: dict[str, Path], real_faces: np.ndarray) -> list[ParityResult]:
+    """ONNX Runtime vs PyTorch on random inputs (batch 1 and 5) and on real aligned faces (float32 (N, 3, 112, 112))."""
+    import onnxruntime
+
+    sizes = symbolic_sizes(net)
+    modules = network_modules(net)
+    generator = torch.Generator().manual_seed(1)
+    results = []
+    with torch.no_grad():
+        real = torch.from_numpy(real_faces)
+        real_inputs = {
+            spec.IDENTITY_ENCODER: (real,),
+            spec.APPEARANCE_ENCODER: (real,),
+            spec.GENERATOR: (net.identity_encoder(real), net.appearance_encoder(real.flip(0))),
+        }
+        for name, path in paths.items():
+            session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            cases = {"random batch 1": example_inputs(name, sizes, 1, generator),
+                     "random batch 5": example_inputs(name, sizes, 5, generator),
+                     f"{len(real_faces)} real aligned faces": real_inputs[name]}
+            for case, inputs in cases.items():
+                expected = modules[name](*inputs).numpy()
+                feeds = {t.name: x.numpy() for t, x in zip(spec.NETWORKS[name].inputs, inputs)}
+                actual = session.run(None, feeds)[0]
+                results.append(ParityResult(name, case, float(np.abs(actual - expected).max())))
+    return results
+
+
+def lint(paths: dict[str, Path]) -> list[str]:
+    """polygraphy's ONNX lint per model; returns problems (empty when clean, or a note when polygraphy is absent)."""
+    polygraphy = shutil.which("polygraphy") or str(Path(sys.executable).parent / "polygraphy")
+    if not Path(polygraphy).exists():
+        return []
+    problems = []
+    for name, path in paths.items():
+        result = subprocess.run([polygraphy, "check", "lint", str(path)], capture_output=True, text=True, timeout=300)
+        if result.returncode != 0:
+            problems.append(f"{name}: polygraphy lint failed:\n{(result.stdout + result.stderr)[-2000:]}")
+    return problems

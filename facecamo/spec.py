@@ -1,0 +1,105 @@
+"""The tensor-name specification: every model name, tensor name, dtype and shape of the served pipeline, written
+once. The ONNX export, every ``config.pbtxt`` and the client read them from here.
+
+Shapes use -1 for a variable dimension. For the network models (``max_batch_size > 0``) shapes exclude the batch
+(face) dimension, as in Triton's config; symbolic sizes (``"C_id"``, ``"C_app"``) are filled from the exported model.
+
+Pipeline (the ``facecamo`` ensemble):
+
+    FRAME, APPEARANCE_INDEX?, FACE_BOXES? -> align -> FACES, AFFINES, BOXES, FACE_STATE, APPEARANCE_ROWS
+    FACES -> identity_encoder -> IDENTITY_CODE
+    APPEARANCE_ROWS -> appearance_bank -> APPEARANCE_CODE
+    IDENTITY_CODE, APPEARANCE_CODE -> generator -> GENERATED_FACES
+    FRAME, GENERATED_FACES, AFFINES, BOXES, FACE_STATE -> paste -> CAMOUFLAGED_FRAME, FACE_BOXES_OUT, FACE_STATUS
+
+A frame without faces cannot send an empty batch to a batching model (Triton rejects a first dimension of 0), so
+``align`` always emits at least one row: when no face is found it emits one placeholder row whose FACE_STATE is
+``STATE_PLACEHOLDER``, and ``paste`` ignores it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# -- public request/response of the ensemble -------------------------------------------------------------------
+ENSEMBLE = "facecamo"
+FRAME = "FRAME"  # uint8 [H, W, 3] RGB
+APPEARANCE_INDEX = "APPEARANCE_INDEX"  # int32 [K], optional: one bank entry for all faces (K=1) or one per face
+FACE_BOXES = "FACE_BOXES"  # float32 [N, 4], optional: left, top, right, bottom in pixels; skips detection
+CAMOUFLAGED_FRAME = "CAMOUFLAGED_FRAME"  # uint8 [H, W, 3]
+FACE_BOXES_OUT = "FACE_BOXES_OUT"  # float32 [N, 4]
+FACE_STATUS = "FACE_STATUS"  # int32 [N]: STATUS_CAMOUFLAGED or STATUS_FALLBACK
+
+STATUS_CAMOUFLAGED = 0
+STATUS_FALLBACK = 1  # detected but concealed (blurred) because landmarks or generation failed
+STATUS_NAMES = {STATUS_CAMOUFLAGED: "camouflaged", STATUS_FALLBACK: "fallback"}
+
+# -- internal tensors between the ensemble's steps --------------------------------------------------------------
+FACES = "FACES"  # float32 [N', 3, 112, 112] in [-1, 1]; N' = max(N, 1)
+AFFINES = "AFFINES"  # float32 [N', 2, 3] frame-to-crop affines
+BOXES = "BOXES"  # float32 [N', 4]
+FACE_STATE = "FACE_STATE"  # int32 [N']: STATE_ALIGNED, STATE_UNALIGNED or STATE_PLACEHOLDER
+APPEARANCE_ROWS = "APPEARANCE_ROWS"  # int32 [N', 1] bank row per face
+STATE_ALIGNED, STATE_UNALIGNED, STATE_PLACEHOLDER = 0, 1, 2
+
+# -- network models (batched over faces) ------------------------------------------------------------------------
+IDENTITY_ENCODER = "identity_encoder"
+APPEARANCE_ENCODER = "appearance_encoder"  # exported to ONNX and used to build the bank; not served per request
+GENERATOR = "generator"
+APPEARANCE_BANK = "appearance_bank"
+ALIGN = "align"
+PASTE = "paste"
+
+FACE = "FACE"  # float32 [3, 112, 112] in [-1, 1]: an aligned face, input of both encoders
+IDENTITY_CODE = "IDENTITY_CODE"  # float32 [C_id, 28, 28]
+APPEARANCE_CODE = "APPEARANCE_CODE"  # float32 [C_app, 4, 1]
+GENERATED_FACES = "GENERATED_FACES"  # float32 [3, 112, 112] in [-1, 1]
+BANK_ROW = "BANK_ROW"  # int32 [1]
+
+FACE_SIZE = 112
+CODE_SIZE = 28
+MAX_FACES_PER_FRAME = 64
+OPSET = 17
+
+
+@dataclass(frozen=True)
+class Tensor:
+    name: str
+    dtype: str  # numpy dtype name
+    dims: tuple  # ints (-1 variable) or symbolic names
+
+    def resolved(self, sizes: dict[str, int]) -> tuple[int, ...]:
+        return tuple(sizes[d] if isinstance(d, str) else d for d in self.dims)
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    name: str
+    inputs: tuple[Tensor, ...]
+    outputs: tuple[Tensor, ...]
+
+
+NETWORKS = {
+    IDENTITY_ENCODER: NetworkSpec(IDENTITY_ENCODER, (Tensor(FACE, "float32", (3, FACE_SIZE, FACE_SIZE)),),
+                                  (Tensor(IDENTITY_CODE, "float32", ("C_id", CODE_SIZE, CODE_SIZE)),)),
+    APPEARANCE_ENCODER: NetworkSpec(APPEARANCE_ENCODER, (Tensor(FACE, "float32", (3, FACE_SIZE, FACE_SIZE)),),
+                                    (Tensor(APPEARANCE_CODE, "float32", ("C_app", 4, 1)),)),
+    GENERATOR: NetworkSpec(GENERATOR, (Tensor(IDENTITY_CODE, "float32", ("C_id", CODE_SIZE, CODE_SIZE)),
+                                       Tensor(APPEARANCE_CODE, "float32", ("C_app", 4, 1))),
+                           (Tensor(GENERATED_FACES, "float32", (3, FACE_SIZE, FACE_SIZE)),)),
+}
+
+TRITON_DTYPES = {"float32": "TYPE_FP32", "uint8": "TYPE_UINT8", "int32": "TYPE_INT32"}
+
+
+def to_model_input(crops: np.ndarray) -> np.ndarray:
+    """uint8 (N, 112, 112, 3) RGB crops -> float32 (N, 3, 112, 112) in [-1, 1], the networks' input."""
+    return (crops.astype(np.float32) / 127.5 - 1.0).transpose(0, 3, 1, 2).copy()
+
+
+def from_model_output(faces: np.ndarray) -> np.ndarray:
+    """float32 (N, 3, 112, 112) in [-1, 1] -> uint8 (N, 112, 112, 3) RGB (non-finite values become 0)."""
+    faces = np.nan_to_num(faces, nan=-1.0, posinf=1.0, neginf=-1.0)
+    return np.clip(np.rint((faces.transpose(0, 2, 3, 1) + 1.0) * 127.5), 0, 255).astype(np.uint8)
