@@ -1,0 +1,180 @@
+"""The exported pipeline served by a real tritonserver, over real gRPC."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytriton", reason="nvidia-pytriton (requirements/serve.txt) provides the tritonserver binary")
+grpcclient = pytest.importorskip("tritonclient.grpc", reason="tritonclient[grpc] is needed to talk to the server")
+from google.protobuf import text_format  # noqa: E402
+from tritonclient.grpc import model_config_pb2  # noqa: E402
+
+from export.__main__ import run_export  # noqa: E402
+from export.repository import FLAVOURS  # noqa: E402
+from export.triton_server import TritonServer  # noqa: E402
+from facecamo import spec  # noqa: E402
+from facecamo.align import FaceAligner, FaceDetector, load_rgb  # noqa: E402
+from facecamo.paste import paste_face  # noqa: E402
+from tests.conftest import PORTRAITS  # noqa: E402
+
+DETECTOR = {"detector": "hog", "upsample": 1, "min_score": 0.0}
+
+
+def shm_segments() -> set[str]:
+    return {p.name for p in Path("/dev/shm").glob("*triton*")} if Path("/dev/shm").is_dir() else set()
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(prepared, tmp_path_factory) -> Path:
+    from training.train import main as train_main
+
+    run = tmp_path_factory.mktemp("serve_run")
+    assert train_main(["--preset", "tiny", "--data", str(prepared), "--run-dir", str(run), "--steps", "1"]) == 0
+    return next((run / "checkpoints").glob("*.pt"))
+
+
+@pytest.fixture(scope="module")
+def repository(tiny_checkpoint, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("repository")
+    run_export(tiny_checkpoint, out, "python", PORTRAITS, DETECTOR, tmp_path_factory.mktemp("onnx"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(repository):
+    before = shm_segments()
+    triton = TritonServer(repository).start()
+    yield triton
+    pid = triton.process.pid
+    assert triton.stop() == 0, triton.log_tail()
+    leftovers = subprocess.run(["pgrep", "-g", str(pid)], capture_output=True, text=True).stdout.split()
+    assert not leftovers, f"processes left behind: {leftovers}"
+    assert shm_segments() - before == set(), "shared-memory segments left behind"
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with grpcclient.InferenceServerClient(server.grpc_url) as connection:
+        yield connection
+
+
+def infer(client, frame, index=None, boxes=None, frame_dtype="UINT8"):
+    inputs = [grpcclient.InferInput(spec.FRAME, list(frame.shape), frame_dtype)]
+    inputs[0].set_data_from_numpy(frame)
+    if index is not None:
+        inputs.append(grpcclient.InferInput(spec.APPEARANCE_INDEX, list(index.shape), "INT32"))
+        inputs[-1].set_data_from_numpy(index)
+    if boxes is not None:
+        inputs.append(grpcclient.InferInput(spec.FACE_BOXES, list(boxes.shape), "FP32"))
+        inputs[-1].set_data_from_numpy(boxes)
+    result = client.infer(spec.ENSEMBLE, inputs, client_timeout=120)
+    return result.as_numpy(spec.CAMOUFLAGED_FRAME), result.as_numpy(spec.FACE_BOXES_OUT), result.as_numpy(spec.FACE_STATUS)
+
+
+def face_region(image: np.ndarray) -> np.ndarray:
+    """Pixels any paste-back may touch: where pasting black or white changes the image."""
+    region = np.zeros(image.shape[:2], bool)
+    for face in FaceAligner(FaceDetector(upsample=1))(image):
+        for value in (0, 255):
+            region |= (paste_face(image, np.full_like(face.crop, value), face.affine) != image).any(axis=2)
+    return region
+
+
+@pytest.fixture(scope="module")
+def portrait_rgb():
+    return load_rgb(str(PORTRAITS / "congress_B000589.jpg"))
+
+
+def test_portrait_face_changed_and_everything_else_identical(client, portrait_rgb):
+    out, boxes, status = infer(client, portrait_rgb)
+    assert out.shape == portrait_rgb.shape and out.dtype == np.uint8
+    assert status.tolist() == [spec.STATUS_CAMOUFLAGED] and boxes.shape == (1, 4)
+    region = face_region(portrait_rgb)
+    np.testing.assert_array_equal(out[~region], portrait_rgb[~region])
+    assert np.abs(out[region].astype(int) - portrait_rgb[region]).mean() > 5
+
+
+def test_frame_without_a_face_comes_back_identical(client):
+    blank = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    out, boxes, status = infer(client, blank)
+    np.testing.assert_array_equal(out, blank)
+    assert boxes.shape == (0, 4) and status.shape == (0,)
+
+
+def test_several_faces_each_changed(client):
+    images = [load_rgb(str(p)) for p in sorted(PORTRAITS.glob("congress_*.jpg"))[:3]]
+    frame = np.concatenate(images, axis=1)
+    out, boxes, status = infer(client, frame, index=np.array([0, 1, 2], np.int32))
+    assert status.tolist() == [spec.STATUS_CAMOUFLAGED] * 3
+    for left, top, right, bottom in boxes.astype(int):
+        assert np.abs(out[top:bottom, left:right].astype(int) - frame[top:bottom, left:right]).mean() > 3
+
+
+def test_thirty_two_faces_in_one_frame(client):
+    images = [load_rgb(str(p)) for p in sorted(PORTRAITS.glob("congress_*.jpg"))]
+    tiles = [images[i % len(images)] for i in range(32)]
+    frame = np.concatenate([np.concatenate(tiles[row * 8 : row * 8 + 8], axis=1) for row in range(4)], axis=0)
+    out, boxes, status = infer(client, frame)
+    assert len(status) == 32 and (status == spec.STATUS_CAMOUFLAGED).all()
+
+
+def test_given_boxes_are_honoured(client, portrait_rgb):
+    box = np.array([[60.0, 90.0, 190.0, 220.0]], np.float32)
+    out, boxes, status = infer(client, portrait_rgb, boxes=box)
+    np.testing.assert_allclose(boxes, box)
+    assert status.tolist() == [spec.STATUS_CAMOUFLAGED]
+    assert np.abs(out[100:200, 80:170].astype(int) - portrait_rgb[100:200, 80:170]).mean() > 5
+    empty = np.zeros((80, 80, 3), np.uint8)  # a box on a faceless patch: aligned anyway, never left as it was
+    frame = np.concatenate([portrait_rgb[:80, :80], empty], axis=1).copy()
+    _, _, status = infer(client, frame, boxes=np.array([[90.0, 5.0, 150.0, 70.0]], np.float32))
+    assert len(status) == 1
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("wrong dtype", "FP32"),
+    ("wrong rank", "FRAME"),
+    ("0x0 frame", "empty"),
+    ("4000x3000 frame", "4000x3000"),
+    ("box outside the frame", "outside"),
+    ("NaN box", "NaN"),
+    ("appearance index out of range", "out of range"),
+])
+def test_bad_input_is_rejected_clearly_and_the_server_stays_up(client, portrait_rgb, case, expected):
+    height, width = portrait_rgb.shape[:2]
+    requests = {
+        "wrong dtype": lambda: infer(client, portrait_rgb.astype(np.float32), frame_dtype="FP32"),
+        "wrong rank": lambda: infer(client, portrait_rgb[:, :, 0]),
+        "0x0 frame": lambda: infer(client, np.zeros((0, 0, 3), np.uint8)),
+        "4000x3000 frame": lambda: infer(client, np.zeros((3000, 4000, 3), np.uint8)),
+        "box outside the frame": lambda: infer(client, portrait_rgb, boxes=np.array([[width - 10, 0, width + 50, 60]], np.float32)),
+        "NaN box": lambda: infer(client, portrait_rgb, boxes=np.array([[np.nan, 0, 50, 60]], np.float32)),
+        "appearance index out of range": lambda: infer(client, portrait_rgb, index=np.array([999], np.int32)),
+    }
+    with pytest.raises(grpcclient.InferenceServerException) as caught:
+        requests[case]()
+    assert caught.value.status() == "StatusCode.INVALID_ARGUMENT", caught.value
+    assert expected in caught.value.message()
+    out, _, status = infer(client, portrait_rgb)  # the next good request succeeds
+    assert status.tolist() == [spec.STATUS_CAMOUFLAGED]
+
+
+def test_every_flavour_config_parses_as_triton_model_config(tiny_checkpoint, tmp_path):
+    onnx_dir = tmp_path / "onnx"
+    for flavour in FLAVOURS:
+        out = tmp_path / flavour
+        run_export(tiny_checkpoint, out, flavour, PORTRAITS, DETECTOR, onnx_dir)
+        configs = sorted(out.glob("*/config.pbtxt"))
+        assert len(configs) == 6
+        for path in configs:
+            config = text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
+            assert config.name == path.parent.name
+        generator = text_format.Parse((out / spec.GENERATOR / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+        expected = {"python": ("python", ""), "onnxruntime": ("", "onnxruntime_onnx"), "tensorrt": ("", "tensorrt_plan")}[flavour]
+        assert (generator.backend, generator.platform) == expected
+        assert generator.max_batch_size >= 32 and generator.HasField("dynamic_batching")
+        assert [i.name for i in generator.input] == [spec.IDENTITY_CODE, spec.APPEARANCE_CODE]
