@@ -17,6 +17,7 @@ PRESET_DIR = Path(__file__).parent / "presets"
 class ModelConfig:
     identity_width: int = 32  # E_I base width; its code has 4x this many channels at 28x28
     identity_res_blocks: int = 4
+    identity_grayscale: bool = False  # E_I sees luminance only, so colour must come from the appearance code
     appearance_arch: str = "resnet50"  # "resnet50" (paper) or "resnet18" (basic blocks)
     appearance_width: int = 64  # ResNet stem width; ResNet-50 at 64 gives the paper's 2048x4x1 code
     generator_res_blocks: int = 4

@@ -25,7 +25,7 @@ class CamouflageNet(nn.Module):
 
     def __init__(self, config: ModelConfig, num_identities: int = 0) -> None:
         super().__init__()
-        self.identity_encoder = IdentityEncoder(config.identity_width, config.identity_res_blocks)
+        self.identity_encoder = IdentityEncoder(config.identity_width, config.identity_res_blocks, config.identity_grayscale)
         # Inference (num_identities == 0) has no classifier: it only exists to train E_I.
         self.classifier = (IdentityClassifier(self.identity_encoder.out_channels, num_identities, config.classifier_embedding)
                            if num_identities > 0 else None)

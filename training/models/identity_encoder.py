@@ -13,13 +13,17 @@ class IdentityEncoder(nn.Module):
 
     Input: float (B, 3, 112, 112) RGB in [-1, 1].
     Output: float (B, 4 * width, 28, 28), unbounded (instance-normalised residual features).
+
+    With ``grayscale=True`` the encoder sees only luminance (DG-Net's structure encoder does the same), so colour,
+    skin tone and lighting can only reach the generator through the appearance code.
     """
 
-    def __init__(self, width: int = 32, res_blocks: int = 4) -> None:
+    def __init__(self, width: int = 32, res_blocks: int = 4, grayscale: bool = False) -> None:
         super().__init__()
         self.out_channels = 4 * width
+        self.grayscale = grayscale
         self.net = nn.Sequential(
-            conv_unit(3, width, 7),  # (B, w, 112, 112)
+            conv_unit(1 if grayscale else 3, width, 7),  # (B, w, 112, 112)
             conv_unit(width, 2 * width, 4, stride=2),  # (B, 2w, 56, 56)
             conv_unit(2 * width, 4 * width, 4, stride=2),  # (B, 4w, 28, 28)
             conv_unit(4 * width, 4 * width, 3),  # (B, 4w, 28, 28)
@@ -27,6 +31,8 @@ class IdentityEncoder(nn.Module):
         )
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
+        if self.grayscale:
+            image = 0.299 * image[:, 0:1] + 0.587 * image[:, 1:2] + 0.114 * image[:, 2:3]  # (B, 1, 112, 112)
         return self.net(image)
 
 
