@@ -35,6 +35,21 @@ def _io(kind: str, tensors: list[str]) -> str:
     return f"{kind} [\n" + ",\n".join(tensors) + "\n]\n"
 
 
+REQUEST_INPUTS = [
+    _tensor(spec.FRAME, "uint8", (-1, -1, 3)),
+    _tensor(spec.APPEARANCE_INDEX, "int32", (-1,), optional=True),
+    _tensor(spec.FACE_BOXES, "float32", (-1, 4), optional=True),
+    _tensor(spec.TRACK_BOXES, "float32", (-1, 4), optional=True),
+    _tensor(spec.TRACK_APPEARANCE, "int32", (-1,), optional=True),
+]
+RESPONSE_OUTPUTS = [
+    _tensor(spec.CAMOUFLAGED_FRAME, "uint8", (-1, -1, 3)),
+    _tensor(spec.FACE_BOXES_OUT, "float32", (-1, 4)),
+    _tensor(spec.FACE_STATUS, "int32", (-1,)),
+    _tensor(spec.FACE_APPEARANCE, "int32", (-1,)),
+]
+
+
 def _parameters(values: dict[str, str]) -> str:
     return "".join(f'parameters {{\n  key: "{k}"\n  value: {{ string_value: "{v}" }}\n}}\n' for k, v in values.items())
 
@@ -64,8 +79,7 @@ def network_config(name: str, flavour: str, sizes: dict[str, int], max_batch: in
 
 def align_config(detector: dict, bank_size: int, max_faces: int) -> str:
     text = f'name: "{spec.ALIGN}"\nbackend: "python"\nmax_batch_size: 0\n'
-    text += _io("input", [_tensor(spec.FRAME, "uint8", (-1, -1, 3)), _tensor(spec.APPEARANCE_INDEX, "int32", (-1,), optional=True),
-                          _tensor(spec.FACE_BOXES, "float32", (-1, 4), optional=True)])
+    text += _io("input", REQUEST_INPUTS)
     text += _io("output", [_tensor(spec.FACES, "float32", (-1, 3, spec.FACE_SIZE, spec.FACE_SIZE)),
                            _tensor(spec.AFFINES, "float32", (-1, 2, 3)), _tensor(spec.BOXES, "float32", (-1, 4)),
                            _tensor(spec.FACE_STATE, "int32", (-1,)), _tensor(spec.APPEARANCE_ROWS, "int32", (-1, 1))])
@@ -88,9 +102,8 @@ def paste_config() -> str:
     text += _io("input", [_tensor(spec.FRAME, "uint8", (-1, -1, 3)),
                           _tensor(spec.GENERATED_FACES, "float32", (-1, 3, spec.FACE_SIZE, spec.FACE_SIZE)),
                           _tensor(spec.AFFINES, "float32", (-1, 2, 3)), _tensor(spec.BOXES, "float32", (-1, 4)),
-                          _tensor(spec.FACE_STATE, "int32", (-1,))])
-    text += _io("output", [_tensor(spec.CAMOUFLAGED_FRAME, "uint8", (-1, -1, 3)), _tensor(spec.FACE_BOXES_OUT, "float32", (-1, 4)),
-                           _tensor(spec.FACE_STATUS, "int32", (-1,))])
+                          _tensor(spec.FACE_STATE, "int32", (-1,)), _tensor(spec.APPEARANCE_ROWS, "int32", (-1, 1))])
+    text += _io("output", RESPONSE_OUTPUTS)
     text += _instance("KIND_CPU")
     return text
 
@@ -102,20 +115,20 @@ def ensemble_config() -> str:
         return f'    {{\n      model_name: "{model}"\n      model_version: -1\n{maps}    }}'
 
     text = f'name: "{spec.ENSEMBLE}"\nplatform: "ensemble"\nmax_batch_size: 0\n'
-    text += _io("input", [_tensor(spec.FRAME, "uint8", (-1, -1, 3)), _tensor(spec.APPEARANCE_INDEX, "int32", (-1,), optional=True),
-                          _tensor(spec.FACE_BOXES, "float32", (-1, 4), optional=True)])
-    text += _io("output", [_tensor(spec.CAMOUFLAGED_FRAME, "uint8", (-1, -1, 3)), _tensor(spec.FACE_BOXES_OUT, "float32", (-1, 4)),
-                           _tensor(spec.FACE_STATUS, "int32", (-1,))])
+    text += _io("input", REQUEST_INPUTS)
+    text += _io("output", RESPONSE_OUTPUTS)
+    request = (spec.FRAME, spec.APPEARANCE_INDEX, spec.FACE_BOXES, spec.TRACK_BOXES, spec.TRACK_APPEARANCE)
     steps = [
-        step(spec.ALIGN, {spec.FRAME: spec.FRAME, spec.APPEARANCE_INDEX: spec.APPEARANCE_INDEX, spec.FACE_BOXES: spec.FACE_BOXES},
+        step(spec.ALIGN, {name: name for name in request},
              {n: n.lower() for n in (spec.FACES, spec.AFFINES, spec.BOXES, spec.FACE_STATE, spec.APPEARANCE_ROWS)}),
         step(spec.IDENTITY_ENCODER, {spec.FACE: spec.FACES.lower()}, {spec.IDENTITY_CODE: spec.IDENTITY_CODE.lower()}),
         step(spec.APPEARANCE_BANK, {spec.BANK_ROW: spec.APPEARANCE_ROWS.lower()}, {spec.APPEARANCE_CODE: spec.APPEARANCE_CODE.lower()}),
         step(spec.GENERATOR, {spec.IDENTITY_CODE: spec.IDENTITY_CODE.lower(), spec.APPEARANCE_CODE: spec.APPEARANCE_CODE.lower()},
              {spec.GENERATED_FACES: spec.GENERATED_FACES.lower()}),
         step(spec.PASTE, {spec.FRAME: spec.FRAME, spec.GENERATED_FACES: spec.GENERATED_FACES.lower(), spec.AFFINES: spec.AFFINES.lower(),
-                          spec.BOXES: spec.BOXES.lower(), spec.FACE_STATE: spec.FACE_STATE.lower()},
-             {spec.CAMOUFLAGED_FRAME: spec.CAMOUFLAGED_FRAME, spec.FACE_BOXES_OUT: spec.FACE_BOXES_OUT, spec.FACE_STATUS: spec.FACE_STATUS}),
+                          spec.BOXES: spec.BOXES.lower(), spec.FACE_STATE: spec.FACE_STATE.lower(),
+                          spec.APPEARANCE_ROWS: spec.APPEARANCE_ROWS.lower()},
+             {name: name for name in (spec.CAMOUFLAGED_FRAME, spec.FACE_BOXES_OUT, spec.FACE_STATUS, spec.FACE_APPEARANCE)}),
     ]
     text += "ensemble_scheduling {\n  step [\n" + ",\n".join(steps) + "\n  ]\n}\n"
     return text

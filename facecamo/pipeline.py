@@ -62,28 +62,84 @@ def validate_boxes(boxes: np.ndarray | None, frame_shape: tuple[int, ...], max_f
     return boxes
 
 
-def appearance_rows(index: np.ndarray | None, faces: int, bank_size: int) -> np.ndarray:
-    """Bank row per face: int32 (faces,). ``index`` may be absent/empty (default: row 0 for every face), hold one
-    entry (for every face) or one entry per face.
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of float (N, 4) and (M, 4) boxes -> (N, M)."""
+    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
+    left = np.maximum(a[:, None, 0], b[None, :, 0])
+    top = np.maximum(a[:, None, 1], b[None, :, 1])
+    right = np.minimum(a[:, None, 2], b[None, :, 2])
+    bottom = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(right - left, 0, None) * np.clip(bottom - top, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
-    The default is fixed rather than per-face so that the same person keeps the same look from frame to frame without
-    any server-side state; callers that want different people to differ pass one index per face (the client's
-    tracker does).
+
+def match_boxes(boxes: np.ndarray, previous: np.ndarray, min_iou: float = 0.2, max_centre_shift: float = 0.6) -> list[int]:
+    """Greedy IoU/centre matching: for each of ``boxes`` (N, 4) the index of its ``previous`` (M, 4) box, or -1.
+
+    Pairs are taken by decreasing IoU; a pair with IoU below ``min_iou`` still matches when the centres are closer
+    than ``max_centre_shift`` times the previous box's width (a fast-moving face overlaps little between frames).
     """
-    if index is None or np.asarray(index).size == 0:
-        return np.zeros(faces, np.int32)
-    values = np.asarray(index).reshape(-1)
-    if not np.issubdtype(values.dtype, np.integer):
-        raise RequestError(f"APPEARANCE_INDEX must be integers, got {values.dtype}")
-    if np.any(values < 0) or np.any(values >= bank_size):
-        raise RequestError(f"APPEARANCE_INDEX {values.tolist()} out of range: the appearance bank has entries 0..{bank_size - 1}")
-    if faces == 0:
-        return np.zeros(0, np.int32)
-    if len(values) == 1:
-        return np.full(faces, int(values[0]), np.int32)
-    if len(values) != faces:
-        raise RequestError(f"APPEARANCE_INDEX has {len(values)} entries for {faces} faces; give 1 (for all) or one per face")
-    return values.astype(np.int32)
+    boxes, previous = np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(previous, np.float64).reshape(-1, 4)
+    match = [-1] * len(boxes)
+    if len(boxes) == 0 or len(previous) == 0:
+        return match
+    iou = box_iou(boxes, previous)
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    previous_centres = (previous[:, :2] + previous[:, 2:]) / 2
+    shift = np.linalg.norm(centres[:, None] - previous_centres[None], axis=2) / np.maximum(previous[None, :, 2] - previous[None, :, 0], 1e-9)
+    score = np.where(iou >= min_iou, 1.0 + iou, np.where(shift <= max_centre_shift, 1.0 - shift, 0.0))
+    used: set[int] = set()
+    for flat in np.argsort(-score, axis=None):
+        i, j = np.unravel_index(flat, score.shape)
+        if score[i, j] <= 0:
+            break
+        if match[i] == -1 and j not in used:
+            match[i] = int(j)
+            used.add(int(j))
+    return match
+
+
+def assign_appearance(boxes: np.ndarray, bank_size: int, index: np.ndarray | None = None,
+                      track_boxes: np.ndarray | None = None, track_appearance: np.ndarray | None = None) -> np.ndarray:
+    """The bank entry of each face: int32 (N,) for face boxes float (N, 4). See :mod:`facecamo.spec` for the rule.
+
+    Raises:
+        RequestError: for indices out of range, or a count that matches neither 1 nor the number of faces.
+    """
+    count = len(boxes)
+
+    def check(values: np.ndarray, name: str) -> np.ndarray:
+        values = np.asarray(values).reshape(-1)
+        if values.size and not np.issubdtype(values.dtype, np.integer):
+            raise RequestError(f"{name} must be integers, got {values.dtype}")
+        if np.any(values < 0) or np.any(values >= bank_size):
+            raise RequestError(f"{name} {values.tolist()} out of range: the appearance bank has entries 0..{bank_size - 1}")
+        return values.astype(np.int64)
+
+    if index is not None and np.asarray(index).size:
+        values = check(index, "APPEARANCE_INDEX")
+        if len(values) == 1:
+            return np.full(count, int(values[0]), np.int32)
+        if len(values) != count:
+            raise RequestError(f"APPEARANCE_INDEX has {len(values)} entries for {count} faces; give 1 (for all) or one per face")
+        return values.astype(np.int32)
+    hints = np.zeros((0, 4)) if track_boxes is None else np.asarray(track_boxes, np.float64).reshape(-1, 4)
+    hint_rows = np.zeros(0, np.int64) if track_appearance is None else check(track_appearance, "TRACK_APPEARANCE")
+    if len(hints) != len(hint_rows):
+        raise RequestError(f"TRACK_BOXES has {len(hints)} rows but TRACK_APPEARANCE {len(hint_rows)}; give one entry per track")
+    if len(hints) and not np.all(np.isfinite(hints)):
+        raise RequestError("TRACK_BOXES contains NaN or infinite values")
+    rows = np.full(count, -1, np.int64)
+    for face, track in enumerate(match_boxes(boxes, hints)):
+        if track >= 0:
+            rows[face] = hint_rows[track]
+    taken = set(hint_rows.tolist()) | set(rows[rows >= 0].tolist())
+    free = iter([r for r in range(bank_size) if r not in taken])
+    for face in sorted(np.flatnonzero(rows < 0), key=lambda f: (boxes[f][0], boxes[f][1])):
+        rows[face] = next(free, face % bank_size)
+    return rows.astype(np.int32)
 
 
 @dataclass
@@ -95,12 +151,14 @@ class FrameFaces:
         affines: float32 (N', 2, 3) frame-to-crop affines.
         boxes: float32 (N', 4).
         state: int32 (N',) STATE_ALIGNED / STATE_UNALIGNED / STATE_PLACEHOLDER.
+        rows: int32 (N',) appearance-bank entry per face (0 for the placeholder).
     """
 
     faces: np.ndarray
     affines: np.ndarray
     boxes: np.ndarray
     state: np.ndarray
+    rows: np.ndarray | None = None
 
     @property
     def count(self) -> int:
@@ -129,6 +187,31 @@ def align_frame(aligner: FaceAligner, frame: np.ndarray, boxes: np.ndarray | Non
         crops, affines, out_boxes, state = [np.zeros((ALIGN_CROP, ALIGN_CROP, 3), np.uint8)], [np.zeros((2, 3))], [(0, 0, 0, 0)], [STATE_PLACEHOLDER]
     return FrameFaces(to_model_input(np.stack(crops)), np.asarray(affines, np.float32), np.asarray(out_boxes, np.float32),
                       np.asarray(state, np.int32))
+
+
+def prepare_frame(aligner: FaceAligner, frame: np.ndarray, bank_size: int, index: np.ndarray | None = None,
+                  boxes: np.ndarray | None = None, track_boxes: np.ndarray | None = None,
+                  track_appearance: np.ndarray | None = None, max_width: int = MAX_FRAME_WIDTH,
+                  max_height: int = MAX_FRAME_HEIGHT, max_faces: int = MAX_FACES_PER_FRAME) -> FrameFaces:
+    """Everything before the networks, for one request: validate, detect (or take ``boxes``; an empty box list means
+    "detect for me", never "leave the faces alone"), align, and pick each face's appearance-bank entry.
+
+    Raises:
+        RequestError: for any invalid input, with what to fix.
+    """
+    frame = validate_frame(frame, max_width, max_height)
+    boxes = validate_boxes(boxes, frame.shape, max_faces)
+    if boxes is not None and len(boxes) == 0:
+        boxes = None
+    faces = align_frame(aligner, frame, boxes, max_faces)
+    real = faces.state != STATE_PLACEHOLDER
+    rows = np.zeros(len(faces.state), np.int32)
+    rows[real] = assign_appearance(faces.boxes[real], bank_size, index, track_boxes, track_appearance)
+    if not real.any():
+        assign_appearance(np.zeros((0, 4)), bank_size, index if index is None or np.asarray(index).size <= 1 else None,
+                          track_boxes, track_appearance)  # still reject bad indices on a frame without faces
+    faces.rows = rows
+    return faces
 
 
 def paste_frame(frame: np.ndarray, generated: np.ndarray, affines: np.ndarray, boxes: np.ndarray, state: np.ndarray

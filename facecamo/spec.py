@@ -6,11 +6,18 @@ Shapes use -1 for a variable dimension. For the network models (``max_batch_size
 
 Pipeline (the ``facecamo`` ensemble):
 
-    FRAME, APPEARANCE_INDEX?, FACE_BOXES? -> align -> FACES, AFFINES, BOXES, FACE_STATE, APPEARANCE_ROWS
+    FRAME, APPEARANCE_INDEX?, FACE_BOXES?, TRACK_BOXES?, TRACK_APPEARANCE?
+        -> align -> FACES, AFFINES, BOXES, FACE_STATE, APPEARANCE_ROWS
     FACES -> identity_encoder -> IDENTITY_CODE
     APPEARANCE_ROWS -> appearance_bank -> APPEARANCE_CODE
     IDENTITY_CODE, APPEARANCE_CODE -> generator -> GENERATED_FACES
-    FRAME, GENERATED_FACES, AFFINES, BOXES, FACE_STATE -> paste -> CAMOUFLAGED_FRAME, FACE_BOXES_OUT, FACE_STATUS
+    FRAME, GENERATED_FACES, AFFINES, BOXES, FACE_STATE, APPEARANCE_ROWS
+        -> paste -> CAMOUFLAGED_FRAME, FACE_BOXES_OUT, FACE_STATUS, FACE_APPEARANCE
+
+Appearance per face (:func:`facecamo.pipeline.assign_appearance`): an explicit APPEARANCE_INDEX wins; otherwise a
+face that overlaps a TRACK_BOXES entry keeps that track's TRACK_APPEARANCE (the same person keeps the same look from
+frame to frame); any other face gets the lowest bank entry no track and no other face uses, faces taken left to
+right. Without tracks that default is deterministic: 0, 1, 2, ... from left to right.
 
 A frame without faces cannot send an empty batch to a batching model (Triton rejects a first dimension of 0), so
 ``align`` always emits at least one row: when no face is found it emits one placeholder row whose FACE_STATE is
@@ -28,9 +35,12 @@ ENSEMBLE = "facecamo"
 FRAME = "FRAME"  # uint8 [H, W, 3] RGB
 APPEARANCE_INDEX = "APPEARANCE_INDEX"  # int32 [K], optional: one bank entry for all faces (K=1) or one per face
 FACE_BOXES = "FACE_BOXES"  # float32 [N, 4], optional: left, top, right, bottom in pixels; skips detection
+TRACK_BOXES = "TRACK_BOXES"  # float32 [T, 4], optional: where the caller's tracked people were last seen ...
+TRACK_APPEARANCE = "TRACK_APPEARANCE"  # int32 [T], optional: ... and the bank entry each of them keeps
 CAMOUFLAGED_FRAME = "CAMOUFLAGED_FRAME"  # uint8 [H, W, 3]
 FACE_BOXES_OUT = "FACE_BOXES_OUT"  # float32 [N, 4]
 FACE_STATUS = "FACE_STATUS"  # int32 [N]: STATUS_CAMOUFLAGED or STATUS_FALLBACK
+FACE_APPEARANCE = "FACE_APPEARANCE"  # int32 [N]: the bank entry each face was given
 
 STATUS_CAMOUFLAGED = 0
 STATUS_FALLBACK = 1  # detected but concealed (blurred) because landmarks or generation failed

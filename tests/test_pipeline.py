@@ -7,7 +7,7 @@ import pytest
 
 from facecamo import spec
 from facecamo.align import FaceAligner
-from facecamo.pipeline import RequestError, align_frame, appearance_rows, paste_frame, validate_boxes, validate_frame
+from facecamo.pipeline import RequestError, align_frame, assign_appearance, match_boxes, paste_frame, validate_boxes, validate_frame
 
 
 def test_generation_failure_is_concealed_never_passed_through(portrait):
@@ -49,10 +49,23 @@ def test_validation_messages():
         validate_boxes(np.array([[0, 0, 20, 20]]), (10, 10, 3))
     with pytest.raises(RequestError, match="right > left"):
         validate_boxes(np.array([[5, 5, 1, 9]]), (10, 10, 3))
-    assert appearance_rows(None, 3, 5).tolist() == [0, 0, 0]
-    assert appearance_rows(np.array([4]), 2, 5).tolist() == [4, 4]
-    assert appearance_rows(np.array([1, 2]), 2, 5).tolist() == [1, 2]
+    boxes3 = np.array([[200, 0, 250, 50], [0, 0, 50, 50], [100, 0, 150, 50]], float)
+    assert assign_appearance(boxes3, 5).tolist() == [2, 0, 1]  # default: distinct entries, left to right
+    assert assign_appearance(boxes3[:2], 5, np.array([4])).tolist() == [4, 4]
+    assert assign_appearance(boxes3[:2], 5, np.array([1, 2])).tolist() == [1, 2]
     with pytest.raises(RequestError, match="one per face"):
-        appearance_rows(np.array([1, 2]), 3, 5)
+        assign_appearance(boxes3, 5, np.array([1, 2]))
     with pytest.raises(RequestError, match="0..4"):
-        appearance_rows(np.array([5]), 1, 5)
+        assign_appearance(boxes3[:1], 5, np.array([5]))
+
+
+def test_tracked_people_keep_their_appearance_and_newcomers_get_a_free_one():
+    previous = np.array([[0, 0, 50, 50], [100, 0, 150, 50]], float)
+    moved = np.array([[110, 5, 160, 55], [8, 2, 58, 52], [300, 0, 350, 50]], float)  # both moved, one newcomer
+    assert match_boxes(moved, previous) == [1, 0, -1]
+    rows = assign_appearance(moved, 6, track_boxes=previous, track_appearance=np.array([3, 0]))
+    assert rows.tolist() == [0, 3, 1]  # newcomer: lowest entry no track uses
+    fast = np.array([[30, 0, 80, 50]], float)  # little overlap, but the centre moved under 0.6 widths
+    assert match_boxes(fast, previous[:1]) == [0]
+    with pytest.raises(RequestError, match="one entry per track"):
+        assign_appearance(moved, 6, track_boxes=previous, track_appearance=np.array([3]))

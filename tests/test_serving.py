@@ -63,17 +63,20 @@ def client(server):
         yield connection
 
 
-def infer(client, frame, index=None, boxes=None, frame_dtype="UINT8"):
+def infer(client, frame, index=None, boxes=None, frame_dtype="UINT8", tracks=None, with_appearance=False):
+    """Raw tritonclient call of the ensemble (the SDK has its own tests)."""
     inputs = [grpcclient.InferInput(spec.FRAME, list(frame.shape), frame_dtype)]
     inputs[0].set_data_from_numpy(frame)
-    if index is not None:
-        inputs.append(grpcclient.InferInput(spec.APPEARANCE_INDEX, list(index.shape), "INT32"))
-        inputs[-1].set_data_from_numpy(index)
-    if boxes is not None:
-        inputs.append(grpcclient.InferInput(spec.FACE_BOXES, list(boxes.shape), "FP32"))
-        inputs[-1].set_data_from_numpy(boxes)
+    optional = {spec.APPEARANCE_INDEX: (index, "INT32"), spec.FACE_BOXES: (boxes, "FP32")}
+    if tracks is not None:
+        optional.update({spec.TRACK_BOXES: (tracks[0], "FP32"), spec.TRACK_APPEARANCE: (tracks[1], "INT32")})
+    for name, (value, dtype) in optional.items():
+        if value is not None:
+            inputs.append(grpcclient.InferInput(name, list(value.shape), dtype))
+            inputs[-1].set_data_from_numpy(value)
     result = client.infer(spec.ENSEMBLE, inputs, client_timeout=120)
-    return result.as_numpy(spec.CAMOUFLAGED_FRAME), result.as_numpy(spec.FACE_BOXES_OUT), result.as_numpy(spec.FACE_STATUS)
+    outputs = (result.as_numpy(spec.CAMOUFLAGED_FRAME), result.as_numpy(spec.FACE_BOXES_OUT), result.as_numpy(spec.FACE_STATUS))
+    return (*outputs, result.as_numpy(spec.FACE_APPEARANCE)) if with_appearance else outputs
 
 
 def face_region(image: np.ndarray) -> np.ndarray:
@@ -109,10 +112,16 @@ def test_frame_without_a_face_comes_back_identical(client):
 def test_several_faces_each_changed(client):
     images = [load_rgb(str(p)) for p in sorted(PORTRAITS.glob("congress_*.jpg"))[:3]]
     frame = np.concatenate(images, axis=1)
-    out, boxes, status = infer(client, frame, index=np.array([0, 1, 2], np.int32))
+    out, boxes, status, appearance = infer(client, frame, with_appearance=True)
     assert status.tolist() == [spec.STATUS_CAMOUFLAGED] * 3
+    assert sorted(appearance.tolist()) == [0, 1, 2]  # different people get different looks by default
     for left, top, right, bottom in boxes.astype(int):
         assert np.abs(out[top:bottom, left:right].astype(int) - frame[top:bottom, left:right]).mean() > 3
+    # the caller's tracks: each person keeps the entry they had, whatever order the detector finds them in
+    tracks = (boxes[::-1].copy(), np.array([7, 5, 9], np.int32))
+    _, again, _, kept = infer(client, frame, tracks=tracks, with_appearance=True)
+    expected = {tuple(b): a for b, a in zip(tracks[0].tolist(), tracks[1].tolist())}
+    assert [expected[tuple(b)] for b in again.tolist()] == kept.tolist()
 
 
 def test_thirty_two_faces_in_one_frame(client):

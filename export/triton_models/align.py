@@ -8,12 +8,11 @@ says what to fix; the model keeps serving.
 
 import json
 
-import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from facecamo import spec
 from facecamo.align import FaceAligner, FaceDetector
-from facecamo.pipeline import RequestError, align_frame, appearance_rows, validate_boxes, validate_frame
+from facecamo.pipeline import RequestError, prepare_frame
 
 
 class TritonPythonModel:
@@ -25,6 +24,7 @@ class TritonPythonModel:
         self.max_width = int(params.get("max_width", "3840"))
         self.max_height = int(params.get("max_height", "2160"))
         self.bank_size = int(params["bank_size"])
+        self.max_faces = int(params.get("max_faces", "64"))
         self.dtypes = {o["name"]: pb_utils.triton_string_to_numpy(o["data_type"]) for o in config["output"]}
 
     def execute(self, requests):
@@ -39,18 +39,16 @@ class TritonPythonModel:
         return responses
 
     def _align(self, request):
-        frame = validate_frame(pb_utils.get_input_tensor_by_name(request, spec.FRAME).as_numpy(), self.max_width, self.max_height)
-        boxes_tensor = pb_utils.get_input_tensor_by_name(request, spec.FACE_BOXES)
-        boxes = validate_boxes(boxes_tensor.as_numpy(), frame.shape) if boxes_tensor is not None else None
-        if boxes is not None and len(boxes) == 0:
-            boxes = None  # an empty box list means "detect for me", never "leave faces as they are"
-        index_tensor = pb_utils.get_input_tensor_by_name(request, spec.APPEARANCE_INDEX)
-        index = index_tensor.as_numpy() if index_tensor is not None else None
-        faces = align_frame(self.aligner, frame, boxes)
-        rows = appearance_rows(index, faces.count, self.bank_size)
-        if faces.count == 0:
-            rows = np.zeros(1, np.int32)  # the placeholder row of a frame without faces
+        def optional(name):
+            tensor = pb_utils.get_input_tensor_by_name(request, name)
+            return None if tensor is None else tensor.as_numpy()
+
+        faces = prepare_frame(
+            self.aligner, pb_utils.get_input_tensor_by_name(request, spec.FRAME).as_numpy(), self.bank_size,
+            index=optional(spec.APPEARANCE_INDEX), boxes=optional(spec.FACE_BOXES), track_boxes=optional(spec.TRACK_BOXES),
+            track_appearance=optional(spec.TRACK_APPEARANCE), max_width=self.max_width, max_height=self.max_height,
+            max_faces=self.max_faces)
         outputs = {spec.FACES: faces.faces, spec.AFFINES: faces.affines, spec.BOXES: faces.boxes,
-                   spec.FACE_STATE: faces.state, spec.APPEARANCE_ROWS: rows.reshape(-1, 1)}
+                   spec.FACE_STATE: faces.state, spec.APPEARANCE_ROWS: faces.rows.reshape(-1, 1)}
         return pb_utils.InferenceResponse(output_tensors=[
             pb_utils.Tensor(name, value.astype(self.dtypes[name])) for name, value in outputs.items()])

@@ -20,9 +20,12 @@ class TritonPythonModel:
         for request in requests:
             try:
                 get = lambda name: pb_utils.get_input_tensor_by_name(request, name).as_numpy()  # noqa: E731
+                state = get(spec.FACE_STATE)
                 frame, boxes, status = paste_frame(get(spec.FRAME), get(spec.GENERATED_FACES), get(spec.AFFINES),
-                                                   get(spec.BOXES), get(spec.FACE_STATE))
-                outputs = {spec.CAMOUFLAGED_FRAME: frame, spec.FACE_BOXES_OUT: boxes, spec.FACE_STATUS: status}
+                                                   get(spec.BOXES), state)
+                rows = get(spec.APPEARANCE_ROWS).reshape(-1)[state != spec.STATE_PLACEHOLDER]
+                outputs = {spec.CAMOUFLAGED_FRAME: frame, spec.FACE_BOXES_OUT: boxes, spec.FACE_STATUS: status,
+                           spec.FACE_APPEARANCE: rows}
                 responses.append(pb_utils.InferenceResponse(output_tensors=[
                     pb_utils.Tensor(name, value.astype(self.dtypes[name])) for name, value in outputs.items()]))
             except Exception as error:  # noqa: BLE001 - the caller gets an error, never the unprocessed frame
