@@ -22,10 +22,11 @@ help:
 	@echo "make bench [OUT=bench]                       training and inference speed figures to a file"
 
 # The environment is rebuilt whenever a requirements file changes.
-$(READY): requirements/shared.txt requirements/train.txt requirements/serve.txt requirements/dev.txt
+$(READY): pyproject.toml requirements/shared.txt requirements/train.txt requirements/serve.txt requirements/dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements/dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
 
 env: $(READY)

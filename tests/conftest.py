@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PORTRAITS = ROOT / "assets" / "portraits"
 SHARED = Path(os.environ.get("FACECAMO_SHARED", ROOT.parent / "shared"))
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "client"))
 
 
 @pytest.fixture(scope="session")
