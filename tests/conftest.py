@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -65,3 +65,53 @@ def require_shared(relative: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent: this test needs the project's shared data (../shared/{relative})")
     return path
+
+
+# -- a real Triton server for the serving and client tests (one per session) -------------------------------------
+DETECTOR = {"detector": "hog", "upsample": 1, "min_score": 0.0}
+
+
+def shm_segments() -> set[str]:
+    return {p.name for p in Path("/dev/shm").glob("*triton*")} if Path("/dev/shm").is_dir() else set()
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(prepared, tmp_path_factory) -> Path:
+    from training.train import main as train_main
+
+    run = tmp_path_factory.mktemp("serve_run")
+    assert train_main(["--preset", "tiny", "--data", str(prepared), "--run-dir", str(run), "--steps", "1"]) == 0
+    return next((run / "checkpoints").glob("*.pt"))
+
+
+@pytest.fixture(scope="session")
+def repository(tiny_checkpoint, tmp_path_factory) -> Path:
+    from export.__main__ import run_export
+
+    out = tmp_path_factory.mktemp("repository")
+    run_export(tiny_checkpoint, out, "python", PORTRAITS, DETECTOR, tmp_path_factory.mktemp("onnx"))
+    return out
+
+
+@pytest.fixture(scope="session")
+def server(repository):
+    pytest.importorskip("pytriton", reason="nvidia-pytriton (requirements/serve.txt) provides the tritonserver binary")
+    from export.triton_server import TritonServer
+
+    before = shm_segments()
+    triton = TritonServer(repository).start()
+    yield triton
+    pid = triton.process.pid
+    assert triton.stop() == 0, triton.log_tail()
+    leftovers = subprocess.run(["pgrep", "-g", str(pid)], capture_output=True, text=True).stdout.split()
+    assert not leftovers, f"processes left behind: {leftovers}"
+    assert shm_segments() - before == set(), "shared-memory segments left behind"
+
+
+@pytest.fixture(scope="session")
+def client(server):
+    grpcclient = pytest.importorskip("tritonclient.grpc", reason="tritonclient[grpc] is needed to talk to the server")
+    with grpcclient.InferenceServerClient(server.grpc_url) as connection:
+        yield connection
+
+

@@ -16,51 +16,12 @@ from tritonclient.grpc import model_config_pb2  # noqa: E402
 
 from export.__main__ import run_export  # noqa: E402
 from export.repository import FLAVOURS  # noqa: E402
-from export.triton_server import TritonServer  # noqa: E402
 from facecamo import spec  # noqa: E402
 from facecamo.align import FaceAligner, FaceDetector, load_rgb  # noqa: E402
 from facecamo.paste import paste_face  # noqa: E402
 from tests.conftest import PORTRAITS  # noqa: E402
 
-DETECTOR = {"detector": "hog", "upsample": 1, "min_score": 0.0}
-
-
-def shm_segments() -> set[str]:
-    return {p.name for p in Path("/dev/shm").glob("*triton*")} if Path("/dev/shm").is_dir() else set()
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(prepared, tmp_path_factory) -> Path:
-    from training.train import main as train_main
-
-    run = tmp_path_factory.mktemp("serve_run")
-    assert train_main(["--preset", "tiny", "--data", str(prepared), "--run-dir", str(run), "--steps", "1"]) == 0
-    return next((run / "checkpoints").glob("*.pt"))
-
-
-@pytest.fixture(scope="module")
-def repository(tiny_checkpoint, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("repository")
-    run_export(tiny_checkpoint, out, "python", PORTRAITS, DETECTOR, tmp_path_factory.mktemp("onnx"))
-    return out
-
-
-@pytest.fixture(scope="module")
-def server(repository):
-    before = shm_segments()
-    triton = TritonServer(repository).start()
-    yield triton
-    pid = triton.process.pid
-    assert triton.stop() == 0, triton.log_tail()
-    leftovers = subprocess.run(["pgrep", "-g", str(pid)], capture_output=True, text=True).stdout.split()
-    assert not leftovers, f"processes left behind: {leftovers}"
-    assert shm_segments() - before == set(), "shared-memory segments left behind"
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    with grpcclient.InferenceServerClient(server.grpc_url) as connection:
-        yield connection
+from tests.conftest import DETECTOR  # noqa: E402
 
 
 def infer(client, frame, index=None, boxes=None, frame_dtype="UINT8", tracks=None, with_appearance=False):

@@ -1,0 +1,202 @@
+"""The SDK and the command line, against a real Triton started by the suite and against the embedded engine."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from facecamo_client import (
+    CamouflageClient, EmbeddedEngine, InvalidInputError, ServerUnavailableError,
+)
+from tests.conftest import PORTRAITS, ROOT
+
+
+@pytest.fixture(scope="module")
+def sdk(server):
+    with CamouflageClient(server.grpc_url, timeout_s=120) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def embedded(repository):
+    return EmbeddedEngine(repository)
+
+
+@pytest.fixture(scope="module")
+def portrait_rgb():
+    from facecamo.align import load_rgb
+
+    return load_rgb(str(PORTRAITS / "congress_B000589.jpg"))
+
+
+def moving_face_frames(portrait: np.ndarray, count: int, step: int = 4) -> list[np.ndarray]:
+    """``count`` 320x300 frames with the portrait sliding right by ``step`` px per frame and a frame number drawn in a
+    corner (to check order)."""
+    frames = []
+    for index in range(count):
+        frame = np.full((300, 320, 3), 40, np.uint8)
+        x = 10 + step * index
+        frame[10 : 10 + 275, x : x + 225] = portrait[:, : min(225, 320 - x)]
+        cv2.putText(frame, str(index), (250, 290), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1)
+        frames.append(frame)
+    return frames
+
+
+def test_single_frame(sdk, portrait_rgb):
+    assert sdk.is_server_ready() and sdk.is_model_ready()
+    result = sdk.camouflage(portrait_rgb)
+    assert result.frame.shape == portrait_rgb.shape and len(result.faces) == 1
+    assert result.faces[0].status == "camouflaged" and result.all_camouflaged
+    assert np.abs(result.frame.astype(int) - portrait_rgb).mean() > 1
+
+
+def test_stream_complete_in_order_and_the_same_person_keeps_the_look(sdk, portrait_rgb):
+    frames = moving_face_frames(portrait_rgb, 30)
+    results = list(sdk.stream(frames, max_in_flight=4))
+    assert [r.index for r in results] == list(range(30))
+    for frame, result in zip(frames, results):  # the frame-number corner is outside every face: returned as sent
+        np.testing.assert_array_equal(result.frame[270:300, 240:320], frame[270:300, 240:320])
+    faces = [r.faces[0] for r in results if r.faces]
+    assert len(faces) >= 28
+    assert len({f.track_id for f in faces}) == 1 and len({f.appearance for f in faces}) == 1
+
+
+def test_a_newcomer_gets_a_different_look(sdk, portrait_rgb):
+    from facecamo.align import load_rgb
+
+    other = load_rgb(str(PORTRAITS / "congress_G000570.jpg"))
+    first = np.concatenate([portrait_rgb, np.full_like(portrait_rgb, 40)], axis=1)
+    second = np.concatenate([portrait_rgb, other], axis=1)
+    results = list(sdk.stream([first, first, second, second], max_in_flight=1))
+    looks = {f.track_id: f.appearance for r in results for f in r.faces}
+    assert len(looks) == 2 and len(set(looks.values())) == 2
+
+
+def test_errors_are_the_sdks_own_types_with_the_servers_message(sdk, portrait_rgb):
+    with pytest.raises(InvalidInputError, match="out of range") as caught:
+        sdk.camouflage(portrait_rgb, appearance=999)
+    assert "INVALID_ARGUMENT" in caught.value.status
+    with pytest.raises(InvalidInputError, match="empty"):
+        sdk.camouflage(np.zeros((0, 0, 3), np.uint8))
+    assert sdk.camouflage(portrait_rgb).all_camouflaged  # and the next request succeeds
+
+
+def test_unreachable_server_is_reported(tmp_path):
+    from export.triton_server import free_port
+
+    with CamouflageClient(f"127.0.0.1:{free_port()}", retry_for_s=1.0, backoff_s=0.1) as client:
+        assert not client.is_server_ready()
+        with pytest.raises(ServerUnavailableError):
+            client.camouflage(np.zeros((20, 20, 3), np.uint8))
+        with pytest.raises(ServerUnavailableError, match="make serve"):
+            client.wait_until_ready(timeout_s=0.5)
+
+
+def test_retry_succeeds_when_the_server_comes_up_late(repository, portrait_rgb):
+    from export.triton_server import TritonServer
+
+    late = TritonServer(repository)
+    starter = threading.Timer(2.0, late.start)
+    starter.start()
+    try:
+        with CamouflageClient(late.grpc_url, retry_for_s=120, backoff_s=0.2, timeout_s=120) as client:
+            started = time.monotonic()
+            result = client.camouflage(portrait_rgb)
+            assert result.all_camouflaged and time.monotonic() - started > 1.5
+    finally:
+        starter.join()
+        late.stop()
+
+
+def test_embedded_engine_matches_the_server(sdk, embedded, portrait_rgb):
+    frame = np.concatenate([portrait_rgb, portrait_rgb[:, ::-1]], axis=1).copy()
+    served, local = sdk.camouflage(frame), embedded.camouflage(frame)
+    assert [f.appearance for f in served.faces] == [f.appearance for f in local.faces]
+    assert np.abs(served.frame.astype(int) - local.frame.astype(int)).max() <= 2
+
+
+def test_client_imports_without_torch(server, portrait_rgb, tmp_path):
+    """A VMS box installs no torch: the SDK must import and work with torch unavailable."""
+    np.save(tmp_path / "frame.npy", portrait_rgb)
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import numpy as np\n"
+        "from facecamo_client import CamouflageClient\n"
+        f"c = CamouflageClient('{server.grpc_url}', timeout_s=120)\n"
+        f"r = c.camouflage(np.load(r'{tmp_path / 'frame.npy'}'))\n"
+        "assert r.all_camouflaged and 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                            env={"PYTHONPATH": f"{ROOT}:{ROOT / 'client'}", "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-2000:]
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: float) -> None:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, frames[0].shape[1::-1])
+    for frame in frames:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+
+
+def video_facts(path: Path) -> tuple[int, float]:
+    capture = cv2.VideoCapture(str(path))
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    capture.release()
+    return count, fps
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "facecamo_client.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("path", ["embedded", "server"])
+def test_command_line_on_a_short_video_keeps_frame_count_and_fps(path, server, repository, portrait_rgb, tmp_path):
+    source = tmp_path / "clip.mp4"
+    write_video(source, moving_face_frames(portrait_rgb, 12), fps=12.5)
+    target = tmp_path / "out.mp4"
+    extra = ["--server", server.grpc_url] if path == "server" else ["--repository", str(repository)]
+    result = cli(str(source), str(target), *extra, "--summary", str(tmp_path / "summary.json"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    count, fps = video_facts(target)
+    assert count == 12 and fps == pytest.approx(12.5, abs=0.01)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["frames"] == 12 and summary["faces"] >= 11
+
+
+def test_command_line_on_a_folder_mirrors_its_layout(repository, tmp_path):
+    source = tmp_path / "in"
+    (source / "sub").mkdir(parents=True)
+    for name in ("congress_B000589.jpg", "congress_G000570.jpg"):
+        (source / "sub" / name).write_bytes((PORTRAITS / name).read_bytes())
+    (source / "top.png").write_bytes((PORTRAITS / "nasa_eileen_collins.png").read_bytes())
+    result = cli(str(source), str(tmp_path / "out"), "--repository", str(repository), "--side-by-side")
+    assert result.returncode == 0, result.stderr[-3000:]
+    written = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.*"))
+    assert written == ["sub/congress_B000589.jpg", "sub/congress_G000570.jpg", "top.png"]
+    side = cv2.imread(str(tmp_path / "out" / "sub" / "congress_B000589.jpg"))
+    assert side.shape == (275, 450, 3)  # original | camouflaged
+
+
+def test_command_line_errors(server, repository, tmp_path):
+    from export.triton_server import free_port
+
+    (tmp_path / "notes.txt").write_text("hello")
+    result = cli(str(tmp_path / "notes.txt"), str(tmp_path / "o.jpg"), "--repository", str(repository))
+    assert result.returncode == 2 and "unsupported input" in result.stderr
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    result = cli(str(tmp_path / "broken.jpg"), str(tmp_path / "o.jpg"), "--repository", str(repository))
+    assert result.returncode == 2 and "cannot read" in result.stderr
+    result = cli(str(PORTRAITS / "congress_B000589.jpg"), str(tmp_path / "o.jpg"), "--server", f"127.0.0.1:{free_port()}", "--retry-for", "1")
+    assert result.returncode == 2 and "cannot reach the server" in result.stderr
