@@ -10,16 +10,18 @@ STEPS ?=
 RESUME ?=
 NPROC ?= 1
 
-.PHONY: help env test prepare train eval export serve bench demo clean
+.PHONY: help env test prepare train eval export serve camouflage bench bench-serving bench-client demo clean
 
 help:
+	@echo "make demo                                   camouflage the committed samples in-process (out/demo/)"
 	@echo "make test                                   set up .venv and run the whole test suite"
+	@echo "make camouflage IN=<image|folder|video|url> OUT=<path> [SERVER=host:port] [ARGS='--side-by-side']"
 	@echo "make prepare DATA=<identities> OUT=<folder>  detect, align and split a face dataset"
 	@echo "make train DATA=<prepared> RUN=<folder> [PRESET=cpu|paper|tiny] [STEPS=N] [RESUME=1] [NPROC=N]"
 	@echo "make eval DATA=<prepared> OUT=<folder> [CKPT=<.pt>] [JUDGE=<onnx>:<cosine threshold>]"
 	@echo "make export [CKPT=<.pt>] [FLAVOUR=python|onnxruntime|tensorrt]  checkpoint -> ONNX -> model_repository/"
 	@echo "make serve [GRPC_PORT=8001]                  tritonserver on 127.0.0.1 with model_repository/"
-	@echo "make bench [OUT=bench]                       training and inference speed figures to a file"
+	@echo "make bench / bench-serving / bench-client [OUT=bench]   speed figures to files"
 
 # The environment is rebuilt whenever a requirements file changes.
 $(READY): pyproject.toml requirements/shared.txt requirements/train.txt requirements/serve.txt requirements/dev.txt
@@ -54,17 +56,31 @@ GRPC_PORT ?= 8001
 export: $(READY)
 	$(BIN)/python -m export --flavour $(FLAVOUR) $(if $(CKPT),--ckpt "$(CKPT)")
 
-model_repository/facecamo/config.pbtxt:
-	$(MAKE) --no-print-directory export
-
 serve: $(READY) model_repository/facecamo/config.pbtxt
 	$(BIN)/python -m export.triton_server --repository model_repository --grpc-port $(GRPC_PORT)
 
 bench: $(READY)
 	$(BIN)/python -m training.bench --out "$(or $(OUT),bench)"
 
-demo:
-	@echo "make demo arrives with the client issue; until then see README.md (make test, make train)."
+RELEASE := models/release/facecamo_cpu.pt
+
+# Re-exported whenever the release weights or the export code change.
+model_repository/facecamo/config.pbtxt: $(RELEASE) $(wildcard export/*.py export/triton_models/*.py facecamo/*.py) | $(READY)
+	$(BIN)/python -m export --flavour $(FLAVOUR)
+
+demo: $(READY) model_repository/facecamo/config.pbtxt
+	$(BIN)/python -m tools.demo
+
+camouflage: $(READY)
+	@test -n "$(IN)" -a -n "$(OUT)" || { echo "usage: make camouflage IN=<image, folder, video or rtsp://...> OUT=<path> [SERVER=host:port]"; exit 2; }
+	$(if $(SERVER),,@$(MAKE) --no-print-directory model_repository/facecamo/config.pbtxt)
+	$(BIN)/python -m facecamo_client.cli "$(IN)" "$(OUT)" $(if $(SERVER),--server "$(SERVER)") $(ARGS)
+
+bench-serving: $(READY) model_repository/facecamo/config.pbtxt
+	$(BIN)/python -m export.bench_serving --out "$(or $(OUT),bench)"
+
+bench-client: $(READY) model_repository/facecamo/config.pbtxt
+	$(BIN)/python -m export.bench_client --out "$(or $(OUT),bench)"
 
 clean:
 	rm -rf $(VENV) .pytest_cache

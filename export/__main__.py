@@ -142,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=ROOT / "build" / "onnx", help="where the ONNX files (and plans) are written")
     parser.add_argument("--detector", choices=("hog", "cnn"), default="hog")
     parser.add_argument("--upsample", type=int, default=1, help="HOG upsampling: 1 finds faces down to about 40 px (default 1)")
-    parser.add_argument("--min-score", type=float, default=0.0)
+    parser.add_argument("--min-score", type=float, default=0.3,
+                        help="HOG score threshold (default 0.3: real faces in the samples score >= 0.4, a badge scored 0.12)")
     args = parser.parse_args(argv)
     detector = {"detector": args.detector, "upsample": args.upsample, "min_score": args.min_score}
     try:

@@ -109,10 +109,13 @@ class TritonServer:
             return False
 
     def log_tail(self, characters: int = 4000) -> str:
+        """The log's error lines (which name the model that failed and why), then its end."""
         try:
-            return self.log_path.read_text(errors="replace")[-characters:]
+            text = self.log_path.read_text(errors="replace")
         except OSError:
             return "(no log)"
+        errors = [line for line in text.splitlines() if line.startswith("E") or "failed to load" in line]
+        return ("\n".join(errors[-20:]) + "\n...\n" if errors else "") + text[-characters:]
 
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM the process group, then SIGKILL after ``timeout``; returns the exit code."""

@@ -1,0 +1,202 @@
+"""Serving benchmark: figures to ``OUT/bench_serving.json`` and ``.md``.
+
+    python -m export.bench_serving [--repository model_repository] [--out bench] [--requests 24]
+
+- 640x480 frames with 1 and with 4 faces, through Triton (gRPC, 1 / 4 / 8 requests in flight): frames/s, p50/p95
+  latency; and the same work in-process with ONNX Runtime (the embedded engine) in the same run, so the server's cost
+  is a ratio from one run;
+- time per stage in-process: detection, landmarks + alignment, identity encoder, generator, paste-back;
+- faces/s of the exported networks alone (E_I + G, appearance from the bank) with ONNX Runtime vs PyTorch eager.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def synthetic_frames() -> dict[str, np.ndarray]:
+    """640x480 frames built from the committed portraits: one face (about 125 px) and four faces (about 105 px)."""
+    from facecamo.align import load_rgb
+
+    portraits = [load_rgb(str(p)) for p in sorted((ROOT / "assets" / "portraits").glob("congress_*.jpg"))[:4]]
+    one = np.full((480, 640, 3), 90, np.uint8)
+    one[100:375, 207:432] = portraits[0]
+    four = np.full((480, 640, 3), 90, np.uint8)
+    for index, portrait in enumerate(portraits):
+        tile = cv2.resize(portrait, (196, 240), interpolation=cv2.INTER_AREA)
+        row, column = divmod(index, 2)
+        four[row * 240 : row * 240 + 240, column * 320 + 62 : column * 320 + 258] = tile
+    return {"1 face": one, "4 faces": four}
+
+
+def percentiles(latencies: list[float]) -> dict[str, float]:
+    values = np.array(latencies) * 1000
+    return {"p50_ms": round(float(np.percentile(values, 50)), 1), "p95_ms": round(float(np.percentile(values, 95)), 1)}
+
+
+def bench_triton(url: str, frame: np.ndarray, in_flight: int, requests: int) -> dict:
+    """Keep ``in_flight`` requests outstanding until ``requests`` have completed."""
+    import tritonclient.grpc as grpcclient
+
+    from facecamo import spec
+
+    client = grpcclient.InferenceServerClient(url)
+    tensor = grpcclient.InferInput(spec.FRAME, list(frame.shape), "UINT8")
+    tensor.set_data_from_numpy(frame)
+    client.infer(spec.ENSEMBLE, [tensor])  # warm-up
+    latencies, errors, lock = [], [], threading.Condition()
+    state = {"sent": 0, "done": 0}
+
+    def send() -> None:
+        started = time.perf_counter()
+
+        def callback(result=None, error=None) -> None:
+            with lock:
+                latencies.append(time.perf_counter() - started)
+                if error is not None:
+                    errors.append(str(error))
+                state["done"] += 1
+                if state["sent"] < requests:
+                    state["sent"] += 1
+                    send()
+                lock.notify_all()
+
+        client.async_infer(spec.ENSEMBLE, [tensor], callback)
+
+    started = time.perf_counter()
+    with lock:
+        for _ in range(min(in_flight, requests)):
+            state["sent"] += 1
+            send()
+        while state["done"] < requests:
+            lock.wait(timeout=300)
+    elapsed = time.perf_counter() - started
+    client.close()
+    if errors:
+        raise RuntimeError(f"{len(errors)} requests failed: {errors[0]}")
+    return {"in_flight": in_flight, "requests": requests, "frames_per_second": round(requests / elapsed, 2), **percentiles(latencies)}
+
+
+def bench_in_process(engine, frame: np.ndarray, requests: int) -> tuple[dict, dict]:
+    """Sequential embedded-engine calls; and per-stage seconds (detection separated from landmarks + alignment)."""
+    engine.run(frame)
+    latencies, stages = [], {"detection": [], "landmarks_and_alignment": [], "identity_encoder": [], "generator": [], "paste_back": []}
+    started = time.perf_counter()
+    for _ in range(requests):
+        t0 = time.perf_counter()
+        engine.run(frame)
+        latencies.append(time.perf_counter() - t0)
+    elapsed = time.perf_counter() - started
+    for _ in range(requests):
+        # Detection timed on its own, then the rest of the pipeline on the boxes it found.
+        t1 = time.perf_counter()
+        boxes = [d.box for d in engine.aligner.detector(frame)]
+        stages["detection"].append(time.perf_counter() - t1)
+        engine.run(frame, boxes=boxes or None)
+        timings = engine.last_timings
+        stages["landmarks_and_alignment"].append(timings["align"])
+        stages["identity_encoder"].append(timings["identity_encoder"])
+        stages["generator"].append(timings["generator"])
+        stages["paste_back"].append(timings["paste"])
+    summary = {"frames_per_second": round(requests / elapsed, 2), **percentiles(latencies)}
+    return summary, {name: round(float(np.mean(values)) * 1000, 2) for name, values in stages.items()}
+
+
+def bench_networks(repository: Path, checkpoint: Path | None) -> list[dict]:
+    """Faces/s of E_I + G alone at batch 1 and 16: ONNX Runtime (exported files) vs PyTorch eager (the checkpoint)."""
+    import onnxruntime
+    import torch
+
+    from facecamo import spec
+    from training.weights import load_inference_net
+
+    net, _, _ = load_inference_net(checkpoint)
+    identity = onnxruntime.InferenceSession(str(repository / spec.IDENTITY_ENCODER / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
+    generator = onnxruntime.InferenceSession(str(repository / spec.GENERATOR / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
+    bank = np.load(repository / spec.APPEARANCE_BANK / "1" / "bank.npy").astype(np.float32)
+    rows = []
+    for batch in (1, 16):
+        faces = np.random.default_rng(0).uniform(-1, 1, (batch, 3, 112, 112)).astype(np.float32)
+        codes = bank[np.arange(batch) % len(bank)]
+        repeats = max(4, 48 // batch)
+
+        def run_onnx() -> None:
+            generator.run(None, {spec.IDENTITY_CODE: identity.run(None, {spec.FACE: faces})[0], spec.APPEARANCE_CODE: codes})
+
+        torch_faces, torch_codes = torch.from_numpy(faces), torch.from_numpy(codes)
+
+        def run_torch() -> None:
+            with torch.no_grad():
+                net.generator(net.identity_encoder(torch_faces), torch_codes)
+
+        for name, run in (("onnxruntime", run_onnx), ("pytorch_eager", run_torch)):
+            run()
+            started = time.perf_counter()
+            for _ in range(repeats):
+                run()
+            rows.append({"runtime": name, "batch": batch, "faces_per_second": round(batch * repeats / (time.perf_counter() - started), 1)})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repository", type=Path, default=ROOT / "model_repository")
+    parser.add_argument("--ckpt", type=Path, default=None, help="the checkpoint the repository was exported from (default: release)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench")
+    parser.add_argument("--requests", type=int, default=24)
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(ROOT / "client"))
+    from export.triton_server import TritonServer
+    from facecamo_client.embedded import EmbeddedEngine
+
+    frames = synthetic_frames()
+    engine = EmbeddedEngine(args.repository)
+    report: dict = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": __import__("os").cpu_count()},
+                    "repository": str(args.repository), "frames": {}, "networks": None}
+    print("in-process (embedded engine, ONNX Runtime) ...", file=sys.stderr)
+    for name, frame in frames.items():
+        in_process, stages = bench_in_process(engine, frame, args.requests)
+        report["frames"][name] = {"faces_found": len(engine.run(frame).faces), "in_process": in_process, "stages_ms": stages, "triton": []}
+    print("Triton ...", file=sys.stderr)
+    with TritonServer(args.repository) as server:
+        for name, frame in frames.items():
+            for in_flight in (1, 4, 8):
+                report["frames"][name]["triton"].append(bench_triton(server.grpc_url, frame, in_flight, args.requests))
+    for entry in report["frames"].values():
+        single = entry["triton"][0]["frames_per_second"]
+        entry["server_cost_ratio_at_1_in_flight"] = round(entry["in_process"]["frames_per_second"] / single, 2)
+    print("networks alone ...", file=sys.stderr)
+    report["networks"] = bench_networks(args.repository, args.ckpt)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench_serving.json").write_text(json.dumps(report, indent=2))
+    lines = [f"Machine: {report['machine']['cores']} cores, CPU only. Repository `{args.repository}`.", "",
+             "| frame | path | in flight | frames/s | p50 ms | p95 ms |", "|---|---|---|---|---|---|"]
+    for name, entry in report["frames"].items():
+        p = entry["in_process"]
+        lines.append(f"| 640x480, {name} | in-process ONNX Runtime | 1 | {p['frames_per_second']} | {p['p50_ms']} | {p['p95_ms']} |")
+        for t in entry["triton"]:
+            lines.append(f"| 640x480, {name} | Triton gRPC | {t['in_flight']} | {t['frames_per_second']} | {t['p50_ms']} | {t['p95_ms']} |")
+    lines += ["", "Time per stage, in-process (ms per frame):", "", "| frame | " + " | ".join(next(iter(report["frames"].values()))["stages_ms"]) + " |",
+              "|---|" + "---|" * 5]
+    for name, entry in report["frames"].items():
+        lines.append(f"| {name} | " + " | ".join(str(v) for v in entry["stages_ms"].values()) + " |")
+    lines += ["", "Exported networks alone (E_I + G):", "", "| runtime | batch | faces/s |", "|---|---|---|"]
+    lines += [f"| {r['runtime']} | {r['batch']} | {r['faces_per_second']} |" for r in report["networks"]]
+    (args.out / "bench_serving.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
