@@ -18,7 +18,7 @@ import numpy as np
 from export.onnx_export import ExportError, check_parity, export_onnx, lint, symbolic_sizes
 from export.repository import FLAVOURS, write_repository
 from facecamo import spec
-from facecamo.align import FaceAligner, FaceDetector, load_rgb
+from facecamo.align import SERVING_DETECTOR, FaceAligner, FaceDetector, load_rgb
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -140,10 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flavour", choices=FLAVOURS, default="python")
     parser.add_argument("--references", type=Path, default=ROOT / "assets" / "portraits", help="reference faces for the appearance bank")
     parser.add_argument("--work", type=Path, default=ROOT / "build" / "onnx", help="where the ONNX files (and plans) are written")
-    parser.add_argument("--detector", choices=("hog", "cnn"), default="hog")
-    parser.add_argument("--upsample", type=int, default=1, help="HOG upsampling: 1 finds faces down to about 40 px (default 1)")
-    parser.add_argument("--min-score", type=float, default=0.3,
-                        help="HOG score threshold (default 0.3: real faces in the samples score >= 0.4, a badge scored 0.12)")
+    parser.add_argument("--detector", choices=("hog", "cnn"), default=SERVING_DETECTOR["detector"])
+    parser.add_argument("--upsample", type=int, default=SERVING_DETECTOR["upsample"],
+                        help="upsampling: 1 finds faces down to about 37 px, 2 to about 23 px at 4x the time (default 1)")
+    parser.add_argument("--min-score", type=float, default=SERVING_DETECTOR["min_score"],
+                        help="detection score threshold (default 0.3: real faces in the samples score >= 0.4, a badge scored 0.12)")
     args = parser.parse_args(argv)
     detector = {"detector": args.detector, "upsample": args.upsample, "min_score": args.min_score}
     try:

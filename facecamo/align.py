@@ -33,6 +33,10 @@ ALIGN_CROP = 112
 EYE_LINE_FROM_TOP = 0.45
 MOUTH_LINE_FROM_BOTTOM = 0.25
 
+SERVING_DETECTOR = {"detector": "hog", "upsample": 1, "min_score": 0.3}
+"""What export writes into the served pipeline by default (and evaluation uses, so its figures describe it):
+upsampling once finds faces down to about 37 px; real faces in the samples score >= 0.4, a badge scored 0.12."""
+
 LEFT_EYE = slice(36, 42)
 RIGHT_EYE = slice(42, 48)
 EYES = slice(36, 48)
@@ -117,6 +121,12 @@ class FaceDetector:
             self._hog = dlib.get_frontal_face_detector()
         else:
             self._cnn = dlib.cnn_face_detection_model_v1(str(dlib_model_path(CNN_DETECTOR)))
+
+    @classmethod
+    def from_settings(cls, settings: dict) -> "FaceDetector":
+        """From the settings dict export writes into ``align/config.pbtxt`` (keys detector, upsample, min_score;
+        values may be strings)."""
+        return cls(str(settings.get("detector", "hog")), int(settings.get("upsample", 0)), float(settings.get("min_score", 0.0)))
 
     def __call__(self, image: np.ndarray) -> list[Detection]:
         """Detect faces in a uint8 RGB image (see :func:`as_rgb_uint8`); best score first, [] if none."""

@@ -81,6 +81,7 @@ def test_dlib_judge_matches_a_face_with_itself_and_not_with_a_stranger(portrait,
 
 
 def test_whole_image_camouflage_changes_faces_and_fails_closed(portrait, tmp_path):
+    from facecamo import spec
     from training.config import load_config
     from training.models import CamouflageNet
 
@@ -88,20 +89,20 @@ def test_whole_image_camouflage_changes_faces_and_fails_closed(portrait, tmp_pat
     net = CamouflageNet(load_config("tiny").model).eval()
     camouflager = TorchCamouflager(net)
     codes = camouflager.appearance_codes(np.stack([FaceAligner()(portrait)[0].crop]))
-    out, faces = camouflager.camouflage(portrait, codes)
-    assert [f.status for f in faces] == ["camouflaged"]
+    out, boxes, status = camouflager.camouflage(portrait, codes)
+    assert status.tolist() == [spec.STATUS_CAMOUFLAGED]
     assert np.abs(out.astype(int) - portrait).mean() > 1.0
     blank = np.full((100, 120, 3), 80, np.uint8)
-    same, none = camouflager.camouflage(blank, codes)
-    assert none == [] and np.array_equal(same, blank)
+    same, none, _ = camouflager.camouflage(blank, codes)
+    assert len(none) == 0 and np.array_equal(same, blank)
     # a generator that produces NaN: the face is concealed, marked, and never returned as it was
     with torch.no_grad():
         for p in net.generator.parameters():
             p.fill_(float("nan"))
-    concealed, faces = camouflager.camouflage(portrait, codes)
-    assert faces[0].status == "fallback" and "generation failed" in faces[0].reason
-    box = faces[0].detection.box
-    region = (slice(int(box[1]) + 10, int(box[3]) - 10), slice(int(box[0]) + 10, int(box[2]) - 10))
+    concealed, boxes, status = camouflager.camouflage(portrait, codes)
+    assert status.tolist() == [spec.STATUS_FALLBACK]
+    left, top, right, bottom = boxes[0]
+    region = (slice(int(top) + 10, int(bottom) - 10), slice(int(left) + 10, int(right) - 10))
     assert np.abs(concealed[region].astype(int) - portrait[region]).mean() > 5.0
 
 

@@ -33,7 +33,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from facecamo.align import FaceAligner, LandmarkPredictor, load_rgb, save_rgb, warp_face
+from facecamo import spec
+from facecamo.align import SERVING_DETECTOR, FaceAligner, FaceDetector, LandmarkPredictor, load_rgb, save_rgb, warp_face
 from facecamo.paste import blur_face, paste_face, pixelate_face
 from training.camouflage import TorchCamouflager
 from training.data import to_model_range
@@ -106,7 +107,7 @@ def evaluate(ckpt: Path | None, data: Path, out: Path, count: int, references: i
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     net, config, info = load_inference_net(ckpt)
-    camouflager = TorchCamouflager(net, FaceAligner())
+    camouflager = TorchCamouflager(net, FaceAligner(FaceDetector.from_settings(SERVING_DETECTOR)))
     landmarks = LandmarkPredictor()
     judges: list[Judge] = [DlibJudge()] + [OnnxJudge(path, threshold) for path, threshold in onnx_judges]
 
@@ -115,14 +116,15 @@ def evaluate(ckpt: Path | None, data: Path, out: Path, count: int, references: i
     subjects: list[Subject] = []
     for identity, source, _ in tqdm(rows, desc="aligning test images", unit="img", dynamic_ncols=True):
         image = load_rgb(source)
-        outcomes = camouflager.align(image)
-        found = [o for o in outcomes if o.face is not None]
-        if not found:
+        faces = camouflager.prepare(image)
+        aligned = np.flatnonzero(faces.state == spec.STATE_ALIGNED)
+        if not len(aligned):
             continue
         height, width = image.shape[:2]
-        subject = min(found, key=lambda o: ((o.detection.box[0] + o.detection.box[2]) / 2 - width / 2) ** 2
-                      + ((o.detection.box[1] + o.detection.box[3]) / 2 - height / 2) ** 2)
-        subjects.append(Subject(len(subjects), identity, source, subject.detection.box, subject.face.affine, subject.face.crop))
+        centre = min(aligned, key=lambda i: ((faces.boxes[i][0] + faces.boxes[i][2]) / 2 - width / 2) ** 2
+                     + ((faces.boxes[i][1] + faces.boxes[i][3]) / 2 - height / 2) ** 2)
+        affine = faces.affines[centre].astype(np.float64)
+        subjects.append(Subject(len(subjects), identity, source, tuple(faces.boxes[centre]), affine, warp_face(image, affine)))
     if len(subjects) < 4:
         raise ValueError(f"only {len(subjects)} test faces could be aligned; need at least 4")
 
@@ -140,14 +142,14 @@ def evaluate(ckpt: Path | None, data: Path, out: Path, count: int, references: i
 
     for subject in tqdm(subjects, desc="camouflaging and judging", unit="img", dynamic_ncols=True):
         image = load_rgb(subject.source)
-        outcomes = camouflager.align(image)
+        faces = camouflager.prepare(image)
         candidates = [n for n in reference_names if n != subject.identity]
         picked = [candidates[i] for i in rng.choice(len(candidates), size=references, replace=False)]
         codes = camouflager.appearance_codes(np.stack([reference_crops[n][0] for n in picked]))
         processed: dict[str, list[np.ndarray]] = {"original": [image], "camouflage": []}
         for k in range(references):
-            result, faces = camouflager.camouflage(image, codes[k : k + 1], outcomes)
-            faces_concealed += sum(f.status == "fallback" for f in faces)
+            result, _, status = camouflager.camouflage(image, codes[k : k + 1], faces)
+            faces_concealed += int(np.sum(status == spec.STATUS_FALLBACK))
             processed["camouflage"].append(result)
         for sigma in BLUR_SIGMAS:
             processed[f"blur_{sigma:g}"] = [paste_face(image, blur_face(subject.crop, sigma), subject.affine)]

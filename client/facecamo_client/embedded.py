@@ -62,10 +62,7 @@ class EmbeddedEngine(CamouflageEngine):
         self._generator = onnxruntime.InferenceSession(str(required[1]), options, providers=["CPUExecutionProvider"])
         self.bank = np.load(required[2]).astype(np.float32)
         params = read_parameters(required[3])
-        self.detector_settings = {"detector": params.get("detector", "hog"), "upsample": int(params.get("upsample", "0")),
-                                  "min_score": float(params.get("min_score", "0"))}
-        self.aligner = FaceAligner(FaceDetector(self.detector_settings["detector"], self.detector_settings["upsample"],
-                                                self.detector_settings["min_score"]))
+        self.aligner = FaceAligner(FaceDetector.from_settings(params))
         self.max_faces = int(params.get("max_faces", str(spec.MAX_FACES_PER_FRAME)))
         self.last_timings: dict[str, float] = {}
 

@@ -19,8 +19,7 @@ class TritonPythonModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
         params = {key: value["string_value"] for key, value in config.get("parameters", {}).items()}
-        detector = FaceDetector(params.get("detector", "hog"), int(params.get("upsample", "0")), float(params.get("min_score", "0")))
-        self.aligner = FaceAligner(detector)
+        self.aligner = FaceAligner(FaceDetector.from_settings(params))
         self.max_width = int(params.get("max_width", "3840"))
         self.max_height = int(params.get("max_height", "2160"))
         self.bank_size = int(params["bank_size"])
