@@ -7,47 +7,67 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "client"))
 
 
+def fit_height(image: np.ndarray, height: int) -> np.ndarray:
+    scale = height / image.shape[0]
+    return cv2.resize(image, (int(round(image.shape[1] * scale)), height), interpolation=cv2.INTER_AREA)
+
+
 def main() -> int:
+    from tqdm import tqdm
+
     from facecamo_client import EmbeddedEngine
-    from facecamo_client.cli import main as cli_main
-    from facecamo_client.video import VideoReader, read_image, write_image
+    from facecamo_client.video import VideoReader, VideoWriter, read_image, side_by_side, write_image
 
     out = ROOT / "out" / "demo"
     out.mkdir(parents=True, exist_ok=True)
-    repository = ROOT / "model_repository"
-    portrait = ROOT / "assets" / "portraits" / "nasa_eileen_collins.png"
-    video = ROOT / "assets" / "video" / "video_01.mp4"
-    for args in ([str(portrait), str(out / "portrait_camouflaged.png")],
-                 [str(portrait), str(out / "portrait_side_by_side.png"), "--side-by-side"],
-                 [str(video), str(out / "video_camouflaged.mp4")],
-                 [str(video), str(out / "video_side_by_side.mp4"), "--side-by-side"]):
-        code = cli_main([*args, "--repository", str(repository)])
-        if code:
-            return code
-    # One picture for people who would rather look than read: the portrait and a video frame, before | after.
-    engine = EmbeddedEngine(repository)
-    frame = next(iter(VideoReader(str(video))))
-    image = read_image(portrait)
-    rows = []
-    for original in (image[::, ::].copy(), frame):
-        scale = 480 / original.shape[0]
-        import cv2
+    engine = EmbeddedEngine(ROOT / "model_repository")
 
-        resized = cv2.resize(original, (int(round(original.shape[1] * scale)), 480), interpolation=cv2.INTER_AREA)
-        rows.append(np.concatenate([resized, engine.camouflage(resized).frame], axis=1))
+    portrait = read_image(ROOT / "assets" / "portraits" / "nasa_eileen_collins.png")
+    result = engine.camouflage(portrait)
+    write_image(out / "portrait_camouflaged.png", result.frame)
+    write_image(out / "portrait_side_by_side.png", side_by_side(portrait, result.frame))
+    print(f"portrait: {len(result.faces)} face(s), {[f.status for f in result.faces]}")
+
+    reader = VideoReader(str(ROOT / "assets" / "video" / "video_01.mp4"))
+    width, height = reader.size
+    camouflaged = VideoWriter(out / "video_camouflaged.mp4", reader.fps, (width, height))
+    review = VideoWriter(out / "video_side_by_side.mp4", reader.fps, (2 * width, height))
+    originals, first = {}, None
+
+    def frames():
+        for index, frame in enumerate(reader):
+            originals[index] = frame
+            yield frame
+
+    faces = 0
+    for result in tqdm(engine.stream(frames(), max_in_flight=1), total=reader.frame_count, unit="frame", desc="video"):
+        original = originals.pop(result.index)
+        camouflaged.write(result.frame)
+        review.write(side_by_side(original, result.frame))
+        faces += len(result.faces)
+        if first is None:
+            first = (original, result.frame)
+    camouflaged.close()
+    review.close()
+    print(f"video: {reader.frame_count} frames at {reader.fps:.2f} fps, {faces} faces camouflaged ({camouflaged.codec})")
+
+    # One picture for people who would rather look than read: before | after, portrait above, a video frame below.
+    rows = [side_by_side(fit_height(portrait, 480), engine.camouflage(fit_height(portrait, 480)).frame), side_by_side(*first)]
     width = max(r.shape[1] for r in rows)
-    picture = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows], axis=0)
+    picture = np.concatenate([np.pad(r, ((0, 8), ((width - r.shape[1]) // 2, width - r.shape[1] - (width - r.shape[1]) // 2), (0, 0)),
+                                     constant_values=255) for r in rows], axis=0)
     write_image(out / "side_by_side.png", picture)
-    print(f"\nDemo results in {out}:")
+    print(f"\nDemo results in {out.relative_to(ROOT)}/ (left: original, right: camouflaged):")
     for path in sorted(out.iterdir()):
         print(f"  {path.relative_to(ROOT)}")
-    print("Left: original, right: camouflaged. Look at out/demo/side_by_side.png first.")
+    print("Look at out/demo/side_by_side.png first.")
     return 0
 
 
