@@ -1,4 +1,4 @@
-# The front door. `make test` and (with a later issue) `make demo` do all set-up on a fresh clone.
+# The front door. `make demo` and `make test` do all set-up on a fresh clone (see README.md).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -59,8 +59,10 @@ export: $(READY)
 serve: $(READY) model_repository/facecamo/config.pbtxt
 	$(BIN)/python -m export.triton_server --repository model_repository --grpc-port $(GRPC_PORT)
 
+TEACHER ?= ../shared/models/face_embedding/mobilefacenet.onnx
+
 bench: $(READY)
-	$(BIN)/python -m training.bench --out "$(or $(OUT),bench)"
+	$(BIN)/python -m training.bench --out "$(or $(OUT),bench)" $(if $(wildcard $(TEACHER)),--teacher $(TEACHER))
 
 RELEASE := models/release/facecamo_cpu.pt
 
