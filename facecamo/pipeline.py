@@ -82,6 +82,8 @@ def assign_appearance(boxes: np.ndarray, bank_size: int, index: np.ndarray | Non
 
     if index is not None and np.asarray(index).size:
         values = check(index, "APPEARANCE_INDEX")
+        if count == 0:  # a frame without faces: the indices were valid, there is nothing to assign
+            return np.zeros(0, np.int32)
         if len(values) == 1:
             return np.full(count, int(values[0]), np.int32)
         if len(values) != count:
@@ -167,11 +169,8 @@ def prepare_frame(aligner: FaceAligner, frame: np.ndarray, bank_size: int, index
         boxes = None
     faces = align_frame(aligner, frame, boxes, max_faces)
     real = faces.state != STATE_PLACEHOLDER
-    rows = np.zeros(len(faces.state), np.int32)
+    rows = np.zeros(len(faces.state), np.int32)  # the placeholder row of a frame without faces looks up entry 0
     rows[real] = assign_appearance(faces.boxes[real], bank_size, index, track_boxes, track_appearance)
-    if not real.any():
-        assign_appearance(np.zeros((0, 4)), bank_size, index if index is None or np.asarray(index).size <= 1 else None,
-                          track_boxes, track_appearance)  # still reject bad indices on a frame without faces
     faces.rows = rows
     return faces
 

@@ -57,6 +57,9 @@ def test_validation_messages():
         assign_appearance(boxes3, 5, np.array([1, 2]))
     with pytest.raises(RequestError, match="0..4"):
         assign_appearance(boxes3[:1], 5, np.array([5]))
+    with pytest.raises(RequestError, match="0..4"):  # checked on a frame without faces too
+        assign_appearance(np.zeros((0, 4)), 5, np.array([1, 9]))
+    assert assign_appearance(np.zeros((0, 4)), 5, np.array([1, 2])).shape == (0,)
 
 
 def test_tracked_people_keep_their_appearance_and_newcomers_get_a_free_one():

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import csv
-import json
 
 import cv2
 import numpy as np
-import pytest
 
 from tests.conftest import make_identity_folders
 from training.prepare import main, prepare

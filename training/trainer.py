@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -191,11 +192,9 @@ class Trainer:
             dist.barrier()
 
 
-def figure3_grid(net, sources: torch.Tensor, references: torch.Tensor) -> "np.ndarray":
+def figure3_grid(net, sources: torch.Tensor, references: torch.Tensor) -> np.ndarray:
     """uint8 ((n+1)*112, (m+1)*112, 3) grid: white corner, m references on top, n sources down the left,
     cell (i, j) = G(E_I(source_i), E_A(reference_j))."""
-    import numpy as np
-
     n, m, size = len(sources), len(references), sources.shape[-1]
     identity = net.identity_encoder(sources)
     appearance = net.appearance_encoder(references)
