@@ -42,3 +42,12 @@ def match_boxes(boxes: np.ndarray, previous: np.ndarray, min_iou: float = 0.2, m
             match[i] = int(j)
             used.add(int(j))
     return match
+
+
+def nearest_to_centre(boxes: np.ndarray, shape: tuple[int, ...]) -> int:
+    """Index of the box (float (N, 4), N >= 1) whose centre is nearest the centre of an image of ``shape`` (H, W, ...):
+    datasets such as LFW centre the labelled person, whoever else is in the picture."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    height, width = shape[:2]
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    return int(np.argmin(((centres - (width / 2, height / 2)) ** 2).sum(axis=1)))

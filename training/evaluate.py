@@ -26,7 +26,7 @@ import json
 import sys
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,8 @@ import torch
 from tqdm import tqdm
 
 from facecamo import spec
+from facecamo.pipeline import FrameFaces
+from facecamo.tracking import nearest_to_centre
 from facecamo.align import SERVING_DETECTOR, FaceAligner, FaceDetector, LandmarkPredictor, load_rgb, save_rgb, warp_face
 from facecamo.paste import blur_face, paste_face, pixelate_face
 from training.camouflage import TorchCamouflager
@@ -56,7 +58,7 @@ class Subject:
     box: tuple
     affine: np.ndarray
     crop: np.ndarray
-    variants: dict[str, np.ndarray] = field(default_factory=dict)  # method -> processed full image(s)
+    faces: FrameFaces  # every face of the image, aligned once and reused for each reference
 
 
 def select_subjects(data: Path, count: int, rng: np.random.Generator) -> list[tuple[str, str, str]]:
@@ -120,11 +122,9 @@ def evaluate(ckpt: Path | None, data: Path, out: Path, count: int, references: i
         aligned = np.flatnonzero(faces.state == spec.STATE_ALIGNED)
         if not len(aligned):
             continue
-        height, width = image.shape[:2]
-        centre = min(aligned, key=lambda i: ((faces.boxes[i][0] + faces.boxes[i][2]) / 2 - width / 2) ** 2
-                     + ((faces.boxes[i][1] + faces.boxes[i][3]) / 2 - height / 2) ** 2)
+        centre = aligned[nearest_to_centre(faces.boxes[aligned], image.shape)]
         affine = faces.affines[centre].astype(np.float64)
-        subjects.append(Subject(len(subjects), identity, source, tuple(faces.boxes[centre]), affine, warp_face(image, affine)))
+        subjects.append(Subject(len(subjects), identity, source, tuple(faces.boxes[centre]), affine, warp_face(image, affine), faces))
     if len(subjects) < 4:
         raise ValueError(f"only {len(subjects)} test faces could be aligned; need at least 4")
 
@@ -142,7 +142,7 @@ def evaluate(ckpt: Path | None, data: Path, out: Path, count: int, references: i
 
     for subject in tqdm(subjects, desc="camouflaging and judging", unit="img", dynamic_ncols=True):
         image = load_rgb(subject.source)
-        faces = camouflager.prepare(image)
+        faces = subject.faces
         candidates = [n for n in reference_names if n != subject.identity]
         picked = [candidates[i] for i in rng.choice(len(candidates), size=references, replace=False)]
         codes = camouflager.appearance_codes(np.stack([reference_crops[n][0] for n in picked]))

@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -95,6 +96,7 @@ def _init_worker(upsample: int, min_score: float) -> None:
 def _process(job: tuple[str, str, str]) -> dict:
     """Align the face nearest the image centre (LFW centres the labelled person) and save it."""
     from facecamo.align import load_rgb, save_rgb
+    from facecamo.tracking import nearest_to_centre
 
     identity, source, target = job
     try:
@@ -104,12 +106,8 @@ def _process(job: tuple[str, str, str]) -> dict:
     detections = _worker_aligner.detector(image)
     if not detections:
         return {"source": source, "identity": identity, "status": "no_face"}
-    height, width = image.shape[:2]
-
-    def distance_to_centre(d) -> float:
-        return ((d.box[0] + d.box[2]) / 2 - width / 2) ** 2 + ((d.box[1] + d.box[3]) / 2 - height / 2) ** 2
-
-    face = _worker_aligner.align_box(image, min(detections, key=distance_to_centre))
+    labelled = detections[nearest_to_centre(np.array([d.box for d in detections]), image.shape)]
+    face = _worker_aligner.align_box(image, labelled)
     Path(target).parent.mkdir(parents=True, exist_ok=True)
     save_rgb(target, face.crop)
     return {"source": source, "identity": identity, "status": "ok", "file": target}
