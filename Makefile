@@ -8,6 +8,7 @@ READY := $(VENV)/.ready
 PRESET ?= cpu
 STEPS ?=
 RESUME ?=
+INIT ?=
 NPROC ?= 1
 
 .PHONY: help env test prepare train eval export serve camouflage bench bench-serving bench-client demo clean
@@ -17,7 +18,7 @@ help:
 	@echo "make test                                   set up .venv and run the whole test suite"
 	@echo "make camouflage IN=<image|folder|video|url> OUT=<path> [SERVER=host:port] [ARGS='--side-by-side']"
 	@echo "make prepare DATA=<identities> OUT=<folder>  detect, align and split a face dataset"
-	@echo "make train DATA=<prepared> RUN=<folder> [PRESET=cpu|paper|tiny] [STEPS=N] [RESUME=1] [NPROC=N]"
+	@echo "make train DATA=<prepared> RUN=<folder> [PRESET=cpu|paper|tiny] [STEPS=N] [RESUME=1] [INIT=<weights .pt>] [NPROC=N]"
 	@echo "make eval DATA=<prepared> OUT=<folder> [CKPT=<.pt>] [JUDGE=<onnx>:<cosine threshold>]"
 	@echo "make export [CKPT=<.pt>] [FLAVOUR=python|onnxruntime|tensorrt]  checkpoint -> ONNX -> model_repository/"
 	@echo "make serve [GRPC_PORT=8001]                  tritonserver on 127.0.0.1 with model_repository/"
@@ -41,9 +42,9 @@ prepare: $(READY)
 	$(BIN)/python -m training.prepare --data "$(DATA)" --out "$(OUT)"
 
 train: $(READY)
-	@test -n "$(DATA)" -a -n "$(RUN)" || { echo "usage: make train DATA=<prepared folder> RUN=<folder> [PRESET=cpu] [STEPS=N] [RESUME=1] [NPROC=N]"; exit 2; }
+	@test -n "$(DATA)" -a -n "$(RUN)" || { echo "usage: make train DATA=<prepared folder> RUN=<folder> [PRESET=cpu] [STEPS=N] [RESUME=1] [INIT=<weights .pt>] [NPROC=N]"; exit 2; }
 	$(if $(filter-out 1,$(NPROC)),$(BIN)/torchrun --standalone --nproc_per_node=$(NPROC),$(BIN)/python) -m training.train \
-		--preset "$(PRESET)" --data "$(DATA)" --run-dir "$(RUN)" $(if $(STEPS),--steps $(STEPS)) $(if $(RESUME),--resume)
+		--preset "$(PRESET)" --data "$(DATA)" --run-dir "$(RUN)" $(if $(STEPS),--steps $(STEPS)) $(if $(RESUME),--resume) $(if $(INIT),--init-from "$(INIT)")
 
 eval: $(READY)
 	@test -n "$(DATA)" -a -n "$(OUT)" || { echo "usage: make eval DATA=<prepared folder> OUT=<folder> [CKPT=<checkpoint>] [JUDGE=<onnx>:<threshold>]"; exit 2; }

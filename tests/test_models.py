@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -9,6 +10,7 @@ from tests.conftest import require_shared
 from training import losses
 from training.config import load_config
 from training.data import Batch
+from training.metrics import ssim
 from training.models import CamouflageNet, build_discriminator
 from training.models.blocks import adain
 
@@ -71,6 +73,7 @@ def test_every_trainable_parameter_receives_a_gradient(tiny):
         "dif": losses.difference_loss(out["generated"], batch.source, margin=10.0)[0],
         "id": losses.identity_loss([out["logits_source"], out["logits_generated"]], batch.labels)[0],
         "adv_g": losses.adversarial_generator_loss(discriminator(out["generated"]))[0],
+        "struct": losses.structure_difference_loss(out["generated"], batch.source, max_ssim=0.0)[0],
     }
     total, logs = losses.total_loss(terms, tiny.loss)
     total.backward()
@@ -91,6 +94,21 @@ def test_losses_on_known_cases():
     unit = torch.nn.functional.normalize(torch.randn(3, 8), dim=1)
     assert losses.teacher_identity_loss(unit, unit)[0].item() == pytest.approx(0.0, abs=1e-6)
     assert losses.adversarial_discriminator_loss([torch.ones(2, 1)], [torch.zeros(2, 1)])[0].item() == 0.0
+
+
+def test_structure_difference_uses_the_evaluation_ssim():
+    torch.manual_seed(0)
+    a = torch.rand(2, 3, 112, 112) * 2 - 1
+    b = (a + 0.3 * torch.randn_like(a)).clamp(-1, 1)
+    to_uint8 = lambda t: ((t.permute(1, 2, 0).numpy() + 1) * 127.5).round().astype(np.uint8)  # noqa: E731
+    differentiable = losses.ssim_per_image(a, b)
+    for i in range(2):  # the number training pushes on is the number the report prints
+        assert differentiable[i].item() == pytest.approx(ssim(to_uint8(a[i]), to_uint8(b[i])), abs=2e-3)
+    loss, logs = losses.structure_difference_loss(a, a, max_ssim=0.6)
+    assert loss.item() == pytest.approx(0.4, abs=1e-4) and logs["struct_ssim"] == pytest.approx(1.0, abs=1e-4)
+    assert losses.structure_difference_loss(a, -a, max_ssim=0.6)[0].item() == 0.0  # already different: no push
+    # a global colour shift leaves structure alone: the term still pushes, unlike L_dif
+    assert losses.structure_difference_loss((a + 0.5).clamp(-1, 1), a, max_ssim=0.6)[0].item() > 0.1
 
 
 def test_onnx_face_embedder_matches_onnxruntime():

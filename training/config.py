@@ -37,6 +37,8 @@ class LossConfig:
     identity: float = 1.0  # lambda_5, L_id
     adversarial: float = 1.0  # lambda_6, L_adv
     difference_margin: float = 0.3  # L_dif stops pushing once the mean |G - x| in [-1, 1] units exceeds this
+    structure_difference: float = 0.0  # not in the paper: hinge on the SSIM of generated vs source (0: off)
+    structure_max_ssim: float = 0.6  # ... which stops pushing once the SSIM falls below this
     teacher: float = 0.0  # weight of the frozen face-embedder cosine loss (0: off)
     teacher_path: str = ""  # ONNX face-embedding network, e.g. ../shared/models/face_embedding/mobilefacenet.onnx
 

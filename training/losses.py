@@ -42,6 +42,42 @@ def difference_loss(generated: torch.Tensor, source: torch.Tensor, margin: float
     return loss, {"dif": loss.item(), "dif_distance": distance.mean().item()}
 
 
+def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    coords = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
+    kernel = torch.exp(-(coords ** 2) / (2 * sigma ** 2))
+    kernel = kernel / kernel.sum()
+    return (kernel[:, None] * kernel[None, :])[None, None]  # (1, 1, size, size)
+
+
+def ssim_per_image(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Differentiable SSIM (B,) of two (B, 3, H, W) batches in [-1, 1], per channel and averaged: the formula of
+    evaluation's "SSIM to original" (training.metrics.ssim: Gaussian window 11, sigma 1.5, grey levels 0..255)."""
+    channels = a.shape[1]
+    window = _gaussian_window().to(a).expand(channels, 1, -1, -1)
+    pad = window.shape[-1] // 2
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.pad(t, (pad, pad, pad, pad), mode="reflect"), window, groups=channels)
+
+    x, y = (a + 1) * 127.5, (b + 1) * 127.5
+    mu_x, mu_y = blur(x), blur(y)
+    var_x = blur(x * x) - mu_x ** 2
+    var_y = blur(y * y) - mu_y ** 2
+    cov = blur(x * y) - mu_x * mu_y
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))
+    return ssim_map.flatten(1).mean(dim=1)
+
+
+def structure_difference_loss(generated: torch.Tensor, source: torch.Tensor, max_ssim: float) -> tuple[torch.Tensor, Logs]:
+    """Not in the paper: a hinge on the SSIM between the generated face and the source, pushing until it
+    falls below ``max_ssim``. L_dif alone is met by recolouring (the pixel distance grows, the face stays the same
+    person to a human); SSIM is blind to a global colour shift, so this term asks for a change of structure."""
+    similarity = ssim_per_image(generated, source)  # (B,)
+    loss = F.relu(similarity - max_ssim).mean()
+    return loss, {"struct": loss.item(), "struct_ssim": similarity.mean().item()}
+
+
 def identity_loss(logits: list[torch.Tensor], labels: torch.Tensor) -> tuple[torch.Tensor, Logs]:
     """(5) L_id: softmax cross-entropy of the identity classifier on E_I's code, for real and generated faces.
 
@@ -79,6 +115,7 @@ def total_loss(terms: dict[str, torch.Tensor], weights: LossConfig) -> tuple[tor
     weight_of = {
         "rec": weights.reconstruction, "f_id": weights.feature_identity, "f_app": weights.feature_appearance,
         "dif": weights.difference, "id": weights.identity, "adv_g": weights.adversarial, "teacher": weights.teacher,
+        "struct": weights.structure_difference,
     }
     loss = sum(weight_of[name] * value for name, value in terms.items())
     return loss, {"total": float(loss.item())}

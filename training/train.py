@@ -57,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-dir", dest="run", type=Path, required=True, help="run folder: checkpoints, samples, tensorboard (`--run` clashes with torchrun's own options)")
     parser.add_argument("--steps", type=int, default=None, help="train until this step (default: the preset's train.steps)")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --run-dir")
+    parser.add_argument("--init-from", dest="init_from", type=Path, default=None,
+                        help="fine-tune: start E_I, E_A and G from these weights (release .pt or checkpoint; same model "
+                             "config) instead of random ones; used only when the run starts fresh")
     parser.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE", help="config overrides")
     args = parser.parse_args(argv)
     try:
@@ -116,6 +119,10 @@ def train(args: argparse.Namespace) -> int:
         step = checkpoint["step"]
         if rank == 0:
             print(f"resumed from {checkpoint_path} at step {step}", file=sys.stderr)
+    elif args.init_from is not None:
+        init_network(net, config, args.init_from, dataset.num_identities)
+        if rank == 0:
+            print(f"starting from the weights in {args.init_from}", file=sys.stderr)
     if step >= steps:
         print(f"already at step {step} >= {steps}; nothing to do", file=sys.stderr)
         return 0
@@ -140,6 +147,25 @@ def train(args: argparse.Namespace) -> int:
         writer.close()
         print(f"done: step {trainer.step}; checkpoints in {args.run / 'checkpoints'}, grids in {args.run / 'samples'}", file=sys.stderr)
     return 0
+
+
+def init_network(net: CamouflageNet, config: Config, path: Path, num_identities: int) -> None:
+    """Load E_I, E_A and G (and the identity classifier when the file has one for as many identities) from release
+    weights or a training checkpoint into ``net``; D, optimisers and step start afresh."""
+    if not path.is_file():
+        raise TrainingError(f"--init-from {path}: no such file; give release weights (models/release/*.pt) or a checkpoint")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise TrainingError(f"--init-from {path} is neither facecamo release weights nor a training checkpoint")
+    if state["config"]["model"] != config.to_dict()["model"]:
+        raise TrainingError(f"--init-from {path} holds model {state['config']['model']}, but this run builds "
+                            f"{config.to_dict()['model']}; use the preset it was trained with ({state['config']['preset']!r})")
+    parts = ["identity_encoder", "appearance_encoder", "generator"]
+    classifier = state["model"].get("classifier")
+    if classifier is not None and state.get("num_identities") == num_identities:
+        parts.append("classifier")
+    for part in parts:
+        getattr(net, part).load_state_dict({k: v.float() for k, v in state["model"][part].items()})
 
 
 def preview_faces(dataset: FaceDataset, count: int) -> tuple[torch.Tensor, torch.Tensor]:
