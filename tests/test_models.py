@@ -104,11 +104,22 @@ def test_structure_difference_uses_the_evaluation_ssim():
     differentiable = losses.ssim_per_image(a, b)
     for i in range(2):  # the number training pushes on is the number the report prints
         assert differentiable[i].item() == pytest.approx(ssim(to_uint8(a[i]), to_uint8(b[i])), abs=2e-3)
-    loss, logs = losses.structure_difference_loss(a, a, max_ssim=0.6)
+
+    shading = torch.nn.functional.interpolate(torch.rand(1, 1, 14, 14), size=112, mode="bilinear")  # smooth, [0, 1]
+    tint = lambda gains, offsets: (shading * torch.tensor(gains).view(1, 3, 1, 1)  # noqa: E731
+                                   + torch.tensor(offsets).view(1, 3, 1, 1)) * 2 - 1
+    face = tint([0.8, 0.6, 0.5], [0.1, 0.1, 0.1])
+    loss, logs = losses.structure_difference_loss(face, face, max_ssim=0.6)
     assert loss.item() == pytest.approx(0.4, abs=1e-4) and logs["struct_ssim"] == pytest.approx(1.0, abs=1e-4)
-    assert losses.structure_difference_loss(a, -a, max_ssim=0.6)[0].item() == 0.0  # already different: no push
-    # a global colour shift leaves structure alone: the term still pushes, unlike L_dif
-    assert losses.structure_difference_loss((a + 0.5).clamp(-1, 1), a, max_ssim=0.6)[0].item() > 0.1
+    assert losses.structure_difference_loss(-face, face, max_ssim=0.6)[0].item() == 0.0  # already different: no push
+    # recolouring leaves structure alone: the term still pushes, unlike L_dif
+    recoloured = tint([0.5, 0.7, 0.8], [0.2, 0.1, 0.05])
+    assert losses.structure_difference_loss(recoloured, face, max_ssim=0.6)[0].item() > 0.1
+    # fine noise that leaves coarse structure alone lowers full-resolution SSIM far more than the term's
+    noisy = (face + 0.15 * torch.randn_like(face)).clamp(-1, 1)
+    full = losses.ssim_per_image(noisy, face).item()
+    coarse = losses.structure_difference_loss(noisy, face, max_ssim=0.0)[1]["struct_ssim"]
+    assert coarse > full + 0.2, (coarse, full)
 
 
 def test_onnx_face_embedder_matches_onnxruntime():
