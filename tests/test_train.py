@@ -60,7 +60,8 @@ def test_fine_tune_starts_from_given_weights(prepared, tmp_path):
     other_seed = ["--steps", "1", "--set", "train.seed=1", "loss.structure_difference=1"]
     assert main([*common, "--run-dir", str(tmp_path / "tuned"), "--init-from", str(base_path), *other_seed]) == 0
     assert main([*common, "--run-dir", str(tmp_path / "fresh"), *other_seed]) == 0
-    base, tuned, fresh = (weights(p) for p in (base_path, *(tmp_path / r / "checkpoints" / "step_00000001.pt" for r in ("tuned", "fresh"))))
+    first_steps = [tmp_path / run / "checkpoints" / "step_00000001.pt" for run in ("tuned", "fresh")]
+    base, tuned, fresh = (weights(path) for path in (base_path, *first_steps))
     for name in (k for k in base if k.split(".")[0] in ("identity_encoder", "appearance_encoder", "generator", "classifier")):
         if base[name].is_floating_point() and base[name].dim() >= 2:  # norm scales start at 1 in every run
             # one step from the given weights stays next to them; a run from its own random start is elsewhere

@@ -90,7 +90,8 @@ class Trainer:
             terms[name] = loss
             logs.update(log)
         if weights.structure_difference > 0:
-            terms["struct"], log = losses.structure_difference_loss(outputs["generated"], batch.source, weights.structure_max_ssim)
+            terms["struct"], log = losses.structure_difference_loss(outputs["generated"], batch.source,
+                                                                    weights.structure_max_ssim)
             logs.update(log)
         discriminator = unwrap(self.discriminator)
         discriminator.requires_grad_(False)  # the generator step must not write gradients into D
