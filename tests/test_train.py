@@ -67,6 +67,7 @@ def test_fine_tune_starts_from_given_weights(prepared, tmp_path):
             # one step from the given weights stays next to them; a run from its own random start is elsewhere
             assert (tuned[name] - base[name]).abs().max() < 0.01, name
             assert (fresh[name] - base[name]).abs().max() > 0.01, name
+    assert load_checkpoint(first_steps[0])["lineage"] == [{"weights": base_path.name, "step": 2}]
     mismatched = [*common, "--run-dir", str(tmp_path / "wide"), "--init-from", str(base_path), "--set", "model.identity_width=12"]
     assert main(mismatched) == 2
 

@@ -108,7 +108,9 @@ def train(args: argparse.Namespace) -> int:
     optimizers = build_optimizers(net, discriminator, config)
     sampler = PairSampler(dataset, config.train.batch_size, seed=config.train.seed * 1000 + rank)
     step = 0
+    lineage: list[dict] = []
     if checkpoint is not None:
+        lineage = checkpoint.get("lineage", [])
         for name in ("identity_encoder", "classifier", "appearance_encoder", "generator"):
             getattr(net, name).load_state_dict(checkpoint["model"][name])
         discriminator.load_state_dict(checkpoint["model"]["discriminator"])
@@ -120,7 +122,7 @@ def train(args: argparse.Namespace) -> int:
         if rank == 0:
             print(f"resumed from {checkpoint_path} at step {step}", file=sys.stderr)
     elif args.init_from is not None:
-        init_network(net, config, args.init_from, dataset.num_identities)
+        lineage = init_network(net, config, args.init_from, dataset.num_identities)
         if rank == 0:
             print(f"starting from the weights in {args.init_from}", file=sys.stderr)
     if step >= steps:
@@ -141,7 +143,8 @@ def train(args: argparse.Namespace) -> int:
         writer = SummaryWriter(str(args.run / "tensorboard"))
     preview = preview_faces(dataset, count=4 if config.train.batch_size >= 8 else 2)
     trainer = Trainer(net, discriminator, teacher, optimizers, sampler, config, args.run, writer, preview,
-                      rank=rank, world_size=world_size, step=step, device=device, num_identities=dataset.num_identities)
+                      rank=rank, world_size=world_size, step=step, device=device, num_identities=dataset.num_identities,
+                      lineage=lineage)
     trainer.train(steps)
     if writer is not None:
         writer.close()
@@ -149,9 +152,11 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
-def init_network(net: CamouflageNet, config: Config, path: Path, num_identities: int) -> None:
+def init_network(net: CamouflageNet, config: Config, path: Path, num_identities: int) -> list[dict]:
     """Load E_I, E_A and G (and the identity classifier when the file has one for as many identities) from release
-    weights or a training checkpoint into ``net``; D, optimisers and step start afresh."""
+    weights or a training checkpoint into ``net``; D, optimisers and step start afresh.
+
+    Returns: the lineage to record in this run's checkpoints: the file's own lineage plus the file and its step."""
     if not path.is_file():
         raise TrainingError(f"--init-from {path}: no such file; give release weights (models/release/*.pt) or a checkpoint")
     state = torch.load(path, map_location="cpu", weights_only=True)
@@ -166,6 +171,7 @@ def init_network(net: CamouflageNet, config: Config, path: Path, num_identities:
         parts.append("classifier")
     for part in parts:
         getattr(net, part).load_state_dict({k: v.float() for k, v in state["model"][part].items()})
+    return [*state.get("lineage", []), {"weights": path.name, "step": int(state["step"])}]
 
 
 def preview_faces(dataset: FaceDataset, count: int) -> tuple[torch.Tensor, torch.Tensor]:

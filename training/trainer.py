@@ -69,12 +69,14 @@ class Trainer:
 
     def __init__(self, net, discriminator, teacher, optimizers: Optimizers, sampler: PairSampler, config: Config,
                  run: Path, writer, preview: tuple[torch.Tensor, torch.Tensor], rank: int = 0, world_size: int = 1,
-                 step: int = 0, device: torch.device = torch.device("cpu"), num_identities: int = 0) -> None:
+                 step: int = 0, device: torch.device = torch.device("cpu"), num_identities: int = 0,
+                 lineage: list[dict] | None = None) -> None:
         self.net, self.discriminator, self.teacher = net, discriminator, teacher
         self.optimizers, self.sampler, self.config = optimizers, sampler, config
         self.run, self.writer, self.preview = Path(run), writer, preview
         self.rank, self.world_size, self.step, self.device = rank, world_size, step, device
         self.num_identities = num_identities
+        self.lineage = lineage or []  # the weights this run started from, oldest first: [{"weights", "step"}]
 
     def generator_step(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         weights = self.config.loss
@@ -182,6 +184,7 @@ class Trainer:
                 "step": self.step,
                 "num_identities": self.num_identities,
                 "world_size": self.world_size,
+                "lineage": self.lineage,
                 "model": {
                     "identity_encoder": net.identity_encoder.state_dict(),
                     "classifier": net.classifier.state_dict(),

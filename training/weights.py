@@ -23,6 +23,7 @@ def export_inference_weights(checkpoint: dict, path: Path, half: bool = False, e
         "format": WEIGHTS_FORMAT,
         "config": checkpoint["config"],
         "step": checkpoint["step"],
+        "lineage": checkpoint.get("lineage", []),  # fine-tuned from: total steps = step + sum of these steps
         "model": {part: {k: cast(v.clone()) for k, v in checkpoint["model"][part].items()} for part in INFERENCE_PARTS},
         **(extra or {}),
     }
