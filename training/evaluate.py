@@ -206,6 +206,7 @@ def evaluate(ckpt: Path | None, data: Path, out: Path, count: int, references: i
     results["methods"]["camouflage"]["diversity_ssim_between_references"] = float(np.mean(diversity)) if diversity else None
     results["setup"] = {
         "checkpoint": str(ckpt or RELEASE_WEIGHTS), "step": info.get("step"), "preset": config.preset,
+        "lineage": info.get("lineage") or [],
         "teacher": config.loss.teacher_path if config.loss.teacher > 0 else None, "teacher_note": teacher_note,
         "data": str(data), "test_images": len(subjects), "identities": len(set(labels)), "references_per_image": references,
         "genuine_pairs": int(len(genuine)), "impostor_pairs": int(len(impostor)), "identification_probes": int(len(probes)),
@@ -270,7 +271,9 @@ def markdown_report(results: dict) -> str:
     setup = results["setup"]
     lines = [
         "# Evaluation report", "",
-        f"Checkpoint `{setup['checkpoint']}` (preset {setup['preset']}, step {setup['step']}); data `{setup['data']}`.",
+        f"Checkpoint `{setup['checkpoint']}` (preset {setup['preset']}, step {setup['step']}"
+        + "".join(f", fine-tuned from {parent['weights']} at step {parent['step']}" for parent in reversed(setup.get("lineage", [])))
+        + f"); data `{setup['data']}`.",
         f"{setup['test_images']} test images of {setup['identities']} test identities; {setup['references_per_image']} reference faces "
         f"per image; {setup['genuine_pairs']} genuine + {setup['impostor_pairs']} impostor pairs; rank-1 over "
         f"{setup['identification_probes']} probes against a gallery of {setup['identification_gallery']} originals; seed {setup['seed']}.",
