@@ -70,6 +70,7 @@ def test_fine_tune_starts_from_given_weights(prepared, tmp_path):
     assert load_checkpoint(first_steps[0])["lineage"] == [{"weights": base_path.name, "step": 2}]
     mismatched = [*common, "--run-dir", str(tmp_path / "wide"), "--init-from", str(base_path), "--set", "model.identity_width=12"]
     assert main(mismatched) == 2
+    assert main([*common, "--run-dir", str(tmp_path / "none"), "--init-from", str(tmp_path / "missing.pt")]) == 2
 
 
 def test_two_processes_with_torchrun(prepared, tmp_path):

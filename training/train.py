@@ -23,6 +23,7 @@ from training.data import FaceDataset, PairSampler, to_model_range
 from training.models import CamouflageNet, build_discriminator
 from training.models.face_embedder import OnnxFaceEmbedder
 from training.trainer import Trainer, build_optimizers
+from training.weights import INFERENCE_PARTS, load_parts, read_weights
 
 
 class TrainingError(Exception):
@@ -157,20 +158,12 @@ def init_network(net: CamouflageNet, config: Config, path: Path, num_identities:
     weights or a training checkpoint into ``net``; D, optimisers and step start afresh.
 
     Returns: the lineage to record in this run's checkpoints: the file's own lineage plus the file and its step."""
-    if not path.is_file():
-        raise TrainingError(f"--init-from {path}: no such file; give release weights (models/release/*.pt) or a checkpoint")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict) or "model" not in state or "config" not in state:
-        raise TrainingError(f"--init-from {path} is neither facecamo release weights nor a training checkpoint")
+    state = read_weights(path)  # FileNotFoundError / ValueError name the file; main() prints them
     if state["config"]["model"] != config.to_dict()["model"]:
         raise TrainingError(f"--init-from {path} holds model {state['config']['model']}, but this run builds "
                             f"{config.to_dict()['model']}; use the preset it was trained with ({state['config']['preset']!r})")
-    parts = ["identity_encoder", "appearance_encoder", "generator"]
-    classifier = state["model"].get("classifier")
-    if classifier is not None and state.get("num_identities") == num_identities:
-        parts.append("classifier")
-    for part in parts:
-        getattr(net, part).load_state_dict({k: v.float() for k, v in state["model"][part].items()})
+    same_classes = "classifier" in state["model"] and state.get("num_identities") == num_identities
+    load_parts(net, state, INFERENCE_PARTS + (("classifier",) if same_classes else ()))
     return [*state.get("lineage", []), {"weights": path.name, "step": int(state["step"])}]
 
 

@@ -32,24 +32,38 @@ def export_inference_weights(checkpoint: dict, path: Path, half: bool = False, e
     return path
 
 
-def load_inference_net(path: str | Path | None = None, device: str | torch.device = "cpu") -> tuple[CamouflageNet, Config, dict]:
-    """Build an eval-mode float32 :class:`CamouflageNet` (no classifier) from release weights or a training checkpoint.
+def read_weights(path: Path) -> dict:
+    """The dict in release weights or a training checkpoint (float tensors as stored: fp16 or fp32).
 
-    Args:
-        path: a ``.pt`` written by :func:`export_inference_weights` or by training; None: the committed release model.
-    Returns: (network, resolved config, the file's other fields such as ``step``).
     Raises:
         FileNotFoundError / ValueError: naming the file and what was expected.
     """
-    path = Path(path) if path is not None else RELEASE_WEIGHTS
     if not path.is_file():
         raise FileNotFoundError(f"model weights {path} not found; pass a training checkpoint or release weights (.pt)")
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict) or state.get("format") not in (WEIGHTS_FORMAT, CHECKPOINT_FORMAT):
         raise ValueError(f"{path} is neither facecamo release weights nor a training checkpoint")
+    return state
+
+
+def load_parts(net: CamouflageNet, state: dict, parts: tuple[str, ...] = INFERENCE_PARTS) -> None:
+    """Copy the named sub-networks of a :func:`read_weights` dict into ``net``, as float32."""
+    for part in parts:
+        getattr(net, part).load_state_dict({k: v.float() for k, v in state["model"][part].items()})
+
+
+def load_inference_net(path: str | Path | None = None, device: str | torch.device = "cpu") -> tuple[CamouflageNet, Config, dict]:
+    """Build an eval-mode float32 :class:`CamouflageNet` (no classifier) from release weights or a training checkpoint.
+
+    Args:
+        path: a ``.pt`` written by :func:`export_inference_weights` or by training; None: the committed release model.
+    Returns: (network, resolved config, the file's other fields such as ``step`` and ``lineage``).
+    Raises:
+        FileNotFoundError / ValueError: naming the file and what was expected.
+    """
+    state = read_weights(Path(path) if path is not None else RELEASE_WEIGHTS)
     config = config_from_dict(state["config"])
     net = CamouflageNet(config.model)
-    for part in INFERENCE_PARTS:
-        getattr(net, part).load_state_dict({k: v.float() for k, v in state["model"][part].items()})
+    load_parts(net, state)
     info = {k: v for k, v in state.items() if k not in ("model", "optimizers", "rng")}
     return net.to(device).eval(), config, info
