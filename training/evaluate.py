@@ -269,11 +269,11 @@ def plot_privacy_utility(results: dict, path: Path) -> None:
 
 def markdown_report(results: dict) -> str:
     setup = results["setup"]
+    lineage = reversed(setup.get("lineage", []))
+    ancestry = "".join(f", fine-tuned from {parent['weights']} at step {parent['step']}" for parent in lineage)
     lines = [
         "# Evaluation report", "",
-        f"Checkpoint `{setup['checkpoint']}` (preset {setup['preset']}, step {setup['step']}"
-        + "".join(f", fine-tuned from {parent['weights']} at step {parent['step']}" for parent in reversed(setup.get("lineage", [])))
-        + f"); data `{setup['data']}`.",
+        f"Checkpoint `{setup['checkpoint']}` (preset {setup['preset']}, step {setup['step']}{ancestry}); data `{setup['data']}`.",
         f"{setup['test_images']} test images of {setup['identities']} test identities; {setup['references_per_image']} reference faces "
         f"per image; {setup['genuine_pairs']} genuine + {setup['impostor_pairs']} impostor pairs; rank-1 over "
         f"{setup['identification_probes']} probes against a gallery of {setup['identification_gallery']} originals; seed {setup['seed']}.",
