@@ -1,7 +1,11 @@
 """``make export``: checkpoint -> ONNX (parity-checked, linted) -> TensorRT (where possible) -> Triton repository.
 
     python -m export [--ckpt <.pt>] [--out model_repository] [--flavour python|onnxruntime|tensorrt]
-                     [--references assets/portraits] [--detector hog|cnn] [--upsample N] [--min-score S]
+                     [--references assets/portraits] [--detector centerface|hog|cnn] [--set key=value ...]
+
+The pipeline's settings (:class:`facecamo.pipeline.PipelineSettings`: detector, thresholds, the smallest face that is
+camouflaged rather than concealed, limits) are written into the served model's config, where the server and the
+embedded engine read them.
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from export.detector import DetectorExportError
 from export.onnx_export import ExportError, check_parity, export_onnx, lint, symbolic_sizes
 from export.repository import FLAVOURS, write_repository
 from facecamo import spec
-from facecamo.align import SERVING_DETECTOR, FaceAligner, FaceDetector, load_rgb
+from facecamo.align import FaceAligner, FaceDetector, load_rgb
+from facecamo.pipeline import PipelineSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -82,7 +88,7 @@ def build_tensorrt(onnx_paths: dict[str, Path], out: Path, max_batch: int) -> tu
     return plans, ""
 
 
-def run_export(ckpt: Path | None, out: Path, flavour: str, references: Path, detector: dict, work: Path) -> dict:
+def run_export(ckpt: Path | None, out: Path, flavour: str, references: Path, settings: PipelineSettings, work: Path) -> dict:
     import torch
 
     from training.weights import RELEASE_WEIGHTS, load_inference_net
@@ -109,6 +115,11 @@ def run_export(ckpt: Path | None, out: Path, flavour: str, references: Path, det
     problems = lint(onnx_paths)
     if problems:
         raise ExportError("\n".join(problems))
+    if settings.detector == "centerface":
+        from export.detector import export_detector
+
+        onnx_paths[spec.FACE_DETECTOR] = export_detector(work / f"{spec.FACE_DETECTOR}.onnx")
+        print(f"  {spec.FACE_DETECTOR:<19} CenterFace rewritten to dynamic batch and size, parity checked", file=sys.stderr)
     print(f"[4/5] appearance bank from {len(names)} reference faces in {references}", file=sys.stderr)
     import onnxruntime
 
@@ -120,16 +131,16 @@ def run_export(ckpt: Path | None, out: Path, flavour: str, references: Path, det
         print("  the tensorrt flavour's configs are written without engines; build them where they will run "
               "(python -m export --flavour tensorrt on the serving GPU)", file=sys.stderr)
     print(f"[5/5] writing the {flavour} repository to {out}", file=sys.stderr)
-    write_repository(out, flavour, onnx_paths, bank, sizes, detector, plans)
+    write_repository(out, flavour, onnx_paths, bank, sizes, settings, plans)
     manifest = {
         "checkpoint": str(ckpt or RELEASE_WEIGHTS), "step": info.get("step"), "preset": config.preset, "flavour": flavour,
-        "opset": spec.OPSET, "sizes": sizes, "bank": names, "detector": detector,
+        "opset": spec.OPSET, "sizes": sizes, "bank": names, "settings": settings.as_strings(),
         "parity": [{"model": r.name, "case": r.case, "max_abs_difference": r.max_abs_difference} for r in parity],
         "tensorrt": sorted(plans) if plans else f"skipped: {skipped}", "seconds": round(time.time() - started, 1),
         "torch": torch.__version__,
     }
     (out / "export.json").write_text(json.dumps(manifest, indent=2))
-    (out / spec.APPEARANCE_BANK / "1" / "bank.json").write_text(json.dumps({"entries": names}, indent=2))
+    (out / spec.ENSEMBLE / "1" / "bank.json").write_text(json.dumps({"entries": names}, indent=2))
     return manifest
 
 
@@ -140,16 +151,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flavour", choices=FLAVOURS, default="python")
     parser.add_argument("--references", type=Path, default=ROOT / "assets" / "portraits", help="reference faces for the appearance bank")
     parser.add_argument("--work", type=Path, default=ROOT / "build" / "onnx", help="where the ONNX files (and plans) are written")
-    parser.add_argument("--detector", choices=("hog", "cnn"), default=SERVING_DETECTOR["detector"])
-    parser.add_argument("--upsample", type=int, default=SERVING_DETECTOR["upsample"],
-                        help="upsampling: 1 finds faces down to about 37 px, 2 to about 23 px at 4x the time (default 1)")
-    parser.add_argument("--min-score", type=float, default=SERVING_DETECTOR["min_score"],
-                        help="detection score threshold (default 0.3: real faces in the samples score >= 0.4, a badge scored 0.12)")
+    parser.add_argument("--detector", choices=("centerface", "hog", "cnn"), default=PipelineSettings.detector,
+                        help="centerface (default: a CNN that finds faces down to about 10 px), hog or cnn (dlib)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="other pipeline settings, e.g. min_face_px=32 detector_threshold=0.4 upsample=2 "
+                             "(see facecamo.pipeline.PipelineSettings)")
     args = parser.parse_args(argv)
-    detector = {"detector": args.detector, "upsample": args.upsample, "min_score": args.min_score}
     try:
-        manifest = run_export(args.ckpt, args.out, args.flavour, args.references, detector, args.work)
-    except (ExportError, FileNotFoundError, ValueError) as error:
+        pairs = dict(item.split("=", 1) for item in args.set if "=" in item)
+        if len(pairs) != len(args.set):
+            raise ValueError(f"--set takes KEY=VALUE items, got {args.set}")
+        settings = PipelineSettings.from_strings({**pairs, "detector": args.detector})
+        unknown = set(pairs) - set(settings.as_strings())
+        if unknown:
+            raise ValueError(f"unknown pipeline settings {sorted(unknown)}; known: {sorted(settings.as_strings())}")
+        manifest = run_export(args.ckpt, args.out, args.flavour, args.references, settings, args.work)
+    except (ExportError, DetectorExportError, FileNotFoundError, ValueError) as error:
         print(f"export failed: {error}", file=sys.stderr)
         return 2
     print(f"exported {args.out} ({args.flavour} flavour, {len(manifest['bank'])} appearance entries) in {manifest['seconds']} s", file=sys.stderr)

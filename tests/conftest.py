@@ -68,7 +68,11 @@ def require_shared(relative: str) -> Path:
 
 
 # -- a real Triton server for the serving and client tests (one per session) -------------------------------------
-DETECTOR = {"detector": "hog", "upsample": 1, "min_score": 0.0}
+def serving_settings():
+    """The served defaults (the CenterFace detector and all), so the tests exercise what users get."""
+    from facecamo.pipeline import PipelineSettings
+
+    return PipelineSettings()
 
 
 def shm_segments() -> set[str]:
@@ -89,7 +93,7 @@ def repository(tiny_checkpoint, tmp_path_factory) -> Path:
     from export.__main__ import run_export
 
     out = tmp_path_factory.mktemp("repository")
-    run_export(tiny_checkpoint, out, "python", PORTRAITS, DETECTOR, tmp_path_factory.mktemp("onnx"))
+    run_export(tiny_checkpoint, out, "python", PORTRAITS, serving_settings(), tmp_path_factory.mktemp("onnx"))
     return out
 
 

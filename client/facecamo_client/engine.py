@@ -8,6 +8,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from facecamo_client.errors import FacecamoError, InvalidInputError
 from facecamo_client.result import CamouflageResult
 from facecamo_client.tracking import FaceTracker
 
@@ -28,18 +29,33 @@ class CamouflageEngine:
         return self.submit(frame, appearance, boxes).result()
 
     def stream(self, frames: Iterable[np.ndarray], max_in_flight: int = 4, appearance=None, track: bool = True,
-               tracker: FaceTracker | None = None) -> Iterator[CamouflageResult]:
+               tracker: FaceTracker | None = None, detect_every: int = 1) -> Iterator[CamouflageResult]:
         """Camouflage a video: results come back complete and in order, with at most ``max_in_flight`` frames
-        submitted and not yet returned. With ``track`` the same person keeps the same appearance across frames
-        (the tracker's hints go with each frame; a frame submitted before its predecessor returned uses the hints
-        known at submission, and a newcomer's entry is chosen deterministically, so in-flight frames agree)."""
+        submitted and not yet returned.
+
+        With ``track`` (the default) a tracker follows each person: they keep one appearance for as long as they are
+        tracked, whatever the number in flight (hints are predicted to the frame they go with), and a person the
+        detector misses in a frame is still covered there at their predicted box for up to ``tracker.max_missed``
+        frames. ``detect_every=K`` runs detection on every K-th frame only; the tracks cover the frames in between
+        (faster, and a newcomer may go uncovered for up to K-1 frames: keep 1 where that matters).
+
+        Fail closed: a frame the engine fails on (a server or model error, not invalid input) comes back with the
+        whole frame concealed and ``result.failed`` set, never as it was. Invalid input raises
+        :class:`InvalidInputError`.
+        """
         if max_in_flight < 1:
-            raise ValueError(f"max_in_flight must be >= 1, got {max_in_flight}")
+            raise InvalidInputError(f"max_in_flight must be >= 1, got {max_in_flight}")
+        if detect_every < 1:
+            raise InvalidInputError(f"detect_every must be >= 1, got {detect_every}")
         tracker = tracker or (FaceTracker() if track and appearance is None else None)
         pending: collections.deque = collections.deque()
         for index, frame in enumerate(frames):
-            hints = tracker.hints() if tracker is not None else None
-            pending.append((index, self.submit(frame, appearance, None, hints)))
+            hints = tracker.hints(index) if tracker is not None else None
+            skip_detection = tracker is not None and hints is not None and index % detect_every != 0
+            boxes = _inside(hints[0], frame) if skip_detection else None
+            if skip_detection and not len(boxes):
+                boxes, skip_detection = None, False
+            pending.append((index, frame, skip_detection, self.submit(frame, appearance, boxes, hints)))
             if len(pending) >= max_in_flight:
                 yield self._finish(pending.popleft(), tracker)
         while pending:
@@ -47,11 +63,21 @@ class CamouflageEngine:
 
     @staticmethod
     def _finish(item, tracker: FaceTracker | None) -> CamouflageResult:
-        index, future = item
-        result = future.result()
+        index, frame, skipped_detection, future = item
+        try:
+            result = future.result()
+        except InvalidInputError:
+            raise
+        except FacecamoError as error:  # fail closed: the frame is concealed whole, never passed through
+            from facecamo_client.conceal import conceal_frame
+
+            result = CamouflageResult(conceal_frame(np.asarray(frame)), [], failed=str(error))
         result.index = index
         if tracker is not None:
-            tracker.update(result.faces)
+            if skipped_detection:
+                for face in result.faces:  # the boxes were the tracks' own predictions, not observations
+                    face.source = "track"
+            tracker.update(result.faces, index)
         return result
 
     def close(self) -> None:
@@ -64,13 +90,26 @@ class CamouflageEngine:
         self.close()
 
 
-def as_int32(values) -> np.ndarray | None:
-    if values is None:
-        return None
-    return np.asarray(values, np.int32).reshape(-1)
+def as_int32(values, name: str = "appearance") -> np.ndarray | None:
+    """Bank entries (None, one integer or a 1-D list of integers) -> int32 [K], or None; anything that is not
+    exactly an int32 integer raises InvalidInputError (see :func:`facecamo_client.validation.appearance_indices`)."""
+    from facecamo_client.validation import appearance_indices
+
+    return appearance_indices(values, name)
 
 
-def as_boxes(values) -> np.ndarray | None:
-    if values is None:
-        return None
-    return np.asarray(values, np.float32).reshape(-1, 4)
+def as_boxes(values, name: str = "boxes") -> np.ndarray | None:
+    """Boxes (None, one box or [N, 4] real numbers) -> float32 [N, 4], or None; another shape, a non-number or a
+    non-finite value raises InvalidInputError (see :func:`facecamo_client.validation.face_boxes`)."""
+    from facecamo_client.validation import face_boxes
+
+    return face_boxes(values, name)
+
+
+def _inside(boxes: np.ndarray, frame: np.ndarray) -> np.ndarray:
+    """float32 (T, 4) boxes clipped to the frame, dropping those left with no area (a track leaving the picture)."""
+    height, width = np.asarray(frame).shape[:2]
+    clipped = np.asarray(boxes, np.float32).reshape(-1, 4).copy()
+    clipped[:, [0, 2]] = clipped[:, [0, 2]].clip(0, width)
+    clipped[:, [1, 3]] = clipped[:, [1, 3]].clip(0, height)
+    return clipped[(clipped[:, 2] - clipped[:, 0] >= 2) & (clipped[:, 3] - clipped[:, 1] >= 2)]

@@ -1,16 +1,18 @@
 """Triton python model that runs an exported network (``model.onnx`` beside this file) with ONNX Runtime: the
 ``python`` flavour, for a Triton without the onnxruntime backend (the CPU-only server on these machines).
 
-Input and output names come from the model config (which the export writes from facecamo.spec). Requests merged by
-dynamic batching are concatenated along the face dimension and run as one batch.
+At load time the network is checked against :mod:`facecamo.spec` (names, dtypes, shapes, one tiny inference): a
+model that cannot work fails to load, so the server never reports it READY. Requests merged by dynamic batching are
+concatenated along the batch dimension and run as one batch.
 """
 
 import json
 import os
 
 import numpy as np
-import onnxruntime
 import triton_python_backend_utils as pb_utils
+
+from facecamo.networks import _session, check_onnx_network, network_spec
 
 
 class TritonPythonModel:
@@ -18,11 +20,14 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         params = {key: value["string_value"] for key, value in config.get("parameters", {}).items()}
         folder = os.path.join(args["model_repository"], args["model_version"])
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = int(params.get("intra_op_threads", "0"))
-        self.session = onnxruntime.InferenceSession(os.path.join(folder, "model.onnx"), options, providers=["CPUExecutionProvider"])
-        self.inputs = [i["name"] for i in config["input"]]
-        self.outputs = [o["name"] for o in config["output"]]
+        self.session = _session(os.path.join(folder, "model.onnx"), int(params.get("intra_op_threads", "0")))
+        wanted = network_spec(config["name"])
+        # Symbolic sizes (C_id, C_app) as this model's config states them, for a model that leaves them open.
+        dims = {i["name"]: i["dims"] for i in config["input"]}
+        sizes = {d: int(v) for t in wanted.inputs for d, v in zip(t.dims, dims.get(t.name, [])) if isinstance(d, str)}
+        check_onnx_network(config["name"], self.session, sizes)
+        self.inputs = [t.name for t in wanted.inputs]
+        self.outputs = [t.name for t in wanted.outputs]
         self.dtypes = {o["name"]: pb_utils.triton_string_to_numpy(o["data_type"]) for o in config["output"]}
 
     def execute(self, requests):
@@ -30,8 +35,11 @@ class TritonPythonModel:
             feeds = {name: [pb_utils.get_input_tensor_by_name(r, name).as_numpy() for r in requests] for name in self.inputs}
             sizes = [len(x) for x in feeds[self.inputs[0]]]
             results = self.session.run(self.outputs, {name: np.concatenate(parts) for name, parts in feeds.items()})
-        except Exception as error:  # noqa: BLE001 - every request gets the error; paste will fail closed upstream
-            return [pb_utils.InferenceResponse(error=pb_utils.TritonError(f"{type(error).__name__}: {error}")) for _ in requests]
+            if any(len(value) != sum(sizes) for value in results):
+                raise RuntimeError(f"the network returned {[len(v) for v in results]} rows for a batch of {sum(sizes)}")
+        except Exception as error:  # noqa: BLE001 - every request gets the error; the pipeline conceals those faces
+            message = f"{type(error).__name__}: {error}"[:500]
+            return [pb_utils.InferenceResponse(error=pb_utils.TritonError(message)) for _ in requests]
         responses, start = [], 0
         for size in sizes:
             responses.append(pb_utils.InferenceResponse(output_tensors=[

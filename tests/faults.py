@@ -1,0 +1,69 @@
+"""Broken generators, built as real ONNX files, to cause the pipeline's failures for real (no mocks): each has the
+generator's input and output names, so it loads wherever the real one does, and fails in one specific way."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from facecamo import spec
+
+
+def _save(nodes: list, initialisers: dict[str, np.ndarray], path: Path, channels: int = 3) -> Path:
+    inputs = [helper.make_tensor_value_info(spec.IDENTITY_CODE, TensorProto.FLOAT, ["batch", None, spec.CODE_SIZE, spec.CODE_SIZE]),
+              helper.make_tensor_value_info(spec.APPEARANCE_CODE, TensorProto.FLOAT, ["batch", None, 4, 1])]
+    outputs = [helper.make_tensor_value_info(spec.GENERATED_FACES, TensorProto.FLOAT, None)]
+    graph = helper.make_graph(nodes, "broken_generator", inputs, outputs,
+                              [numpy_helper.from_array(v, k) for k, v in initialisers.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", spec.OPSET)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def _upscaled_identity(scale: float) -> tuple[list, dict]:
+    """Nodes computing ``upscaled``: the identity code's first 3 channels, resized by ``scale``."""
+    nodes = [helper.make_node("Slice", [spec.IDENTITY_CODE, "starts", "ends", "axes"], ["three"]),
+             helper.make_node("Resize", ["three", "", "scales"], ["upscaled"], mode="nearest")]
+    return nodes, {"starts": np.array([0], np.int64), "ends": np.array([3], np.int64), "axes": np.array([1], np.int64),
+                   "scales": np.array([1, 1, scale, scale], np.float32)}
+
+
+def wrong_shape_generator(path: Path) -> Path:
+    """Returns [N, 3, 28, 28] instead of [N, 3, 112, 112]."""
+    nodes, init = _upscaled_identity(1.0)
+    return _save(nodes + [helper.make_node("Identity", ["upscaled"], [spec.GENERATED_FACES])], init, path)
+
+
+def nan_for_real_faces_generator(path: Path) -> Path:
+    """Finite (zeros) for the all-zero check input, NaN wherever the identity code is not zero: log(1 - 1000 |x|)."""
+    nodes, init = _upscaled_identity(4.0)
+    nodes += [helper.make_node("Abs", ["upscaled"], ["magnitude"]),
+              helper.make_node("Mul", ["magnitude", "thousand"], ["scaled"]),
+              helper.make_node("Sub", ["one", "scaled"], ["shrunk"]),
+              helper.make_node("Log", ["shrunk"], [spec.GENERATED_FACES])]
+    init.update({"thousand": np.array(1000, np.float32), "one": np.array(1, np.float32)})
+    return _save(nodes, init, path)
+
+
+def fails_for_several_faces_generator(path: Path) -> Path:
+    """Works for one face (the load-time check), raises inside ONNX Runtime for two or more: a Reshape to batch 1."""
+    nodes, init = _upscaled_identity(4.0)
+    nodes += [helper.make_node("Reshape", ["upscaled", "shape"], [spec.GENERATED_FACES])]
+    init["shape"] = np.array([1, 3, spec.FACE_SIZE, spec.FACE_SIZE], np.int64)
+    return _save(nodes, init, path)
+
+
+def repository_with_generator(source: Path, target: Path, build) -> Path:
+    """A copy of an exported repository whose generator is replaced by ``build(path)`` (or by bytes)."""
+    shutil.copytree(source, target)
+    model = target / spec.GENERATOR / "1" / "model.onnx"
+    if isinstance(build, bytes):
+        model.write_bytes(build)
+    else:
+        build(model)
+    return target
