@@ -35,6 +35,9 @@ from facecamo.tracking import match_boxes
 
 MAX_FRAME_WIDTH = 3840
 MAX_FRAME_HEIGHT = 2160
+TRACK_MATCH_CENTRE_SHIFT = 1.0
+"""A face matches a caller's track when their centres are within this many box widths (or they overlap): hints may be
+a few frames old (frames in flight) and cameras pan."""
 MAX_MESSAGE_ITEMS = 8
 """Error messages quote at most this many offending values: a message must never echo a whole array."""
 
@@ -392,7 +395,8 @@ class FramePipeline:
         detected = time.perf_counter()
         # Tracked people the detector missed in this frame are covered at their track's box.
         height, width = frame.shape[:2]
-        matches = match_boxes(np.array([f.box for f in faces], np.float64).reshape(-1, 4), hints)
+        matches = match_boxes(np.array([f.box for f in faces], np.float64).reshape(-1, 4), hints,
+                              max_centre_shift=TRACK_MATCH_CENTRE_SHIFT)
         matched_tracks = {m for m in matches if m >= 0}
         for track in range(len(hints)):
             if track in matched_tracks:

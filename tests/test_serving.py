@@ -14,11 +14,11 @@ from tritonclient.grpc import model_config_pb2  # noqa: E402
 from export.__main__ import run_export  # noqa: E402
 from export.repository import FLAVOURS  # noqa: E402
 from facecamo import spec  # noqa: E402
-from facecamo.align import FaceAligner, FaceDetector, load_rgb  # noqa: E402
+from facecamo.align import load_rgb  # noqa: E402
 from facecamo.paste import paste_face  # noqa: E402
-from tests.conftest import PORTRAITS  # noqa: E402
-
-from tests.conftest import DETECTOR  # noqa: E402
+from facecamo.repository import open_pipeline  # noqa: E402
+from tests import faults  # noqa: E402
+from tests.conftest import PORTRAITS, serving_settings  # noqa: E402
 
 
 def infer(client, frame, index=None, boxes=None, frame_dtype="UINT8", tracks=None, with_appearance=False):
@@ -32,15 +32,21 @@ def infer(client, frame, index=None, boxes=None, frame_dtype="UINT8", tracks=Non
         if value is not None:
             inputs.append(grpcclient.InferInput(name, list(value.shape), dtype))
             inputs[-1].set_data_from_numpy(value)
-    result = client.infer(spec.ENSEMBLE, inputs, client_timeout=120)
+    result = client.infer(spec.ENSEMBLE, inputs, client_timeout=240)
     outputs = (result.as_numpy(spec.CAMOUFLAGED_FRAME), result.as_numpy(spec.FACE_BOXES_OUT), result.as_numpy(spec.FACE_STATUS))
     return (*outputs, result.as_numpy(spec.FACE_APPEARANCE)) if with_appearance else outputs
 
 
-def face_region(image: np.ndarray) -> np.ndarray:
+@pytest.fixture(scope="module")
+def local_pipeline(repository):
+    """The same repository's pipeline in-process: where it pastes is where the server must have pasted."""
+    return open_pipeline(repository)
+
+
+def face_region(image: np.ndarray, pipeline) -> np.ndarray:
     """Pixels any paste-back may touch: where pasting black or white changes the image."""
     region = np.zeros(image.shape[:2], bool)
-    for face in FaceAligner(FaceDetector(upsample=1))(image):
+    for face in pipeline.prepare(image).aligned:
         for value in (0, 255):
             region |= (paste_face(image, np.full_like(face.crop, value), face.affine) != image).any(axis=2)
     return region
@@ -51,11 +57,11 @@ def portrait_rgb():
     return load_rgb(str(PORTRAITS / "congress_B000589.jpg"))
 
 
-def test_portrait_face_changed_and_everything_else_identical(client, portrait_rgb):
+def test_portrait_face_changed_and_everything_else_identical(client, portrait_rgb, local_pipeline):
     out, boxes, status = infer(client, portrait_rgb)
     assert out.shape == portrait_rgb.shape and out.dtype == np.uint8
     assert status.tolist() == [spec.STATUS_CAMOUFLAGED] and boxes.shape == (1, 4)
-    region = face_region(portrait_rgb)
+    region = face_region(portrait_rgb, local_pipeline)
     np.testing.assert_array_equal(out[~region], portrait_rgb[~region])
     assert np.abs(out[region].astype(int) - portrait_rgb[region]).mean() > 5
 
@@ -82,12 +88,17 @@ def test_several_faces_each_changed(client):
     assert [expected[tuple(b)] for b in again.tolist()] == kept.tolist()
 
 
-def test_thirty_two_faces_in_one_frame(client):
+def test_more_faces_than_one_network_batch_none_left_unchanged(client):
+    """70 portraits in one frame: more than the networks take in one pass (64); every face is camouflaged."""
     images = [load_rgb(str(p)) for p in sorted(PORTRAITS.glob("congress_*.jpg"))]
-    tiles = [images[i % len(images)] for i in range(32)]
-    frame = np.concatenate([np.concatenate(tiles[row * 8 : row * 8 + 8], axis=1) for row in range(4)], axis=0)
-    out, boxes, status = infer(client, frame)
-    assert len(status) == 32 and (status == spec.STATUS_CAMOUFLAGED).all()
+    tiles = [images[i % len(images)] for i in range(70)]
+    frame = np.concatenate([np.concatenate(tiles[row * 14 : row * 14 + 14], axis=1) for row in range(5)], axis=0)
+    out, boxes, status = infer(client, np.ascontiguousarray(frame))
+    assert len(status) == 70 and (status == spec.STATUS_CAMOUFLAGED).all()
+    for left, top, right, bottom in boxes:
+        w, h = right - left, bottom - top
+        inner = (slice(int(top + h / 4), int(bottom - h / 4)), slice(int(left + w / 4), int(right - w / 4)))
+        assert (out[inner] == frame[inner]).all(axis=2).mean() < 0.05
 
 
 def test_given_boxes_are_honoured(client, portrait_rgb):
@@ -134,9 +145,9 @@ def test_every_flavour_config_parses_as_triton_model_config(tiny_checkpoint, tmp
     onnx_dir = tmp_path / "onnx"
     for flavour in FLAVOURS:
         out = tmp_path / flavour
-        run_export(tiny_checkpoint, out, flavour, PORTRAITS, DETECTOR, onnx_dir)
+        run_export(tiny_checkpoint, out, flavour, PORTRAITS, serving_settings(), onnx_dir)
         configs = sorted(out.glob("*/config.pbtxt"))
-        assert len(configs) == 6
+        assert [c.parent.name for c in configs] == sorted([spec.ENSEMBLE, spec.FACE_DETECTOR, spec.IDENTITY_ENCODER, spec.GENERATOR])
         for path in configs:
             config = text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
             assert config.name == path.parent.name
@@ -145,3 +156,31 @@ def test_every_flavour_config_parses_as_triton_model_config(tiny_checkpoint, tmp
         assert (generator.backend, generator.platform) == expected
         assert generator.max_batch_size >= 32 and generator.HasField("dynamic_batching")
         assert [i.name for i in generator.input] == [spec.IDENTITY_CODE, spec.APPEARANCE_CODE]
+
+
+def test_a_generator_failing_mid_stream_conceals_faces_and_the_server_keeps_serving(repository, tmp_path, portrait_rgb):
+    """A generator that works for one face and fails inside ONNX Runtime for two, served for real: one-face frames
+    are camouflaged, two-face frames come back with both faces concealed, and the server answers throughout."""
+    from export.triton_server import TritonServer
+
+    copy = faults.repository_with_generator(repository, tmp_path / "repository", faults.fails_for_several_faces_generator)
+    two = np.ascontiguousarray(np.concatenate([portrait_rgb, portrait_rgb[:, ::-1]], axis=1))
+    with TritonServer(copy) as triton, grpcclient.InferenceServerClient(triton.grpc_url) as connection:
+        for frame, faces in ((portrait_rgb, 1), (two, 2), (portrait_rgb, 1), (two, 2)):
+            out, boxes, status = infer(connection, frame)
+            assert len(status) == faces
+            expected = spec.STATUS_CAMOUFLAGED if faces == 1 else spec.STATUS_FALLBACK
+            assert (status == expected).all(), status
+            for left, top, right, bottom in boxes:
+                w, h = right - left, bottom - top
+                inner = (slice(int(top + h / 4), int(bottom - h / 4)), slice(int(left + w / 4), int(right - w / 4)))
+                assert (out[inner] == frame[inner]).all(axis=2).mean() < 0.01
+
+
+def test_a_generator_that_cannot_work_is_refused_at_load(repository, tmp_path):
+    from export.triton_server import TritonServer
+
+    copy = faults.repository_with_generator(repository, tmp_path / "repository", faults.wrong_shape_generator)
+    with pytest.raises((RuntimeError, TimeoutError)) as caught:
+        TritonServer(copy).start(timeout=120)
+    assert "generator" in str(caught.value) and "112" in str(caught.value)

@@ -57,15 +57,19 @@ class CamouflageEngine:
                 boxes, skip_detection = None, False
             pending.append((index, frame, skip_detection, self.submit(frame, appearance, boxes, hints)))
             if len(pending) >= max_in_flight:
-                yield self._finish(pending.popleft(), tracker)
+                yield self._finish(pending.popleft(), tracker, appearance)
         while pending:
-            yield self._finish(pending.popleft(), tracker)
+            yield self._finish(pending.popleft(), tracker, appearance)
 
-    @staticmethod
-    def _finish(item, tracker: FaceTracker | None) -> CamouflageResult:
+    def _finish(self, item, tracker: FaceTracker | None, appearance) -> CamouflageResult:
         index, frame, skipped_detection, future = item
         try:
             result = future.result()
+            corrected = tracker.corrections(result.faces, index) if tracker is not None and not skipped_detection else None
+            if corrected is not None:
+                # A tracked person came back under another look (their hint was stale): this frame is run again
+                # with hints that match its own faces exactly, so nobody flickers between looks.
+                result = self.submit(frame, appearance, None, corrected).result()
         except InvalidInputError:
             raise
         except FacecamoError as error:  # fail closed: the frame is concealed whole, never passed through

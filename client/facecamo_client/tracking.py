@@ -17,6 +17,12 @@ import numpy as np
 from facecamo.tracking import match_boxes
 
 
+MIN_HITS_FOR_MOTION = 3
+MAX_EXTRAPOLATED_FRAMES = 8  # beyond this a prediction is a guess: the box waits where it was heading
+MAX_SPEED = 0.3  # box widths per frame: faster "motion" is detector jitter, not a person
+MATCH_CENTRE_SHIFT = 1.0  # box widths; hints are up to max_in_flight frames old, and cameras pan
+
+
 @dataclass
 class Track:
     """One person. ``box``: float (4,) where they were last seen, at frame ``seen_at``; ``velocity``: float (4,) box
@@ -26,13 +32,15 @@ class Track:
     box: np.ndarray
     appearance: int
     seen_at: int
-    velocity: np.ndarray = field(default_factory=lambda: np.zeros(4))
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))
     hits: int = 1
 
     def predict(self, index: int) -> np.ndarray:
-        """Where the box should be at frame ``index`` (constant velocity; width and height kept positive)."""
-        box = self.box + self.velocity * max(index - self.seen_at, 0)
-        centre, size = (box[:2] + box[2:]) / 2, np.maximum(box[2:] - box[:2], 1.0)
+        """Where the box should be at frame ``index``: the centre moves at constant velocity once the track has been
+        seen three times (two sightings give no trustworthy motion); the size stays as last seen."""
+        centre, size = (self.box[:2] + self.box[2:]) / 2, self.box[2:] - self.box[:2]
+        if self.hits >= MIN_HITS_FOR_MOTION:
+            centre = centre + self.velocity * min(max(index - self.seen_at, 0), MAX_EXTRAPOLATED_FRAMES)
         return np.concatenate([centre - size / 2, centre + size / 2])
 
 
@@ -67,13 +75,15 @@ class FaceTracker:
         observed = [f for f in faces if getattr(f, "source", "detected") != "track"]
         boxes = np.array([f.box for f in observed], np.float64).reshape(-1, 4)
         predicted = np.array([t.predict(index) for t in self.tracks], np.float64).reshape(-1, 4)
-        matches = match_boxes(boxes, predicted)
+        matches = match_boxes(boxes, predicted, max_centre_shift=MATCH_CENTRE_SHIFT)
         seen = set()
         for face, box, match in zip(observed, boxes, matches):
             if match >= 0:
                 track = self.tracks[match]
                 gap = max(index - track.seen_at, 1)
-                motion = (box - track.box) / gap
+                motion = ((box[:2] + box[2:]) - (track.box[:2] + track.box[2:])) / 2 / gap
+                limit = MAX_SPEED * (box[2] - box[0])
+                motion = motion * min(1.0, limit / max(float(np.linalg.norm(motion)), 1e-9))
                 track.velocity = motion if track.hits == 1 else (1 - self.smoothing) * track.velocity + self.smoothing * motion
                 track.box, track.seen_at, track.hits = box, index, track.hits + 1
             else:
@@ -85,11 +95,31 @@ class FaceTracker:
         covered = [f for f in faces if getattr(f, "source", "detected") == "track"]
         if covered and self.tracks:
             by_box = match_boxes(np.array([f.box for f in covered], np.float64).reshape(-1, 4),
-                                 np.array([t.predict(index) for t in self.tracks], np.float64).reshape(-1, 4))
+                                 np.array([t.predict(index) for t in self.tracks], np.float64).reshape(-1, 4),
+                                 max_centre_shift=MATCH_CENTRE_SHIFT)
             for face, match in zip(covered, by_box):
                 if match >= 0:
                     face.track_id = self.tracks[match].track_id
         self.tracks = [t for t in self.tracks if t.track_id in seen or index - t.seen_at <= self.max_missed]
+
+    def corrections(self, faces: list, index: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Hints that give every person in frame ``index`` their own look, when the frame came back with a tracked
+        person under another one (their hint was stale: frames in flight, a sudden pan); None when every look is
+        right. The hints are the returned boxes themselves, so re-running the frame matches them exactly. Does not
+        change the tracker."""
+        observed = [f for f in faces if getattr(f, "source", "detected") != "track"]
+        if not observed or not self.tracks:
+            return None
+        boxes = np.array([f.box for f in observed], np.float64).reshape(-1, 4)
+        predicted = np.array([t.predict(index) for t in self.tracks], np.float64).reshape(-1, 4)
+        matches = match_boxes(boxes, predicted, max_centre_shift=MATCH_CENTRE_SHIFT)
+        looks = [self.tracks[m].appearance if m >= 0 else int(f.appearance) for f, m in zip(observed, matches)]
+        if all(int(f.appearance) == look for f, look in zip(observed, looks)):
+            return None
+        unmatched = [t for number, t in enumerate(self.tracks) if number not in set(matches)]
+        hint_boxes = np.concatenate([boxes, np.array([t.predict(index) for t in unmatched]).reshape(-1, 4)])
+        hint_looks = looks + [t.appearance for t in unmatched]
+        return hint_boxes.astype(np.float32), np.array(hint_looks, np.int32)
 
     def coast(self, index: int) -> None:
         """A frame without detection (``detect_every``): the tracks were covered at their predictions; age them."""
