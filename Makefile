@@ -11,7 +11,7 @@ RESUME ?=
 INIT ?=
 NPROC ?= 1
 
-.PHONY: help env test prepare train eval export serve camouflage bench bench-serving bench-client demo clean
+.PHONY: help env test prepare train eval export serve camouflage bench bench-serving bench-client bench-leak demo clean
 
 help:
 	@echo "make demo                                   camouflage the committed samples in-process (out/demo/)"
@@ -23,6 +23,7 @@ help:
 	@echo "make export [CKPT=<.pt>] [FLAVOUR=python|onnxruntime|tensorrt]  checkpoint -> ONNX -> model_repository/"
 	@echo "make serve [GRPC_PORT=8001]                  tritonserver on 127.0.0.1 with model_repository/"
 	@echo "make bench / bench-serving / bench-client [OUT=bench]   speed figures to files"
+	@echo "make bench-leak [OUT=bench] [ARGS='<CLI flags>']       faces the command line leaves unchanged on the sample clips"
 
 # The environment is rebuilt whenever a requirements file changes.
 $(READY): pyproject.toml requirements/shared.txt requirements/train.txt requirements/serve.txt requirements/dev.txt
@@ -84,6 +85,9 @@ bench-serving: $(READY) model_repository/facecamo/config.pbtxt
 
 bench-client: $(READY) model_repository/facecamo/config.pbtxt
 	$(BIN)/python -m export.bench_client --out "$(or $(OUT),bench)"
+
+bench-leak: $(READY) model_repository/facecamo/config.pbtxt
+	$(BIN)/python -m tools.bench_leak --out "$(or $(OUT),bench)" $(if $(ARGS),--cli-args "$(ARGS)")
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -89,26 +89,20 @@ def bench_triton(url: str, frame: np.ndarray, in_flight: int, requests: int) -> 
 
 
 def bench_in_process(engine, frame: np.ndarray, requests: int) -> tuple[dict, dict]:
-    """Sequential embedded-engine calls; and per-stage seconds (detection separated from landmarks + alignment)."""
+    """Sequential embedded-engine calls; and ms per stage of the pipeline (its own timings: detection, landmarks and
+    alignment, identity encoder, generator, paste-back)."""
     engine.run(frame)
-    latencies, stages = [], {"detection": [], "landmarks_and_alignment": [], "identity_encoder": [], "generator": [], "paste_back": []}
+    names = {"detect": "detection", "align": "landmarks_and_alignment", "identity_encoder": "identity_encoder",
+             "generator": "generator", "paste": "paste_back"}
+    latencies, stages = [], {name: [] for name in names.values()}
     started = time.perf_counter()
     for _ in range(requests):
         t0 = time.perf_counter()
         engine.run(frame)
         latencies.append(time.perf_counter() - t0)
+        for key, name in names.items():
+            stages[name].append(engine.last_timings.get(key, 0.0))
     elapsed = time.perf_counter() - started
-    for _ in range(requests):
-        # Detection timed on its own, then the rest of the pipeline on the boxes it found.
-        t1 = time.perf_counter()
-        boxes = [d.box for d in engine.aligner.detector(frame)]
-        stages["detection"].append(time.perf_counter() - t1)
-        engine.run(frame, boxes=boxes or None)
-        timings = engine.last_timings
-        stages["landmarks_and_alignment"].append(timings["align"])
-        stages["identity_encoder"].append(timings["identity_encoder"])
-        stages["generator"].append(timings["generator"])
-        stages["paste_back"].append(timings["paste"])
     summary = {"frames_per_second": round(requests / elapsed, 2), **percentiles(latencies)}
     return summary, {name: round(float(np.mean(values)) * 1000, 2) for name, values in stages.items()}
 
@@ -124,7 +118,7 @@ def bench_networks(repository: Path, checkpoint: Path | None) -> list[dict]:
     net, _, _ = load_inference_net(checkpoint)
     identity = onnxruntime.InferenceSession(str(repository / spec.IDENTITY_ENCODER / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
     generator = onnxruntime.InferenceSession(str(repository / spec.GENERATOR / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
-    bank = np.load(repository / spec.APPEARANCE_BANK / "1" / "bank.npy").astype(np.float32)
+    bank = np.load(repository / spec.ENSEMBLE / "1" / "bank.npy").astype(np.float32)
     rows = []
     for batch in (1, 16):
         faces = np.random.default_rng(0).uniform(-1, 1, (batch, 3, 112, 112)).astype(np.float32)

