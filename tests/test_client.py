@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -138,65 +136,3 @@ def test_client_imports_without_torch(server, portrait_rgb, tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                             env={"PYTHONPATH": f"{ROOT}:{ROOT / 'client'}", "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-2000:]
-
-
-def write_video(path: Path, frames: list[np.ndarray], fps: float) -> None:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, frames[0].shape[1::-1])
-    for frame in frames:
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
-
-
-def video_facts(path: Path) -> tuple[int, float]:
-    capture = cv2.VideoCapture(str(path))
-    count = 0
-    while capture.read()[0]:
-        count += 1
-    fps = capture.get(cv2.CAP_PROP_FPS)
-    capture.release()
-    return count, fps
-
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "facecamo_client.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
-
-
-@pytest.mark.parametrize("path", ["embedded", "server"])
-def test_command_line_on_a_short_video_keeps_frame_count_and_fps(path, server, repository, portrait_rgb, tmp_path):
-    source = tmp_path / "clip.mp4"
-    write_video(source, moving_face_frames(portrait_rgb, 12), fps=12.5)
-    target = tmp_path / "out.mp4"
-    extra = ["--server", server.grpc_url] if path == "server" else ["--repository", str(repository)]
-    result = cli(str(source), str(target), *extra, "--summary", str(tmp_path / "summary.json"))
-    assert result.returncode == 0, result.stderr[-3000:]
-    count, fps = video_facts(target)
-    assert count == 12 and fps == pytest.approx(12.5, abs=0.01)
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["frames"] == 12 and summary["faces"] >= 11
-
-
-def test_command_line_on_a_folder_mirrors_its_layout(repository, tmp_path):
-    source = tmp_path / "in"
-    (source / "sub").mkdir(parents=True)
-    for name in ("congress_B000589.jpg", "congress_G000570.jpg"):
-        (source / "sub" / name).write_bytes((PORTRAITS / name).read_bytes())
-    (source / "top.png").write_bytes((PORTRAITS / "nasa_eileen_collins.png").read_bytes())
-    result = cli(str(source), str(tmp_path / "out"), "--repository", str(repository), "--side-by-side")
-    assert result.returncode == 0, result.stderr[-3000:]
-    written = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.*"))
-    assert written == ["sub/congress_B000589.jpg", "sub/congress_G000570.jpg", "top.png"]
-    side = cv2.imread(str(tmp_path / "out" / "sub" / "congress_B000589.jpg"))
-    assert side.shape == (275, 450, 3)  # original | camouflaged
-
-
-def test_command_line_errors(server, repository, tmp_path):
-    from export.triton_server import free_port
-
-    (tmp_path / "notes.txt").write_text("hello")
-    result = cli(str(tmp_path / "notes.txt"), str(tmp_path / "o.jpg"), "--repository", str(repository))
-    assert result.returncode == 2 and "unsupported input" in result.stderr
-    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
-    result = cli(str(tmp_path / "broken.jpg"), str(tmp_path / "o.jpg"), "--repository", str(repository))
-    assert result.returncode == 2 and "cannot read" in result.stderr
-    result = cli(str(PORTRAITS / "congress_B000589.jpg"), str(tmp_path / "o.jpg"), "--server", f"127.0.0.1:{free_port()}", "--retry-for", "1")
-    assert result.returncode == 2 and "cannot reach the server" in result.stderr
