@@ -476,6 +476,11 @@ def product_facts() -> dict:
             "FACECAMO_REPOSITORY": os.environ.get("FACECAMO_REPOSITORY")}
 
 
+def without_machine_paths(text: str) -> str:
+    """Committed reports name files relative to the repository (and ../shared), not this machine's folders."""
+    return text.replace(str(ROOT.parent / "shared"), "../shared").replace(str(ROOT) + "/", "")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", nargs="+", type=Path, default=DEFAULT_CLIPS, help="videos to run (default: the three sample clips)")
@@ -511,9 +516,9 @@ def main(argv: list[str] | None = None) -> int:
     for clip in args.clips:
         report["clips"].append(measure_clip(clip, args.work, detector, cli_args, args.unchanged_mad, args.calibration_crf))
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{args.name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.out / f"{args.name}.json").write_text(without_machine_paths(json.dumps(report, indent=2) + "\n"))
     text = markdown(report)
-    (args.out / f"{args.name}.md").write_text(text)
+    (args.out / f"{args.name}.md").write_text(without_machine_paths(text))
     print(text)
     return 1 if any(clip.get("error") for clip in report["clips"]) else 0
 
