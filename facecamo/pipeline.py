@@ -334,6 +334,7 @@ class FrameResult:
     sources: list[str]
     failed: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    over_limit: int = 0  # faces beyond settings.max_faces (concealed without landmarks)
 
     @property
     def source_codes(self) -> np.ndarray:
@@ -414,7 +415,7 @@ class FramePipeline:
             face.row = int(row)
         for number, face in enumerate(faces):
             if number >= settings.max_faces:
-                face.concealed_why = f"over the limit of {settings.max_faces} faces per frame"
+                face.concealed_why = f"over the limit of {settings.max_faces} faces per frame"  # counted as over_limit
                 continue
             self._align(frame, face)
         prepared.faces = faces
@@ -498,9 +499,10 @@ class FramePipeline:
             except Exception:  # noqa: BLE001 - the face region is concealed by the simplest means left
                 status[number] = STATUS_FALLBACK
                 conceal_box(out, face.box)
+        over_limit = sum(1 for f in prepared.faces if f.concealed_why and f.concealed_why.startswith("over the limit"))
         return FrameResult(out, np.array([f.box for f in prepared.faces], np.float32).reshape(-1, 4), status,
                            np.array([f.row for f in prepared.faces], np.int32), [f.source for f in prepared.faces],
-                           prepared.failed, dict(prepared.timings))
+                           prepared.failed, dict(prepared.timings), over_limit)
 
     # -- everything ------------------------------------------------------------------------------------------------
     def run(self, frame: Any, appearance: Any = None, boxes: Any = None, track_boxes: Any = None,

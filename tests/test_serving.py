@@ -184,3 +184,23 @@ def test_a_generator_that_cannot_work_is_refused_at_load(repository, tmp_path):
     with pytest.raises((RuntimeError, TimeoutError)) as caught:
         TritonServer(copy).start(timeout=120)
     assert "generator" in str(caught.value) and "112" in str(caught.value)
+
+
+def scrape(server) -> dict[str, float]:
+    """The product's counters from Triton's Prometheus endpoint (bound to loopback)."""
+    import urllib.request
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=10).read().decode()
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+            if line.startswith("facecamo_")}
+
+
+def test_product_metrics_move_with_requests(server, client, portrait_rgb):
+    before = scrape(server)
+    infer(client, portrait_rgb)
+    with pytest.raises(grpcclient.InferenceServerException):
+        infer(client, portrait_rgb, index=np.array([999], np.int32))
+    after = scrape(server)
+    assert after['facecamo_faces_total{status="camouflaged"}'] >= before['facecamo_faces_total{status="camouflaged"}'] + 1
+    assert after['facecamo_frames_total{result="rejected"}'] == before['facecamo_frames_total{result="rejected"}'] + 1
+    assert 'facecamo_faces_over_limit_total' in after and 'facecamo_faces_total{status="fallback"}' in after

@@ -48,6 +48,35 @@ class TritonNetworks:
         return dict(zip(names, self._infer(spec.FACE_DETECTOR, {spec.DETECTOR_IMAGE: images}, names)))
 
 
+class ProductMetrics:
+    """The product's own counters on Triton's Prometheus endpoint (python backend custom metrics): what an operator
+    alerts on. ``facecamo_faces_total{status}``: faces camouflaged, concealed by fallback (a failure), concealed by
+    design (too small); ``facecamo_frames_total{result}``: frames ok, failed (concealed whole), rejected (bad input);
+    ``facecamo_faces_over_limit_total``: faces beyond the per-frame limit (concealed without landmarks)."""
+
+    def __init__(self):
+        faces = pb_utils.MetricFamily(name="facecamo_faces_total", description="Faces by outcome",
+                                      kind=pb_utils.MetricFamily.COUNTER)
+        frames = pb_utils.MetricFamily(name="facecamo_frames_total", description="Frames by outcome",
+                                       kind=pb_utils.MetricFamily.COUNTER)
+        over = pb_utils.MetricFamily(name="facecamo_faces_over_limit_total",
+                                     description="Faces beyond the per-frame limit, concealed without landmarks",
+                                     kind=pb_utils.MetricFamily.COUNTER)
+        self.families = (faces, frames, over)  # a family must outlive its metrics
+        self.faces = {code: faces.Metric(labels={"status": name}) for code, name in spec.STATUS_NAMES.items()}
+        self.frames = {name: frames.Metric(labels={"result": name}) for name in ("ok", "failed", "rejected")}
+        self.over_limit = over.Metric(labels={})
+
+    def record(self, result) -> None:
+        for code, metric in self.faces.items():
+            count = int((result.status == code).sum())
+            if count:
+                metric.increment(count)
+        self.frames["failed" if result.failed else "ok"].increment(1)
+        if result.over_limit:
+            self.over_limit.increment(result.over_limit)
+
+
 class TritonPythonModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
@@ -56,6 +85,7 @@ class TritonPythonModel:
         # Refuse to load (so the server is not READY) rather than fail every request later.
         self.pipeline = FramePipeline(TritonNetworks(), load_bank(folder), PipelineSettings.from_strings(params))
         self.dtypes = {o["name"]: pb_utils.triton_string_to_numpy(o["data_type"]) for o in config["output"]}
+        self.metrics = ProductMetrics()
 
     def execute(self, requests):
         responses = []
@@ -63,9 +93,11 @@ class TritonPythonModel:
             try:
                 responses.append(self._camouflage(request))
             except RequestError as error:
+                self.metrics.frames["rejected"].increment(1)
                 responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(
                     str(error)[:MAX_ERROR_CHARACTERS], pb_utils.TritonError.INVALID_ARG)))
             except Exception as error:  # noqa: BLE001 - reported to the caller, the server keeps running
+                self.metrics.frames["failed"].increment(1)
                 responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(
                     f"facecamo failed: {type(error).__name__}: {error}"[:MAX_ERROR_CHARACTERS])))
         return responses
@@ -80,6 +112,7 @@ class TritonPythonModel:
             raise RequestError("FRAME is required: uint8 [height, width, 3] RGB")
         result = self.pipeline.run(frame, optional(spec.APPEARANCE_INDEX), optional(spec.FACE_BOXES),
                                    optional(spec.TRACK_BOXES), optional(spec.TRACK_APPEARANCE))
+        self.metrics.record(result)
         outputs = {spec.CAMOUFLAGED_FRAME: result.frame, spec.FACE_BOXES_OUT: result.boxes, spec.FACE_STATUS: result.status,
                    spec.FACE_APPEARANCE: result.appearance, spec.FACE_SOURCE: result.source_codes}
         return pb_utils.InferenceResponse(output_tensors=[
