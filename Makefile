@@ -19,17 +19,21 @@ help:
 	@echo "make camouflage IN=<image|folder|video|url> OUT=<path> [SERVER=host:port] [ARGS='--side-by-side']"
 	@echo "make prepare DATA=<identities> OUT=<folder>  detect, align and split a face dataset"
 	@echo "make train DATA=<prepared> RUN=<folder> [PRESET=cpu|paper|tiny] [STEPS=N] [RESUME=1] [INIT=<weights .pt>] [NPROC=N]"
+	@echo "           [SET='loss.teacher=0 train.batch_size=8']   config overrides (section.key=value, space-separated)"
 	@echo "make eval DATA=<prepared> OUT=<folder> [CKPT=<.pt>] [JUDGE=<onnx>:<cosine threshold>]"
 	@echo "make export [CKPT=<.pt>] [FLAVOUR=python|onnxruntime|tensorrt]  checkpoint -> ONNX -> model_repository/"
-	@echo "make serve [GRPC_PORT=8001]                  tritonserver on 127.0.0.1 with model_repository/"
+	@echo "make serve [GRPC_PORT=8001] [HTTP_PORT=8000] [METRICS_PORT=8002] [GRPC_ADDRESS=127.0.0.1]"
+	@echo "           [TLS_CERT=<server.crt> TLS_KEY=<server.key> [TLS_CA=<ca.crt> MTLS=1]]"
+	@echo "                                             supervised tritonserver with model_repository/ (HTTP, metrics: 127.0.0.1)"
 	@echo "make bench / bench-serving / bench-client [OUT=bench]   speed figures to files"
 	@echo "make bench-leak [OUT=bench] [ARGS='<CLI flags>']       faces the command line leaves unchanged on the sample clips"
 
 # The environment is rebuilt whenever a requirements file changes.
-$(READY): pyproject.toml requirements/shared.txt requirements/train.txt requirements/serve.txt requirements/dev.txt
+$(READY): pyproject.toml requirements/shared.txt requirements/train.txt requirements/serve.txt requirements/dev.txt requirements/nodeps.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements/dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements/nodeps.txt
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
 
@@ -43,9 +47,10 @@ prepare: $(READY)
 	$(BIN)/python -m training.prepare --data "$(DATA)" --out "$(OUT)"
 
 train: $(READY)
-	@test -n "$(DATA)" -a -n "$(RUN)" || { echo "usage: make train DATA=<prepared folder> RUN=<folder> [PRESET=cpu] [STEPS=N] [RESUME=1] [INIT=<weights .pt>] [NPROC=N]"; exit 2; }
+	@test -n "$(DATA)" -a -n "$(RUN)" || { echo "usage: make train DATA=<prepared folder> RUN=<folder> [PRESET=cpu] [STEPS=N] [RESUME=1] [INIT=<weights .pt>] [NPROC=N] [SET='section.key=value ...']"; exit 2; }
 	$(if $(filter-out 1,$(NPROC)),$(BIN)/torchrun --standalone --nproc_per_node=$(NPROC),$(BIN)/python) -m training.train \
-		--preset "$(PRESET)" --data "$(DATA)" --run-dir "$(RUN)" $(if $(STEPS),--steps $(STEPS)) $(if $(RESUME),--resume) $(if $(INIT),--init-from "$(INIT)")
+		--preset "$(PRESET)" --data "$(DATA)" --run-dir "$(RUN)" $(if $(STEPS),--steps $(STEPS)) $(if $(RESUME),--resume) $(if $(INIT),--init-from "$(INIT)") \
+		$(if $(SET),--set $(SET))
 
 eval: $(READY)
 	@test -n "$(DATA)" -a -n "$(OUT)" || { echo "usage: make eval DATA=<prepared folder> OUT=<folder> [CKPT=<checkpoint>] [JUDGE=<onnx>:<threshold>]"; exit 2; }
@@ -53,13 +58,24 @@ eval: $(READY)
 		$(if $(JUDGE),--onnx-judge "$(JUDGE)") $(if $(IMAGES),--images $(IMAGES)) $(if $(PAIRS),--pairs $(PAIRS))
 
 FLAVOUR ?= python
+# `make serve`: gRPC on GRPC_ADDRESS:GRPC_PORT; HTTP (health, the launcher's model control) and Prometheus metrics on
+# 127.0.0.1 only. TLS_CERT + TLS_KEY serve gRPC over TLS; MTLS=1 also requires client certificates signed by TLS_CA.
 GRPC_PORT ?= 8001
+HTTP_PORT ?= 8000
+METRICS_PORT ?= 8002
+GRPC_ADDRESS ?= 127.0.0.1
+TLS_CERT ?=
+TLS_KEY ?=
+TLS_CA ?=
+MTLS ?=
 
 export: $(READY)
 	$(BIN)/python -m export --flavour $(FLAVOUR) $(if $(CKPT),--ckpt "$(CKPT)")
 
 serve: $(READY) model_repository/facecamo/config.pbtxt
-	$(BIN)/python -m export.triton_server --repository model_repository --grpc-port $(GRPC_PORT)
+	$(BIN)/python -m export.triton_server --repository model_repository --grpc-port $(GRPC_PORT) --http-port $(HTTP_PORT) \
+		--metrics-port $(METRICS_PORT) --grpc-address $(GRPC_ADDRESS) $(if $(TLS_CERT),--grpc-server-cert "$(TLS_CERT)") \
+		$(if $(TLS_KEY),--grpc-server-key "$(TLS_KEY)") $(if $(TLS_CA),--grpc-root-cert "$(TLS_CA)") $(if $(MTLS),--grpc-use-ssl-mutual)
 
 TEACHER ?= ../shared/models/face_embedding/mobilefacenet.onnx
 

@@ -24,10 +24,14 @@ import importlib.util
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from facecamo import spec
+
+if TYPE_CHECKING:
+    import onnx
 
 PARITY_TOLERANCE = 1e-4
 """Largest absolute difference allowed between the original and the rewritten model's outputs."""
@@ -71,7 +75,7 @@ def centerface_source() -> Path:
                               f"reinstall the pinned version: {INSTALL_HINT}")
 
 
-def rewrite_centerface(model: "onnx.ModelProto") -> "onnx.ModelProto":
+def rewrite_centerface(model: onnx.ModelProto) -> onnx.ModelProto:
     """Return a copy of the CenterFace graph with weights as initializers only, spec names and dynamic N, H, W.
 
     Raises:
@@ -120,7 +124,7 @@ def rewrite_centerface(model: "onnx.ModelProto") -> "onnx.ModelProto":
     return rewritten
 
 
-def check_model(model: "onnx.ModelProto") -> None:
+def check_model(model: onnx.ModelProto) -> None:
     """onnx.checker (full) and strict shape inference; raises DetectorExportError with onnx's message."""
     import onnx
 
@@ -164,7 +168,7 @@ def parity_batch(height: int, width: int) -> np.ndarray:
     return np.stack(images)
 
 
-def _session(model: "onnx.ModelProto", optimised: bool):
+def _session(model: onnx.ModelProto, optimised: bool):
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -242,7 +246,11 @@ def export_detector(out_path: Path, check_parity: bool = True) -> Path:
     out_path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(out_path))
     if check_parity:
-        check_detector_parity(source, out_path)
+        try:
+            check_detector_parity(source, out_path)
+        except DetectorExportError:
+            out_path.unlink()  # an untrusted model must not be picked up by a later step
+            raise
     return out_path
 
 
@@ -258,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     for result in results:
-        print(f"{result.output:20s} {str(result.size):20s} optimised {result.optimised!s:5s} "
+        print(f"{result.output:20s} {result.size!s:20s} optimised {result.optimised!s:5s} "
               f"max |diff| {result.max_abs_difference:.2e} (largest |value| {result.reference_magnitude:.3g})")
     print(f"wrote {path}")
     return 0

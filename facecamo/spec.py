@@ -64,8 +64,9 @@ APPEARANCE_CODE = "APPEARANCE_CODE"  # float32 [C_app, 4, 1]
 GENERATED_FACES = "GENERATED_FACES"  # float32 [3, 112, 112] in [-1, 1]
 BANK_ROW = "BANK_ROW"  # int32 [1]
 # face detector (CenterFace): input float32 [3, H, W] (H, W multiples of 32; RGB 0..255, no normalisation),
-# outputs at stride 4: heatmap [1, H/4, W/4], log box scales [2, H/4, W/4], centre offsets [2, H/4, W/4],
-# five landmarks [10, H/4, W/4]
+# outputs at stride 4 (each channel pair is y then x): face-centre heatmap [1, H/4, W/4] in 0..1, log box size
+# [2, H/4, W/4] (height, width = 4 * exp(v) px), centre offset within the cell [2, H/4, W/4], five landmarks
+# [10, H/4, W/4] (fractions of the box from its top-left); decoded by facecamo.detect.CenterFaceDetector
 DETECTOR_IMAGE = "DETECTOR_IMAGE"
 DETECTOR_HEATMAP = "DETECTOR_HEATMAP"
 DETECTOR_SCALE = "DETECTOR_SCALE"
