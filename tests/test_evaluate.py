@@ -14,7 +14,7 @@ from facecamo.align import FaceAligner
 from facecamo.paste import face_mask, paste_face
 from tests.conftest import ROOT
 from training.camouflage import TorchCamouflager
-from training.metrics import DlibJudge, mean_abs_difference, rank1, ssim, verification
+from training.metrics import DlibJudge, coarse_grey, mean_abs_difference, rank1, ssim, ssim_coarse, verification
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +55,26 @@ def test_ssim_and_mad_known_answers():
     assert mean_abs_difference(image, image) == 0.0
     assert ssim(image, 255 - image) < 0.0
     assert mean_abs_difference(np.zeros((2, 2, 3), np.uint8), np.full((2, 2, 3), 10, np.uint8)) == 10.0
+
+
+def test_ssim28_sees_structure_not_noise(aligned):
+    import cv2
+
+    face = aligned.crop
+    assert coarse_grey(face).shape == (28, 28)
+    assert coarse_grey(np.full((112, 112, 3), 200, np.uint8)) == pytest.approx(np.full((28, 28), 200.0))
+    assert ssim_coarse(face, face) == pytest.approx(1.0)
+    rng = np.random.default_rng(0)
+    noisy = np.clip(face + rng.normal(0, 25, face.shape), 0, 255).astype(np.uint8)
+    # pixel noise wrecks full-resolution SSIM but leaves the 28x28 structure: it hides no one
+    assert ssim(face, noisy) < 0.5 and ssim_coarse(face, noisy) > 0.9
+    recoloured = np.ascontiguousarray(face[..., ::-1])  # colour channels swapped: same structure, other hues
+    assert ssim_coarse(face, recoloured) > 0.8
+    blurred = cv2.GaussianBlur(face, (0, 0), 8)  # a blur that destroys recognition moves coarse structure too
+    mirrored = np.ascontiguousarray(face[:, ::-1])
+    assert ssim_coarse(face, blurred) < 0.75 and ssim_coarse(face, mirrored) < ssim_coarse(face, noisy)
+    with pytest.raises(ValueError, match="one shape"):
+        ssim_coarse(face, face[:56])
 
 
 def test_judge_threshold_decides_accept_and_reject():
@@ -126,7 +146,21 @@ def test_make_eval_end_to_end(tmp_path, identity_folders, prepared):
     assert original["ssim_to_original"] == pytest.approx(1.0) and original["judges"]["dlib"]["tar"] > 0.8
     assert results["methods"]["camouflage"]["ssim_to_original"] < 1.0
     assert {"blur_8", "pixelate_16"} <= set(results["methods"])
-    for name in ("report.md", "privacy_utility.png", "figure3.png"):
+    for method, entry in results["methods"].items():  # SSIM-28 beside SSIM for the model and every baseline
+        assert -1.0 <= entry["ssim28_to_original"] <= 1.0 + 1e-9, method
+    assert original["ssim28_to_original"] == pytest.approx(1.0)
+    blur = [results["methods"][f"blur_{s}"]["ssim28_to_original"] for s in (2, 4, 8, 16)]
+    assert blur == sorted(blur, reverse=True), "a stronger blur must lower the coarse structure more"
+    targets = results["targets"]
+    assert targets["judge"] == "dlib" and set(targets["bounds"]) == {"tar_ratio", "ssim", "ssim28"}
+    assert targets["methods"]["original"]["tar_ratio"] == pytest.approx(1.0)
+    assert targets["methods"]["original"]["tar_ratio_met"] and not targets["methods"]["original"]["all_met"]
+    camouflage = targets["methods"]["camouflage"]
+    assert camouflage["ssim28_met"] == (results["methods"]["camouflage"]["ssim28_to_original"] <= 0.67)
+    report = (tmp_path / "eval" / "report.md").read_text()
+    assert "## Targets" in report and "SSIM-28" in report and "privacy_utility_ssim28.png" in report
+    assert ("**not met**" in report) == (not camouflage["all_met"])
+    for name in ("report.md", "privacy_utility.png", "privacy_utility_ssim28.png", "figure3.png"):
         assert (tmp_path / "eval" / name).stat().st_size > 0
     again = subprocess.run(command[:4] + [f"OUT={tmp_path / 'eval2'}"] + command[5:], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0

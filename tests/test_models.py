@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from tests.conftest import require_shared
 from training import losses
-from training.config import load_config
+from training.config import LossConfig, load_config
 from training.data import Batch
 from training.metrics import ssim
-from training.models import CamouflageNet, build_discriminator
+from training.models import CamouflageNet, GeneratorOutputs, build_discriminator
 from training.models.blocks import adain
 
 
@@ -66,24 +68,52 @@ def test_every_trainable_parameter_receives_a_gradient(tiny):
     discriminator = build_discriminator(tiny.model)
     batch = Batch(images(4), images(4), images(4), torch.tensor([0, 1, 2, 3]))
     out = net(batch.source, batch.partner, batch.reference)
-    terms = {
-        "rec": losses.reconstruction_loss(out["recon_self"], out["recon_partner"], batch.source)[0],
-        "f_id": losses.feature_identity_loss(out["id_generated"], out["id_source"])[0],
-        "f_app": losses.feature_appearance_loss(out["app_generated"], out["app_reference"])[0],
-        "dif": losses.difference_loss(out["generated"], batch.source, margin=10.0)[0],
-        "id": losses.identity_loss([out["logits_source"], out["logits_generated"]], batch.labels)[0],
-        "adv_g": losses.adversarial_generator_loss(discriminator(out["generated"]))[0],
-        "struct": losses.structure_difference_loss(out["generated"], batch.source, max_ssim=0.0)[0],
-    }
-    total, logs = losses.total_loss(terms, tiny.loss)
+    assert isinstance(out, GeneratorOutputs) and out.fake_images().shape == (8, 3, 112, 112)
+    config = dataclasses.replace(tiny.loss, difference_margin=10.0, structure_difference=1.0, structure_max_ssim=0.0)
+    objective = losses.Objective(config)
+    discriminator.requires_grad_(False)
+    total, logs = objective.generator(out, batch, discriminator)
+    discriminator.requires_grad_(True)
     total.backward()
+    assert {"rec", "f_id", "f_app", "dif", "id", "id_acc", "struct", "adv_g", "total"} <= set(logs)
+    assert "teacher" not in logs  # weight 0: the optional term is not computed
+    assert all(v.dim() == 0 and not v.requires_grad for v in logs.values())  # detached, synchronised only when logged
     missing = [name for name, p in net.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.abs().sum() > 0)]
     assert not missing, f"no gradient from L_total for: {missing}"
-    discriminator.zero_grad()
-    d_loss, _ = losses.adversarial_discriminator_loss(discriminator(batch.source), discriminator(out["generated"].detach()))
+    assert all(p.grad is None for p in discriminator.parameters()), "the generator step wrote gradients into D"
+    d_loss, d_logs = objective.discriminator(discriminator(batch.source), discriminator(out.generated.detach()))
     d_loss.backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in discriminator.parameters())
-    assert logs["total"] == pytest.approx(total.item())
+    assert logs["total"].item() == pytest.approx(total.item()) and "adv_d" in d_logs
+
+
+@dataclasses.dataclass
+class ExtendedLossConfig(LossConfig):
+    brightness: float = 0.5
+
+
+def test_objective_weighs_each_term_and_takes_a_new_term_in_one_place(tiny):
+    torch.manual_seed(0)
+    net = CamouflageNet(tiny.model, num_identities=4)
+    discriminator = build_discriminator(tiny.model).requires_grad_(False)
+    batch = Batch(images(4), images(4), images(4), torch.tensor([0, 1, 2, 3]))
+    with torch.no_grad():
+        out = net(batch.source, batch.partner, batch.reference)
+        total, logs = losses.Objective(tiny.loss).generator(out, batch, discriminator)
+        config = tiny.loss
+        expected = (config.reconstruction * logs["rec"] + config.feature_identity * logs["f_id"]
+                    + config.feature_appearance * logs["f_app"] + config.difference * logs["dif"]
+                    + config.identity * logs["id"] + config.adversarial * logs["adv_g"])
+        assert total.item() == pytest.approx(expected.item(), rel=1e-6)
+        # a new loss: one Term, named after its weight in the loss config (here a config with one more field)
+        extended = ExtendedLossConfig(**dataclasses.asdict(config))
+        extra = losses.Term("brightness", lambda i: (i.outputs.generated.mean().abs(), {"bright": i.outputs.generated.mean().abs()}))
+        with_extra, extra_logs = losses.Objective(extended, terms=(*losses.TERMS, extra)).generator(out, batch, discriminator)
+        assert with_extra.item() == pytest.approx(total.item() + 0.5 * extra_logs["bright"].item(), rel=1e-6)
+    with pytest.raises(ValueError, match="no weight.*LossConfig"):
+        losses.Objective(config, terms=(losses.Term("sharpness", lambda i: (torch.zeros(()), {})),))
+    with pytest.raises(ValueError, match="needs a teacher"):
+        losses.Objective(dataclasses.replace(config, teacher=1.0), teacher=None)
 
 
 def test_losses_on_known_cases():
@@ -110,7 +140,7 @@ def test_structure_difference_uses_the_evaluation_ssim():
                                    + torch.tensor(offsets).view(1, 3, 1, 1)) * 2 - 1
     face = tint([0.8, 0.6, 0.5], [0.1, 0.1, 0.1])
     loss, logs = losses.structure_difference_loss(face, face, max_ssim=0.6)
-    assert loss.item() == pytest.approx(0.4, abs=1e-4) and logs["struct_ssim"] == pytest.approx(1.0, abs=1e-4)
+    assert loss.item() == pytest.approx(0.4, abs=1e-4) and logs["struct_ssim"].item() == pytest.approx(1.0, abs=1e-4)
     assert losses.structure_difference_loss(-face, face, max_ssim=0.6)[0].item() == 0.0  # already different: no push
     # recolouring leaves structure alone: the term still pushes, unlike L_dif
     recoloured = tint([0.5, 0.7, 0.8], [0.2, 0.1, 0.05])
@@ -118,7 +148,7 @@ def test_structure_difference_uses_the_evaluation_ssim():
     # fine noise that leaves coarse structure alone lowers full-resolution SSIM far more than the term's
     noisy = (face + 0.15 * torch.randn_like(face)).clamp(-1, 1)
     full = losses.ssim_per_image(noisy, face).item()
-    coarse = losses.structure_difference_loss(noisy, face, max_ssim=0.0)[1]["struct_ssim"]
+    coarse = losses.structure_difference_loss(noisy, face, max_ssim=0.0)[1]["struct_ssim"].item()
     assert coarse > full + 0.2, (coarse, full)
 
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from tests.conftest import ROOT
-from training.checkpoint import latest_checkpoint, load_checkpoint
+from training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, saved_checkpoints
+from training.config import ConfigError, config_from_dict, load_config
 from training.train import main
 
 PYTHON = sys.executable
@@ -111,3 +114,63 @@ def test_run_records_for_the_model_card(tiny_checkpoint, tmp_path, capsys):
     assert (tmp_path / "config.yaml").is_file() and (tmp_path / "figure3_train_step_00001.jpg").stat().st_size > 1000
     assert records_main(["--run", str(tmp_path / "nowhere"), "--out", str(tmp_path)]) == 2
     assert "make train RUN=" in capsys.readouterr().err
+
+
+def test_overrides_take_the_type_of_their_key(capsys):
+    config = load_config("tiny", ["train.lr=1e-4", "train.steps=1e3", "model.identity_grayscale=false",
+                                  "train.adam_betas=0.9,0.99", "loss.teacher_path=", "loss.difference=2"])
+    assert config.train.lr == 1e-4 and isinstance(config.train.lr, float)  # YAML alone reads 1e-4 as a string
+    assert config.train.steps == 1000 and isinstance(config.train.steps, int)
+    assert config.model.identity_grayscale is False and config.train.adam_betas == (0.9, 0.99)
+    assert config.loss.difference == 2.0 and isinstance(config.loss.difference, float) and config.loss.teacher_path == ""
+    assert load_config("tiny", ["train.adam_betas=[0.5, 0.9]"]).train.adam_betas == (0.5, 0.9)
+    for override, expected in [
+        ("train.lrr=1e-4", "did you mean train.lr?"),  # a typo: the closest key, and every valid one
+        ("train.lr=fast", "train.lr must be float"),
+        ("train.steps=2.5", "train.steps must be int"),
+        ("train.steps=yes", "train.steps must be int"),
+        ("model.identity_grayscale=maybe", "model.identity_grayscale must be bool"),
+        ("train.adam_betas=0.5", "train.adam_betas must be 2 values"),
+        ("train.lr=nan", "finite"),
+        ("trian.lr=1", "did you mean train?"),
+        ("lr=1", "section.key"),
+    ]:
+        with pytest.raises(ConfigError, match=re.escape(expected)):
+            load_config("tiny", [override])
+    with pytest.raises(ConfigError, match="valid keys in train: batch_size, steps, lr"):
+        load_config("tiny", ["train.learning_rate=1"])
+    # through the command line: exit code 2 and the message, no traceback
+    assert main(["--preset", "tiny", "--data", "unused", "--run-dir", "unused", "--set", "train.lr=fast"]) == 2
+    err = capsys.readouterr().err
+    assert "train.lr must be float" in err and "Traceback" not in err
+
+
+def test_saved_configs_load_with_their_types():
+    # the committed release stored "difference: 5" (an int) and adam_betas as a list; both load as the declared types
+    config = config_from_dict({"preset": "cpu", "loss": {"difference": 5}, "train": {"adam_betas": [0.5, 0.999]}})
+    assert config.loss.difference == 5.0 and isinstance(config.loss.difference, float)
+    assert config.train.adam_betas == (0.5, 0.999)
+    assert config_from_dict(config.to_dict()) == config
+
+
+def test_checkpoints_are_kept_by_the_step_in_their_names(tmp_path):
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    for step in (3, 20, 100):  # not checkpoints at all: pruning must not need to open them
+        (folder / f"step_{step:08d}.pt").write_bytes(b"not a checkpoint")
+    (folder / "notes.pt").write_bytes(b"kept: not a step file")
+    path = save_checkpoint(tmp_path, {"step": 1_000_000_000, "model": {}}, keep_last=2)
+    assert path.name == "step_1000000000.pt"  # more digits than the padding: ordered by number, not by text
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.pt", "step_00000100.pt", "step_1000000000.pt"]
+    assert latest_checkpoint(tmp_path) == path and load_checkpoint(path)["step"] == 1_000_000_000
+    assert [p.name for p in saved_checkpoints(tmp_path)] == ["step_00000100.pt", "step_1000000000.pt"]
+
+
+def test_log_window_averages_an_interval_in_one_transfer():
+    from training.trainer import LogWindow
+
+    window = LogWindow()
+    window.add({"rec": torch.tensor(1.0), "id_acc": torch.tensor(0.5)})
+    window.add({"rec": torch.tensor(3.0), "id_acc": torch.tensor(1.0), "teacher": torch.tensor(2.0)})
+    assert window.means() == {"rec": 2.0, "id_acc": 0.75, "teacher": 2.0}  # each name over the steps that logged it
+    assert window.means() == {}  # emptied for the next interval

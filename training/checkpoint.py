@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import torch
 
 FORMAT = "facecamo-checkpoint-v1"
+_NAME = re.compile(r"step_(\d+)\.pt")
 
 
 def checkpoint_dir(run: Path) -> Path:
     return Path(run) / "checkpoints"
+
+
+def checkpoint_step(path: Path) -> int | None:
+    """The step in a checkpoint's file name (``step_00001234.pt`` -> 1234), or None for another name."""
+    match = _NAME.fullmatch(Path(path).name)
+    return int(match.group(1)) if match else None
+
+
+def saved_checkpoints(run: Path) -> list[Path]:
+    """The run's checkpoint files, oldest step first, ordered by the step in their names (no file is opened:
+    :func:`save_checkpoint` names every file by the step it holds)."""
+    paths = [(step, p) for p in checkpoint_dir(run).glob("step_*.pt") if (step := checkpoint_step(p)) is not None]
+    return [p for _, p in sorted(paths)]
 
 
 def save_checkpoint(run: Path, state: dict, keep_last: int) -> Path:
@@ -21,7 +36,7 @@ def save_checkpoint(run: Path, state: dict, keep_last: int) -> Path:
     partial = path.with_suffix(".pt.partial")
     torch.save({"format": FORMAT, **state}, partial)
     partial.replace(path)
-    saved = sorted(folder.glob("step_*.pt"), key=lambda p: load_checkpoint(p)["step"])
+    saved = saved_checkpoints(run)
     for old in saved[:-keep_last] if keep_last > 0 else []:
         old.unlink()
     return path
@@ -40,8 +55,6 @@ def load_checkpoint(path: Path) -> dict:
 
 
 def latest_checkpoint(run: Path) -> Path | None:
-    """The saved checkpoint with the highest step recorded inside it (not parsed from its name)."""
-    candidates = list(checkpoint_dir(run).glob("step_*.pt"))
-    if not candidates:
-        return None
-    return max(candidates, key=lambda p: load_checkpoint(p)["step"])
+    """The saved checkpoint with the highest step (by its file name), or None when the run has none."""
+    saved = saved_checkpoints(run)
+    return saved[-1] if saved else None

@@ -13,9 +13,12 @@ pixelation of the face region at several strengths (pasted through the same feat
 
 Figures per method and judge: verification accuracy on genuine + impostor pairs (processed query vs an original of
 the same / another person), TAR and FAR at the judge's threshold, rank-1 identification of processed queries against
-a gallery of originals; per method: SSIM and mean absolute difference between the original and processed aligned
-crops; for the model: SSIM between its versions of one face made with different references (diversity).
-Writes ``report.md``, ``results.json``, ``privacy_utility.png`` and ``figure3.png`` to ``--out``.
+a gallery of originals; per method: SSIM, SSIM-28 (grey crops area-downsampled to 28x28: coarse structure only, so
+added noise or texture cannot lower it) and mean absolute difference between the original and processed aligned
+crops; for the model: SSIM and SSIM-28 between its versions of one face made with different references (diversity).
+Each method is held against the targets (:data:`TARGETS`), judged by dlib.
+Writes ``report.md``, ``results.json``, ``privacy_utility.png`` (SSIM), ``privacy_utility_ssim28.png`` (SSIM-28)
+and ``figure3.png`` to ``--out``.
 """
 
 from __future__ import annotations
@@ -34,18 +37,39 @@ import torch
 from tqdm import tqdm
 
 from facecamo import spec
-from facecamo.pipeline import FrameFaces
+from facecamo.align import LandmarkPredictor, load_rgb, save_rgb, warp_face
+from facecamo.pipeline import PreparedFrame
 from facecamo.tracking import nearest_to_centre
-from facecamo.align import SERVING_DETECTOR, FaceAligner, FaceDetector, LandmarkPredictor, load_rgb, save_rgb, warp_face
 from facecamo.paste import blur_face, paste_face, pixelate_face
 from training.camouflage import TorchCamouflager
 from training.data import to_model_range
-from training.metrics import DlibJudge, Judge, OnnxJudge, mean_abs_difference, rank1, ssim, verification
+from training.metrics import DlibJudge, Judge, OnnxJudge, mean_abs_difference, rank1, ssim, ssim_coarse, verification
 from training.trainer import figure3_grid
 from training.weights import RELEASE_WEIGHTS, load_inference_net
 
 BLUR_SIGMAS = (2.0, 4.0, 8.0, 16.0)
 PIXEL_BLOCKS = (4, 8, 16, 28)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A bound a method's figure must meet (issue 11): people must not recognise the face, machines must."""
+
+    name: str  # as the report prints it
+    key: str  # the figure's name in results.json's ``targets`` entries
+    bound: float
+    at_least: bool  # True: the figure must be >= bound; False: <= bound
+
+    def met(self, value: float) -> bool:
+        return bool(value >= self.bound if self.at_least else value <= self.bound)
+
+
+TARGET_JUDGE = "dlib"  # independent of training: the release never trained against it
+TARGETS = (
+    Target("genuine TAR / real-vs-real TAR", "tar_ratio", 0.90, at_least=True),
+    Target("SSIM to original", "ssim", 0.60, at_least=False),
+    Target("SSIM-28 to original", "ssim28", 0.67, at_least=False),  # a blur of sigma ~8 px on a 100 px face
+)
 
 
 @dataclass
@@ -58,7 +82,7 @@ class Subject:
     box: tuple
     affine: np.ndarray
     crop: np.ndarray
-    faces: FrameFaces  # every face of the image, aligned once and reused for each reference
+    faces: PreparedFrame  # every face of the image, aligned once and reused for each reference
 
 
 def select_subjects(data: Path, count: int, rng: np.random.Generator) -> list[tuple[str, str, str]]:
@@ -109,7 +133,7 @@ def evaluate(ckpt: Path | None, data: Path, out: Path, count: int, references: i
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     net, config, info = load_inference_net(ckpt)
-    camouflager = TorchCamouflager(net, FaceAligner(FaceDetector.from_settings(SERVING_DETECTOR)))
+    camouflager = TorchCamouflager(net)  # the served pipeline settings: its figures describe what users get
     landmarks = LandmarkPredictor()
     judges: list[Judge] = [DlibJudge()] + [OnnxJudge(path, threshold) for path, threshold in onnx_judges]
 
@@ -131,8 +155,10 @@ def evaluate(ckpt: Path | None, data: Path, out: Path, count: int, references: i
     methods = ["original", "camouflage"] + [f"blur_{s:g}" for s in BLUR_SIGMAS] + [f"pixelate_{b}" for b in PIXEL_BLOCKS]
     embeddings = {j.name: {m: [] for m in methods} for j in judges}
     appearance_ssim: dict[str, list[float]] = {m: [] for m in methods}
+    appearance_ssim28: dict[str, list[float]] = {m: [] for m in methods}
     appearance_mad: dict[str, list[float]] = {m: [] for m in methods}
     diversity: list[float] = []
+    diversity28: list[float] = []
     faces_concealed = 0
 
     reference_crops = {}
@@ -161,6 +187,7 @@ def evaluate(ckpt: Path | None, data: Path, out: Path, count: int, references: i
             for variant in images:
                 crop = warp_face(variant, subject.affine)
                 appearance_ssim[method].append(ssim(subject.crop, crop))
+                appearance_ssim28[method].append(ssim_coarse(subject.crop, crop))
                 appearance_mad[method].append(mean_abs_difference(subject.crop, crop))
                 if method == "camouflage":
                     camouflaged_crops.append(crop)
@@ -172,6 +199,7 @@ def evaluate(ckpt: Path | None, data: Path, out: Path, count: int, references: i
         for a in range(len(camouflaged_crops)):
             for b in range(a + 1, len(camouflaged_crops)):
                 diversity.append(ssim(camouflaged_crops[a], camouflaged_crops[b]))
+                diversity28.append(ssim_coarse(camouflaged_crops[a], camouflaged_crops[b]))
 
     genuine, impostor = make_pairs(subjects, pairs, rng)
     gallery_index: dict[str, int] = {}
@@ -202,8 +230,11 @@ def evaluate(ckpt: Path | None, data: Path, out: Path, count: int, references: i
                                            "impostor_mean_score": float(i_scores.mean())}
     for method in methods:
         results["methods"][method]["ssim_to_original"] = float(np.mean(appearance_ssim[method]))
+        results["methods"][method]["ssim28_to_original"] = float(np.mean(appearance_ssim28[method]))
         results["methods"][method]["mad_to_original"] = float(np.mean(appearance_mad[method]))
     results["methods"]["camouflage"]["diversity_ssim_between_references"] = float(np.mean(diversity)) if diversity else None
+    results["methods"]["camouflage"]["diversity_ssim28_between_references"] = float(np.mean(diversity28)) if diversity28 else None
+    results["targets"] = check_targets(results["methods"])
     results["setup"] = {
         "checkpoint": str(ckpt or RELEASE_WEIGHTS), "step": info.get("step"), "preset": config.preset,
         "lineage": info.get("lineage") or [],
@@ -215,7 +246,8 @@ def evaluate(ckpt: Path | None, data: Path, out: Path, count: int, references: i
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2))
-    plot_privacy_utility(results, out / "privacy_utility.png")
+    plot_privacy_utility(results, out / "privacy_utility.png", "ssim_to_original")
+    plot_privacy_utility(results, out / "privacy_utility_ssim28.png", "ssim28_to_original")
     save_rgb(out / "figure3.png", test_figure3(net, subjects, reference_crops, reference_names))
     (out / "report.md").write_text(markdown_report(results))
     return results
@@ -235,29 +267,66 @@ def test_figure3(net, subjects: list[Subject], reference_crops: dict, reference_
         return figure3_grid(net, to_model_range(torch.from_numpy(np.stack(sources))), to_model_range(torch.from_numpy(np.stack(refs))))
 
 
-def plot_privacy_utility(results: dict, path: Path) -> None:
-    """Verification accuracy against SSIM to the original, one point per method and strength, a panel per judge."""
+def check_targets(methods: dict) -> dict:
+    """Each method's figures against :data:`TARGETS` (judge :data:`TARGET_JUDGE`).
+
+    Args:
+        methods: ``results["methods"]``, with ``original`` among them (the real-vs-real TAR).
+    Returns: ``{"judge", "bounds": {key: {"name", "bound", "at_least"}}, "methods": {method: {key: value,
+        key + "_met": bool, ..., "all_met": bool}}}``.
+    """
+    real_tar = methods["original"]["judges"][TARGET_JUDGE]["tar"]
+    checked = {}
+    for method, entry in methods.items():
+        values = {
+            "tar_ratio": entry["judges"][TARGET_JUDGE]["tar"] / real_tar if real_tar > 0 else float("nan"),
+            "ssim": entry["ssim_to_original"],
+            "ssim28": entry["ssim28_to_original"],
+        }
+        row: dict = {}
+        for target in TARGETS:
+            row[target.key] = values[target.key]
+            row[f"{target.key}_met"] = target.met(values[target.key])
+        row["all_met"] = all(row[f"{t.key}_met"] for t in TARGETS)
+        checked[method] = row
+    return {"judge": TARGET_JUDGE, "real_tar": real_tar,
+            "bounds": {t.key: {"name": t.name, "bound": t.bound, "at_least": t.at_least} for t in TARGETS},
+            "methods": checked}
+
+
+PLOT_AXES = {  # x axis of a privacy-utility plot: its label and the target bound drawn on it
+    "ssim_to_original": ("SSIM to the original face", "ssim"),
+    "ssim28_to_original": ("SSIM-28 (grey, 28x28) to the original face", "ssim28"),
+}
+
+
+def plot_privacy_utility(results: dict, path: Path, x_key: str = "ssim_to_original") -> None:
+    """Verification accuracy against a similarity to the original (``x_key``: one of :data:`PLOT_AXES`), one point
+    per method and strength, a panel per judge; the target's bound on that similarity as a dashed line."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    x_label, target_key = PLOT_AXES[x_key]
+    bound = next(t.bound for t in TARGETS if t.key == target_key)
     judges = list(results["judges"])
     figure, axes = plt.subplots(1, len(judges), figsize=(6 * len(judges), 4.5), squeeze=False)
     methods = results["methods"]
     for axis, judge in zip(axes[0], judges):
         for family, marker, colour in (("blur_", "o", "tab:blue"), ("pixelate_", "s", "tab:orange")):
             names = [m for m in methods if m.startswith(family)]
-            xs = [methods[m]["ssim_to_original"] for m in names]
+            xs = [methods[m][x_key] for m in names]
             ys = [methods[m]["judges"][judge]["accuracy"] for m in names]
             order = np.argsort(xs)
             axis.plot(np.array(xs)[order], np.array(ys)[order], marker=marker, color=colour, label=family.rstrip("_"))
             for m, x, y in zip(names, xs, ys):
                 axis.annotate(m.split("_")[1], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
         for name, marker, colour in (("original", "^", "black"), ("camouflage", "*", "tab:red")):
-            axis.scatter(methods[name]["ssim_to_original"], methods[name]["judges"][judge]["accuracy"], marker=marker,
+            axis.scatter(methods[name][x_key], methods[name]["judges"][judge]["accuracy"], marker=marker,
                          s=160 if name == "camouflage" else 80, color=colour, label="no change" if name == "original" else "camouflage (model)", zorder=5)
-        axis.set_xlabel("SSIM to the original face (lower: looks more different)")
+        axis.axvline(bound, color="grey", linestyle="--", linewidth=1, label=f"target: at most {bound:g}")
+        axis.set_xlabel(f"{x_label}; lower: looks more different")
         axis.set_ylabel(f"verification accuracy ({judge} judge)")
         axis.set_title(f"privacy-utility, {judge} judge (up and left is better)")
         axis.grid(alpha=0.3)
@@ -282,19 +351,51 @@ def markdown_report(results: dict) -> str:
     if setup.get("teacher"):
         lines += [f"**Note:** the model was trained with `{setup['teacher']}` as an identity teacher; a judge that was the teacher "
                   "flatters the model. " + (setup.get("teacher_note") or ""), ""]
+    lines += targets_section(results["targets"])
     for judge, info in results["judges"].items():
         lines += [f"## Judge: {judge} (same person when {info['rule']} {info['threshold']})", "",
-                  "| method | accuracy | TAR | FAR | rank-1 | SSIM to original | MAD to original |", "|---|---|---|---|---|---|---|"]
+                  "| method | accuracy | TAR | FAR | rank-1 | SSIM to original | SSIM-28 to original | MAD to original |",
+                  "|---|---|---|---|---|---|---|---|"]
         for method, entry in results["methods"].items():
             j = entry["judges"][judge]
             lines.append(f"| {method} | {j['accuracy']:.4f} | {j['tar']:.4f} | {j['far']:.4f} | {j['rank1']:.4f} | "
-                         f"{entry['ssim_to_original']:.3f} | {entry['mad_to_original']:.1f} |")
+                         f"{entry['ssim_to_original']:.3f} | {entry['ssim28_to_original']:.3f} | {entry['mad_to_original']:.1f} |")
         lines.append("")
-    div = results["methods"]["camouflage"].get("diversity_ssim_between_references")
+    camouflage = results["methods"]["camouflage"]
+    div, div28 = camouflage.get("diversity_ssim_between_references"), camouflage.get("diversity_ssim28_between_references")
     if div is not None:
-        lines += [f"Diversity: mean SSIM between camouflaged versions of one face made with different references: {div:.3f}.", ""]
-    lines += ["![privacy-utility](privacy_utility.png)", "", "![figure 3](figure3.png)", ""]
+        lines += [f"Diversity: mean SSIM between camouflaged versions of one face made with different references: {div:.3f} "
+                  f"(SSIM-28: {div28:.3f}).", ""]
+    lines += ["SSIM-28: both aligned crops turned grey (BT.601 luma), area-downsampled to 28x28, then SSIM with an 11x11 "
+              "Gaussian window of sigma 1.5. Noise, texture and colour do not lower it; a different face shape, layout of "
+              "features or hairline does.", "",
+              "![privacy-utility, SSIM](privacy_utility.png)", "", "![privacy-utility, SSIM-28](privacy_utility_ssim28.png)", "",
+              "![figure 3](figure3.png)", ""]
     return "\n".join(lines)
+
+
+def targets_section(targets: dict) -> list[str]:
+    """The report's statement of the targets: met or not met for the model, and which methods meet them all."""
+    bounds, rows = targets["bounds"], targets["methods"]
+    keys = list(bounds)
+
+    def rule(key: str) -> str:
+        return f"{'>=' if bounds[key]['at_least'] else '<='} {bounds[key]['bound']:g}"
+
+    model = rows["camouflage"]
+    lines = [f"## Targets ({targets['judge']} judge; real-vs-real TAR {targets['real_tar']:.4f})", "",
+             "| target | camouflage | bound | |", "|---|---|---|---|"]
+    for key in keys:
+        lines.append(f"| {bounds[key]['name']} | {model[key]:.3f} | {rule(key)} | {'met' if model[f'{key}_met'] else '**not met**'} |")
+    met = [bounds[k]["name"] for k in keys if model[f"{k}_met"]]
+    lines += ["", f"The model meets {len(met)} of {len(keys)} targets" + (f" ({', '.join(met)})." if met else "."), ""]
+    lines += ["| method | " + " | ".join(bounds[k]["name"] for k in keys) + " | all met |", "|---" * (len(keys) + 2) + "|"]
+    for method, row in rows.items():
+        cells = [f"{row[k]:.3f} {'met' if row[f'{k}_met'] else 'not met'}" for k in keys]
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {'yes' if row['all_met'] else 'no'} |")
+    winners = [m for m, row in rows.items() if row["all_met"]]
+    lines += ["", "Methods meeting every target: " + (", ".join(winners) if winners else "none") + ".", ""]
+    return lines
 
 
 def parse_judge(text: str) -> tuple[str, float]:
@@ -323,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print((args.out / "report.md").read_text())
-    print(f"written: {args.out / 'report.md'}, results.json, privacy_utility.png, figure3.png")
+    print(f"written: {args.out / 'report.md'}, results.json, privacy_utility.png, privacy_utility_ssim28.png, figure3.png")
     return 0
 
 

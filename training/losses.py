@@ -1,16 +1,28 @@
-"""The paper's losses (1)-(7), each a function returning ``(loss, logs)``.
+"""The paper's losses (1)-(7) and the objective that weighs them.
 
-Images are float (B, 3, 112, 112) in [-1, 1]; ``logs`` maps names to Python floats for TensorBoard and the bar.
+Each loss function returns ``(loss, logs)``: a scalar tensor and named scalar tensors for TensorBoard and the
+progress bar. Logs stay detached tensors on the training device: converting them to Python floats each step would
+make the CPU wait for the GPU every step; the trainer averages them over its log interval and synchronises once.
+Images are float (B, 3, 112, 112) in [-1, 1].
+
+**Adding a loss** is one entry in :data:`TERMS` (a function of the step's :class:`LossInputs`) plus its weight, a
+field of :class:`training.config.LossConfig` named like the term; presets and ``--set loss.<name>=...`` then set it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from training.config import LossConfig
+from training.config import LossConfig, field_types
+from training.data import Batch
+from training.models import GeneratorOutputs
 
-Logs = dict[str, float]
+Logs = dict[str, torch.Tensor]  # name -> detached 0-dim float tensor
 
 
 def reconstruction_loss(recon_self: torch.Tensor, recon_partner: torch.Tensor, source: torch.Tensor) -> tuple[torch.Tensor, Logs]:
@@ -19,19 +31,19 @@ def reconstruction_loss(recon_self: torch.Tensor, recon_partner: torch.Tensor, s
     loss_self = F.l1_loss(recon_self, source)
     loss_partner = F.l1_loss(recon_partner, source)
     loss = loss_self + loss_partner
-    return loss, {"rec": loss.item(), "rec_self": loss_self.item(), "rec_partner": loss_partner.item()}
+    return loss, {"rec": loss.detach(), "rec_self": loss_self.detach(), "rec_partner": loss_partner.detach()}
 
 
 def feature_identity_loss(id_generated: torch.Tensor, id_source: torch.Tensor) -> tuple[torch.Tensor, Logs]:
     """(2) L_fI: the generated face must carry the source's identity code (L1 against the detached code)."""
     loss = F.l1_loss(id_generated, id_source.detach())
-    return loss, {"f_id": loss.item()}
+    return loss, {"f_id": loss.detach()}
 
 
 def feature_appearance_loss(app_generated: torch.Tensor, app_reference: torch.Tensor) -> tuple[torch.Tensor, Logs]:
     """(3) L_fA: the generated face must carry the reference's appearance code (L1 against the detached code)."""
     loss = F.l1_loss(app_generated, app_reference.detach())
-    return loss, {"f_app": loss.item()}
+    return loss, {"f_app": loss.detach()}
 
 
 def difference_loss(generated: torch.Tensor, source: torch.Tensor, margin: float) -> tuple[torch.Tensor, Logs]:
@@ -39,7 +51,7 @@ def difference_loss(generated: torch.Tensor, source: torch.Tensor, margin: float
     ``-|G - x|_1`` is unbounded; this hinge stops pushing once the mean distance exceeds ``margin``."""
     distance = (generated - source).abs().flatten(1).mean(dim=1)  # (B,)
     loss = F.relu(margin - distance).mean()
-    return loss, {"dif": loss.item(), "dif_distance": distance.mean().item()}
+    return loss, {"dif": loss.detach(), "dif_distance": distance.detach().mean()}
 
 
 def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
@@ -83,7 +95,7 @@ def structure_difference_loss(generated: torch.Tensor, source: torch.Tensor, max
     cheapest way down is chromatic noise, which hides no one."""
     similarity = ssim_per_image(coarse_luminance(generated), coarse_luminance(source))  # (B,)
     loss = F.relu(similarity - max_ssim).mean()
-    return loss, {"struct": loss.item(), "struct_ssim": similarity.mean().item()}
+    return loss, {"struct": loss.detach(), "struct_ssim": similarity.detach().mean()}
 
 
 def identity_loss(logits: list[torch.Tensor], labels: torch.Tensor) -> tuple[torch.Tensor, Logs]:
@@ -91,23 +103,24 @@ def identity_loss(logits: list[torch.Tensor], labels: torch.Tensor) -> tuple[tor
 
     Args:
         logits: float (B, num_identities) tensors, each to be classified as ``labels`` (int64 (B,)).
+    Logs ``id_acc``: the classifier's accuracy on the first of ``logits``.
     """
     losses = [F.cross_entropy(l, labels) for l in logits]
     loss = torch.stack(losses).mean()
-    accuracy = (logits[0].argmax(dim=1) == labels).float().mean().item()
-    return loss, {"id": loss.item(), "id_acc": accuracy}
+    accuracy = (logits[0].detach().argmax(dim=1) == labels).float().mean()
+    return loss, {"id": loss.detach(), "id_acc": accuracy}
 
 
 def adversarial_generator_loss(fake_scores: list[torch.Tensor]) -> tuple[torch.Tensor, Logs]:
     """(6, generator side) least-squares GAN: every scale's patch scores on generated faces pushed to 1."""
     loss = torch.stack([((s - 1) ** 2).mean() for s in fake_scores]).sum()
-    return loss, {"adv_g": loss.item()}
+    return loss, {"adv_g": loss.detach()}
 
 
 def adversarial_discriminator_loss(real_scores: list[torch.Tensor], fake_scores: list[torch.Tensor]) -> tuple[torch.Tensor, Logs]:
     """(6, discriminator side) least-squares GAN: real patches to 1, generated to 0, summed over scales."""
     loss = torch.stack([((r - 1) ** 2).mean() + (f ** 2).mean() for r, f in zip(real_scores, fake_scores)]).sum()
-    return loss, {"adv_d": loss.item()}
+    return loss, {"adv_d": loss.detach()}
 
 
 def teacher_identity_loss(embed_generated: torch.Tensor, embed_source: torch.Tensor) -> tuple[torch.Tensor, Logs]:
@@ -115,15 +128,110 @@ def teacher_identity_loss(embed_generated: torch.Tensor, embed_source: torch.Ten
     generated face and of the source, so that an independent recogniser still matches them."""
     cosine = (embed_generated * embed_source.detach()).sum(dim=1)
     loss = (1 - cosine).mean()
-    return loss, {"teacher": loss.item(), "teacher_cos": cosine.mean().item()}
+    return loss, {"teacher": loss.detach(), "teacher_cos": cosine.detach().mean()}
 
 
-def total_loss(terms: dict[str, torch.Tensor], weights: LossConfig) -> tuple[torch.Tensor, Logs]:
-    """(7) L_total = l1 L_rec + l2 L_fI + l3 L_fA + l4 L_dif + l5 L_id + l6 L_adv (+ teacher)."""
-    weight_of = {
-        "rec": weights.reconstruction, "f_id": weights.feature_identity, "f_app": weights.feature_appearance,
-        "dif": weights.difference, "id": weights.identity, "adv_g": weights.adversarial, "teacher": weights.teacher,
-        "struct": weights.structure_difference,
-    }
-    loss = sum(weight_of[name] * value for name, value in terms.items())
-    return loss, {"total": float(loss.item())}
+# -- the objective ----------------------------------------------------------------------------------------------
+
+@dataclass
+class LossInputs:
+    """What a loss term may read in one generator step.
+
+    Attributes:
+        outputs: the generator side's outputs for ``batch``.
+        batch: the step's images (float (B, 3, 112, 112) in [-1, 1]) and int64 (B,) labels.
+        discriminator: D with its parameters frozen for this step (so the generator's loss writes no gradient into
+            it); float (N, 3, 112, 112) -> one score map per scale.
+        teacher: the frozen face embedder, float (B, 3, 112, 112) -> (B, D) unit vectors; None without one.
+        config: the loss weights and parameters.
+    """
+
+    outputs: GeneratorOutputs
+    batch: Batch
+    discriminator: Callable[[torch.Tensor], list[torch.Tensor]]
+    teacher: nn.Module | None
+    config: LossConfig
+
+
+@dataclass(frozen=True)
+class Term:
+    """One weighted term of L_total.
+
+    Attributes:
+        name: the :class:`LossConfig` field holding the term's weight (lambda).
+        compute: (loss, logs) for one step.
+        optional: computed only when its weight is > 0. The paper's terms are not optional: each is the only
+            gradient path into some parameters (the classifier's, for L_id), and DistributedDataParallel needs every
+            parameter to take part in every step, so at weight 0 they still run and count zero.
+        needs_teacher: the term reads ``LossInputs.teacher``; a weight > 0 without a teacher is an error.
+    """
+
+    name: str
+    compute: Callable[[LossInputs], tuple[torch.Tensor, Logs]]
+    optional: bool = False
+    needs_teacher: bool = False
+
+
+def _teacher_term(inputs: LossInputs) -> tuple[torch.Tensor, Logs]:
+    with torch.no_grad():
+        embed_source = inputs.teacher(inputs.batch.source)
+    return teacher_identity_loss(inputs.teacher(inputs.outputs.generated), embed_source)
+
+
+# Summed in this order (L_total's value depends on the order of float additions, so keep it stable).
+TERMS: tuple[Term, ...] = (
+    Term("reconstruction", lambda i: reconstruction_loss(i.outputs.recon_self, i.outputs.recon_partner, i.batch.source)),
+    Term("feature_identity", lambda i: feature_identity_loss(i.outputs.id_generated, i.outputs.id_source)),
+    Term("feature_appearance", lambda i: feature_appearance_loss(i.outputs.app_generated, i.outputs.app_reference)),
+    Term("difference", lambda i: difference_loss(i.outputs.generated, i.batch.source, i.config.difference_margin)),
+    Term("identity", lambda i: identity_loss([i.outputs.logits_source, i.outputs.logits_partner, i.outputs.logits_generated],
+                                             i.batch.labels)),
+    Term("structure_difference", lambda i: structure_difference_loss(i.outputs.generated, i.batch.source, i.config.structure_max_ssim),
+         optional=True),
+    Term("adversarial", lambda i: adversarial_generator_loss(i.discriminator(i.outputs.fake_images()))),
+    Term("teacher", _teacher_term, optional=True, needs_teacher=True),
+)
+
+
+class Objective:
+    """(7) L_total = l1 L_rec + l2 L_fI + l3 L_fA + l4 L_dif + l5 L_id + l6 L_adv (+ structure, + teacher) for the
+    generator side, and the weighted least-squares GAN loss for the discriminator.
+
+    Args:
+        config: the weights (one :class:`LossConfig` field per term) and the terms' parameters.
+        teacher: the frozen face embedder, needed when ``config.teacher > 0``.
+        terms: the terms to weigh (default :data:`TERMS`).
+    Raises:
+        ValueError: if a term's weight is missing from ``config`` or a teacher term is on without a teacher.
+    """
+
+    def __init__(self, config: LossConfig, teacher: nn.Module | None = None, terms: tuple[Term, ...] = TERMS) -> None:
+        weights = {name for name, kind in field_types(type(config)).items() if kind is float}
+        missing = [t.name for t in terms if t.name not in weights]
+        if missing:
+            raise ValueError(f"loss terms {missing} have no weight: add a float field of that name to LossConfig")
+        self.config, self.teacher = config, teacher
+        self.terms = [t for t in terms if not t.optional or getattr(config, t.name) > 0]
+        for term in self.terms:
+            if term.needs_teacher and teacher is None:
+                raise ValueError(f"loss.{term.name} = {getattr(config, term.name)} needs a teacher network; "
+                                 "set loss.teacher_path, or loss.teacher=0")
+
+    def generator(self, outputs: GeneratorOutputs, batch: Batch,
+                  discriminator: Callable[[torch.Tensor], list[torch.Tensor]]) -> tuple[torch.Tensor, Logs]:
+        """L_total for one step: (scalar loss, logs of every term plus ``total``). ``discriminator`` must have its
+        parameters frozen (``requires_grad_(False)``) while this runs."""
+        inputs = LossInputs(outputs, batch, discriminator, self.teacher, self.config)
+        total: torch.Tensor | float = 0.0
+        logs: Logs = {}
+        for term in self.terms:
+            value, term_logs = term.compute(inputs)
+            total = total + getattr(self.config, term.name) * value
+            logs.update(term_logs)
+        logs["total"] = total.detach()
+        return total, logs
+
+    def discriminator(self, real_scores: list[torch.Tensor], fake_scores: list[torch.Tensor]) -> tuple[torch.Tensor, Logs]:
+        """l6 times D's least-squares loss (real patches to 1, generated to 0); logs the unweighted ``adv_d``."""
+        loss, logs = adversarial_discriminator_loss(real_scores, fake_scores)
+        return self.config.adversarial * loss, logs

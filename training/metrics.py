@@ -12,13 +12,12 @@ import numpy as np
 from facecamo.dlib_models import FACE_RECOGNITION, dlib_model_path
 
 
-def ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """Structural similarity (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, K1=0.01, K2=0.03) of two uint8
-    images of the same shape, computed per channel and averaged. 1.0 for identical images."""
-    if a.shape != b.shape:
-        raise ValueError(f"SSIM needs images of one shape, got {a.shape} and {b.shape}")
-    x, y = a.astype(np.float64), b.astype(np.float64)
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+_SSIM_C1, _SSIM_C2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2  # grey levels 0..255
+
+
+def _mean_ssim(x: np.ndarray, y: np.ndarray) -> float:
+    """Mean SSIM index of two float64 arrays (H, W) or (H, W, C) of grey levels 0..255: 11x11 Gaussian window,
+    sigma 1.5, reflected borders, channels averaged."""
 
     def blur(z: np.ndarray) -> np.ndarray:
         return cv2.GaussianBlur(z, (11, 11), 1.5, borderType=cv2.BORDER_REFLECT)
@@ -26,8 +25,37 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     mu_x, mu_y = blur(x), blur(y)
     var_x, var_y = blur(x * x) - mu_x**2, blur(y * y) - mu_y**2
     cov = blur(x * y) - mu_x * mu_y
-    index = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    index = ((2 * mu_x * mu_y + _SSIM_C1) * (2 * cov + _SSIM_C2)) / ((mu_x**2 + mu_y**2 + _SSIM_C1) * (var_x + var_y + _SSIM_C2))
     return float(index.mean())
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Structural similarity (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, K1=0.01, K2=0.03) of two uint8
+    images of the same shape, computed per channel and averaged. 1.0 for identical images."""
+    if a.shape != b.shape:
+        raise ValueError(f"SSIM needs images of one shape, got {a.shape} and {b.shape}")
+    return _mean_ssim(a.astype(np.float64), b.astype(np.float64))
+
+
+COARSE_SIZE = 28  # SSIM-28: the scale of face shape, feature layout and hairline, at which people still recognise faces
+
+
+def coarse_grey(image: np.ndarray, size: int = COARSE_SIZE) -> np.ndarray:
+    """uint8 (H, W, 3) RGB -> float64 (size, size) luma (ITU-R BT.601 weights, grey levels 0..255), area-averaged:
+    a 112x112 crop becomes the means of its 4x4 blocks, with no rounding to integers on the way."""
+    grey = image.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    return cv2.resize(grey, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def ssim_coarse(a: np.ndarray, b: np.ndarray, size: int = COARSE_SIZE) -> float:
+    """SSIM-28: the SSIM of two uint8 (H, W, 3) RGB images after both are turned grey and area-downsampled to
+    ``size`` x ``size`` (:func:`coarse_grey`), with the same 11x11 Gaussian window (sigma 1.5) as :func:`ssim`.
+
+    Fine texture, noise and colour do not reach it: what remains is the coarse structure. A change that lowers
+    :func:`ssim` but not this one adds detail without making the face look like someone else."""
+    if a.shape != b.shape:
+        raise ValueError(f"SSIM-28 needs images of one shape, got {a.shape} and {b.shape}")
+    return _mean_ssim(coarse_grey(a, size), coarse_grey(b, size))
 
 
 def mean_abs_difference(a: np.ndarray, b: np.ndarray) -> float:

@@ -13,10 +13,10 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-from training import losses
 from training.checkpoint import save_checkpoint
 from training.config import Config
 from training.data import Batch, PairSampler, to_uint8
+from training.losses import Logs, Objective
 
 
 @dataclass
@@ -50,15 +50,42 @@ def unwrap(module: nn.Module) -> nn.Module:
     return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
 
 
+class LogWindow:
+    """Sums each step's log tensors where they are (on the GPU, without waiting for it) over one log interval;
+    :meth:`means` then brings them to the host in a single synchronisation."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, logs: Logs) -> None:
+        for name, value in logs.items():
+            value = value.detach().float()
+            self.sums[name] = self.sums[name] + value if name in self.sums else value
+            self.counts[name] = self.counts.get(name, 0) + 1
+
+    def means(self) -> dict[str, float]:
+        """Each log's mean over the window as a Python float; empties the window."""
+        names = list(self.sums)
+        values = torch.stack([self.sums[n] for n in names]).tolist() if names else []
+        means = {n: v / self.counts[n] for n, v in zip(names, values)}
+        self.reset()
+        return means
+
+    def reset(self) -> None:
+        self.sums.clear()
+        self.counts.clear()
+
+
 class Trainer:
     """Alternates a generator-side step (E_I, E_A, G, classifier) and a discriminator step.
 
     Args:
         net: :class:`training.models.CamouflageNet`, possibly wrapped in DistributedDataParallel.
         discriminator: :class:`training.models.MultiScaleDiscriminator`, possibly wrapped likewise.
-        teacher: frozen face embedder or None.
+        teacher: frozen face embedder or None (needed when ``config.loss.teacher > 0``).
         optimizers: from :func:`build_optimizers`.
-        sampler: draws each step's :class:`Batch`.
+        sampler: draws each step's :class:`Batch` (on ``device``).
         config: the resolved config (saved into every checkpoint).
         run: the run folder (checkpoints/, samples/, tensorboard/).
         writer: a TensorBoard SummaryWriter on rank 0, else None.
@@ -73,84 +100,85 @@ class Trainer:
                  lineage: list[dict] | None = None) -> None:
         self.net, self.discriminator, self.teacher = net, discriminator, teacher
         self.optimizers, self.sampler, self.config = optimizers, sampler, config
+        self.objective = Objective(config.loss, teacher)
         self.run, self.writer, self.preview = Path(run), writer, preview
         self.rank, self.world_size, self.step, self.device = rank, world_size, step, device
         self.num_identities = num_identities
         self.lineage = lineage or []  # the weights this run started from, oldest first: [{"weights", "step"}]
 
-    def generator_step(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        weights = self.config.loss
+    def generator_step(self, batch: Batch) -> tuple[torch.Tensor, Logs]:
+        """Update E_I, the classifier, E_A and G on L_total. Returns the generated faces the discriminator is to judge,
+        float (2B, 3, 112, 112) detached, and the logs (detached tensors)."""
         outputs = self.net(batch.source, batch.partner, batch.reference)
-        terms, logs = {}, {}
-        for name, (loss, log) in {
-            "rec": losses.reconstruction_loss(outputs["recon_self"], outputs["recon_partner"], batch.source),
-            "f_id": losses.feature_identity_loss(outputs["id_generated"], outputs["id_source"]),
-            "f_app": losses.feature_appearance_loss(outputs["app_generated"], outputs["app_reference"]),
-            "dif": losses.difference_loss(outputs["generated"], batch.source, weights.difference_margin),
-            "id": losses.identity_loss([outputs["logits_source"], outputs["logits_partner"], outputs["logits_generated"]], batch.labels),
-        }.items():
-            terms[name] = loss
-            logs.update(log)
-        if weights.structure_difference > 0:
-            terms["struct"], log = losses.structure_difference_loss(outputs["generated"], batch.source,
-                                                                    weights.structure_max_ssim)
-            logs.update(log)
         discriminator = unwrap(self.discriminator)
         discriminator.requires_grad_(False)  # the generator step must not write gradients into D
-        fake_images = torch.cat([outputs["generated"], outputs["recon_partner"]])
-        terms["adv_g"], log = losses.adversarial_generator_loss(discriminator(fake_images))
-        discriminator.requires_grad_(True)
-        logs.update(log)
-        if self.teacher is not None and weights.teacher > 0:
-            with torch.no_grad():
-                embed_source = self.teacher(batch.source)
-            terms["teacher"], log = losses.teacher_identity_loss(self.teacher(outputs["generated"]), embed_source)
-            logs.update(log)
-        total, log = losses.total_loss(terms, weights)
-        logs.update(log)
+        try:
+            total, logs = self.objective.generator(outputs, batch, discriminator)
+        finally:
+            discriminator.requires_grad_(True)
         self.optimizers.generator.zero_grad(set_to_none=True)
         self.optimizers.appearance.zero_grad(set_to_none=True)
         total.backward()
         self.optimizers.generator.step()
         self.optimizers.appearance.step()
-        return fake_images.detach(), logs
+        return outputs.fake_images().detach(), logs
 
-    def discriminator_step(self, real: torch.Tensor, fake: torch.Tensor) -> dict[str, float]:
+    def discriminator_step(self, real: torch.Tensor, fake: torch.Tensor) -> Logs:
+        """Update D on real float (N, 3, 112, 112) and generated (M, 3, 112, 112) faces; returns its logs."""
         scores = self.discriminator(torch.cat([real, fake]))  # one call: DDP sees each parameter once
         real_scores = [s[: len(real)] for s in scores]
         fake_scores = [s[len(real):] for s in scores]
-        loss, logs = losses.adversarial_discriminator_loss(real_scores, fake_scores)
+        loss, logs = self.objective.discriminator(real_scores, fake_scores)
         self.optimizers.discriminator.zero_grad(set_to_none=True)
-        (self.config.loss.adversarial * loss).backward()
+        loss.backward()
         self.optimizers.discriminator.step()
         return logs
 
+    def train_step(self) -> Logs:
+        """Draw a batch and run one generator and one discriminator step. Nothing here waits for the GPU."""
+        batch = self.sampler().to(self.device)
+        fake, logs = self.generator_step(batch)
+        logs.update(self.discriminator_step(torch.cat([batch.source, batch.reference]), fake))
+        return logs
+
     def train(self, until_step: int) -> None:
-        """Train until ``until_step``, logging, drawing the grid and checkpointing on the configured schedule."""
+        """Train until ``until_step``, logging, drawing the grid and checkpointing on the configured schedule.
+
+        Losses are averaged over each ``train.log_every`` steps and reach TensorBoard and the progress bar only then:
+        the one moment per interval when the host waits for the device.
+        """
         train = self.config.train
         bar = tqdm(total=until_step, initial=self.step, desc="training", unit="step", disable=self.rank != 0, dynamic_ncols=True)
+        window = LogWindow()  # rank 0 only: the other ranks' losses are not logged
+        window_started, window_samples = time.perf_counter(), 0
         while self.step < until_step:
-            started = time.perf_counter()
-            batch = self.sampler()
-            batch = Batch(*(t.to(self.device) for t in (batch.source, batch.partner, batch.reference, batch.labels)))
-            fake, logs = self.generator_step(batch)
-            logs.update(self.discriminator_step(torch.cat([batch.source, batch.reference]), fake))
+            logs = self.train_step()
             self.step += 1
-            samples_per_second = self.world_size * 2 * len(batch.source) / (time.perf_counter() - started)
+            window_samples += self.world_size * train.batch_size
+            log_now = self.step % train.log_every == 0 or self.step == until_step
             if self.rank == 0:
+                window.add(logs)
                 bar.update()
-                bar.set_postfix({"total": f"{logs['total']:.3f}", "rec": f"{logs['rec']:.3f}", "id_acc": f"{logs['id_acc']:.2f}",
-                                 **({"t_cos": f"{logs['teacher_cos']:.2f}"} if "teacher_cos" in logs else {}),
-                                 "samples/s": f"{samples_per_second:.1f}"}, refresh=False)
-                if self.writer is not None and self.step % train.log_every == 0:
-                    for name, value in logs.items():
-                        self.writer.add_scalar(f"loss/{name}", value, self.step)
-                    self.writer.add_scalar("speed/samples_per_second", samples_per_second, self.step)
+                if log_now:
+                    means = window.means()  # waits for the device: once per interval
+                    self.log(means, window_samples / (time.perf_counter() - window_started), bar)
             if self.step % train.image_every == 0 or self.step == until_step:
                 self.save_preview()
             if self.step % train.save_every == 0 or self.step == until_step:
                 self.save()
+            if log_now:  # the next window's speed leaves out this step's logging, grid and checkpoint
+                window_started, window_samples = time.perf_counter(), 0
         bar.close()
+
+    def log(self, means: dict[str, float], samples_per_second: float, bar: tqdm) -> None:
+        """Show a log window's mean losses on the progress bar and write them to TensorBoard (``loss/<name>``)."""
+        bar.set_postfix({"total": f"{means['total']:.3f}", "rec": f"{means['rec']:.3f}", "id_acc": f"{means['id_acc']:.2f}",
+                         **({"t_cos": f"{means['teacher_cos']:.2f}"} if "teacher_cos" in means else {}),
+                         "samples/s": f"{samples_per_second:.1f}"}, refresh=False)
+        if self.writer is not None:
+            for name, value in means.items():
+                self.writer.add_scalar(f"loss/{name}", value, self.step)
+            self.writer.add_scalar("speed/samples_per_second", samples_per_second, self.step)
 
     @torch.no_grad()
     def save_preview(self) -> None:

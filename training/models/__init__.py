@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -11,8 +13,32 @@ from training.models.discriminator import MultiScaleDiscriminator
 from training.models.generator import Generator
 from training.models.identity_encoder import IdentityClassifier, IdentityEncoder
 
-__all__ = ["AppearanceEncoder", "CamouflageNet", "Generator", "IdentityClassifier", "IdentityEncoder",
+__all__ = ["AppearanceEncoder", "CamouflageNet", "Generator", "GeneratorOutputs", "IdentityClassifier", "IdentityEncoder",
            "MultiScaleDiscriminator", "build_discriminator"]
+
+
+@dataclass
+class GeneratorOutputs:
+    """Everything one training step's generator side computes, for the losses (:mod:`training.losses`) to read.
+
+    B is the number of sources; C the identity code's channels; A the appearance code's channels; K the number of
+    training identities. Images are float in [-1, 1].
+    """
+
+    id_source: torch.Tensor  # (B, C, 28, 28) E_I(source)
+    app_reference: torch.Tensor  # (B, A, 4, 1) E_A(reference)
+    recon_self: torch.Tensor  # (B, 3, 112, 112) G(E_I(source), E_A(source)): should give back the source
+    recon_partner: torch.Tensor  # (B, 3, 112, 112) G(E_I(partner), E_A(source)): same person, another photo
+    generated: torch.Tensor  # (B, 3, 112, 112) G(E_I(source), E_A(reference)): the camouflaged face
+    id_generated: torch.Tensor  # (B, C, 28, 28) E_I(generated)
+    app_generated: torch.Tensor  # (B, A, 4, 1) E_A(generated)
+    logits_source: torch.Tensor  # (B, K) identity classifier on E_I(source)
+    logits_partner: torch.Tensor  # (B, K) ... on E_I(partner)
+    logits_generated: torch.Tensor  # (B, K) ... on E_I(generated)
+
+    def fake_images(self) -> torch.Tensor:
+        """float (2B, 3, 112, 112): the generated faces the discriminator judges (cross-identity, then partner)."""
+        return torch.cat([self.generated, self.recon_partner])
 
 
 class CamouflageNet(nn.Module):
@@ -38,16 +64,19 @@ class CamouflageNet(nn.Module):
         reference's appearance, float (B, 3, 112, 112) in [-1, 1]."""
         return self.generator(self.identity_encoder(source), self.appearance_encoder(reference))
 
-    def forward(self, source: torch.Tensor, partner: torch.Tensor, reference: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, source: torch.Tensor, partner: torch.Tensor, reference: torch.Tensor) -> GeneratorOutputs:
         """One step's generator-side outputs.
 
         Args:
             source: float (B, 3, 112, 112) in [-1, 1].
             partner: another image of each source's identity, same shape.
             reference: an image of a different identity per source, same shape.
-        Returns: identity/appearance codes, the two self-identity reconstructions, the cross-identity face,
-            the codes re-encoded from it and classifier logits.
+        Returns: the codes, reconstructions, camouflaged faces and classifier logits (:class:`GeneratorOutputs`).
+        Raises:
+            RuntimeError: if the network was built without a classifier (``num_identities=0``: inference only).
         """
+        if self.classifier is None:
+            raise RuntimeError("this CamouflageNet was built for inference (num_identities=0); training needs the classifier")
         id_source = self.identity_encoder(source)  # (B, C, 28, 28)
         id_partner = self.identity_encoder(partner)
         app_source = self.appearance_encoder(source)  # (B, A, 4, 1)
@@ -56,19 +85,20 @@ class CamouflageNet(nn.Module):
         recon_partner = self.generator(id_partner, app_source)  # same person's identity from another photo
         generated = self.generator(id_source, app_reference)
         id_generated = self.identity_encoder(generated)
-        return {
-            "id_source": id_source,
-            "app_reference": app_reference,
-            "recon_self": recon_self,
-            "recon_partner": recon_partner,
-            "generated": generated,
-            "id_generated": id_generated,
-            "app_generated": self.appearance_encoder(generated),
-            "logits_source": self.classifier(id_source),
-            "logits_partner": self.classifier(id_partner),
-            "logits_generated": self.classifier(id_generated),
-        }
+        return GeneratorOutputs(
+            id_source=id_source,
+            app_reference=app_reference,
+            recon_self=recon_self,
+            recon_partner=recon_partner,
+            generated=generated,
+            id_generated=id_generated,
+            app_generated=self.appearance_encoder(generated),
+            logits_source=self.classifier(id_source),
+            logits_partner=self.classifier(id_partner),
+            logits_generated=self.classifier(id_generated),
+        )
 
 
 def build_discriminator(config: ModelConfig) -> MultiScaleDiscriminator:
+    """D: a PatchGAN per scale; called on float (N, 3, 112, 112) it returns one (N, 1, h, w) score map per scale."""
     return MultiScaleDiscriminator(config.discriminator_width, config.discriminator_layers, config.discriminator_scales)
