@@ -208,3 +208,21 @@ def test_tracked_people_keep_their_appearance_and_newcomers_get_a_free_one():
     assert match_boxes(fast, previous[:1]) == [0]
     with pytest.raises(RequestError, match="one entry per track"):
         assign_appearance(moved, 6, track_boxes=previous, track_appearance=np.array([3]))
+
+
+def test_the_pytorch_path_matches_onnx_runtime(tiny_checkpoint, pipeline):
+    """Evaluation's path (networks in PyTorch) and the engines' (ONNX Runtime) run the same pipeline: same faces,
+    same statuses, pixels within rounding. The served path is compared with the embedded one in test_client."""
+    import torch
+
+    from training.camouflage import TorchCamouflager
+    from training.weights import load_inference_net
+
+    net, _, _ = load_inference_net(tiny_checkpoint)
+    torch_path = TorchCamouflager(net)
+    frame = two_portraits()
+    served_like = pipeline.run(frame, appearance=np.array([3], np.int32))
+    out, boxes, status = torch_path.camouflage(frame, torch.from_numpy(pipeline.bank[3:4]))
+    np.testing.assert_allclose(boxes, served_like.boxes, atol=1e-3)
+    assert status.tolist() == served_like.status.tolist() == [spec.STATUS_CAMOUFLAGED] * 2
+    assert np.abs(out.astype(int) - served_like.frame).max() <= 2
