@@ -41,6 +41,8 @@ class EmbeddedEngine(CamouflageEngine):
     """
 
     def __init__(self, repository: str | Path | None = None, threads: int = 0) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
         from facecamo.repository import RepositoryError, open_pipeline
 
         self.repository = Path(repository) if repository is not None else default_repository()
@@ -50,6 +52,9 @@ class EmbeddedEngine(CamouflageEngine):
             raise ModelError(str(error)) from None
         self.settings = self.pipeline.settings
         self.last_timings: dict[str, float] = {}
+        # One worker runs the pipeline while the caller decodes and encodes the next frames (stream() keeps several
+        # in flight): the networks and OpenCV release the GIL, so the two overlap on a multi-core machine.
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facecamo-embedded")
 
     @property
     def bank_size(self) -> int:
@@ -82,11 +87,16 @@ class EmbeddedEngine(CamouflageEngine):
         return out
 
     def submit(self, frame: np.ndarray, appearance=None, boxes=None, tracks=None) -> "Future[CamouflageResult]":
-        future: Future = Future()
+        """Queue one frame on the engine's worker; the future holds the result or the SDK's error."""
+        return self._worker.submit(self._run_guarded, frame, appearance, boxes, tracks)
+
+    def _run_guarded(self, frame, appearance, boxes, tracks) -> CamouflageResult:
         try:
-            future.set_result(self.run(frame, appearance, boxes, tracks))
-        except FacecamoError as error:
-            future.set_exception(error)
+            return self.run(frame, appearance, boxes, tracks)
+        except FacecamoError:
+            raise
         except Exception as error:  # noqa: BLE001 - a bug outside the pipeline's guard: surfaced as the SDK's type
-            future.set_exception(FacecamoError(f"embedded engine failed: {type(error).__name__}: {error}"))
-        return future
+            raise FacecamoError(f"embedded engine failed: {type(error).__name__}: {error}") from error
+
+    def close(self) -> None:
+        self._worker.shutdown(wait=True)

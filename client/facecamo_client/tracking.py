@@ -92,14 +92,13 @@ class FaceTracker:
                 self.tracks.append(track)
             face.track_id = track.track_id
             seen.add(track.track_id)
-        covered = [f for f in faces if getattr(f, "source", "detected") == "track"]
-        if covered and self.tracks:
-            by_box = match_boxes(np.array([f.box for f in covered], np.float64).reshape(-1, 4),
-                                 np.array([t.predict(index) for t in self.tracks], np.float64).reshape(-1, 4),
-                                 max_centre_shift=MATCH_CENTRE_SHIFT)
-            for face, match in zip(covered, by_box):
-                if match >= 0:
-                    face.track_id = self.tracks[match].track_id
+        # A covered face carries the look of the track it was covered for: match it among the tracks with that look.
+        for face in (f for f in faces if getattr(f, "source", "detected") == "track"):
+            candidates = [t for t in self.tracks if t.appearance == int(face.appearance)]
+            found = match_boxes(np.array([face.box], np.float64), np.array([t.predict(index) for t in candidates]).reshape(-1, 4),
+                                max_centre_shift=MATCH_CENTRE_SHIFT)[0] if candidates else -1
+            if found >= 0:
+                face.track_id = candidates[found].track_id
         self.tracks = [t for t in self.tracks if t.track_id in seen or index - t.seen_at <= self.max_missed]
 
     def corrections(self, faces: list, index: int) -> tuple[np.ndarray, np.ndarray] | None:
