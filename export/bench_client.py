@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -21,10 +22,17 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def repo_relative(path: Path) -> str:
+    """``path`` relative to the repository (``../`` outside it): committed reports name no machine's folders."""
+    return os.path.relpath(Path(path).resolve(), ROOT)
+
+
 def run_cli(video: Path, out: Path, extra: list[str]) -> dict:
     summary = out.with_suffix(".json")
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "facecamo_client.cli", str(video), str(out), "--summary", str(summary), *extra],
+    # Paths relative to the repository (the command line runs there): the summary it writes holds them as given.
+    result = subprocess.run([sys.executable, "-m", "facecamo_client.cli", repo_relative(video), repo_relative(out),
+                             "--summary", repo_relative(summary), *extra],
                             cwd=ROOT, capture_output=True, text=True, timeout=3600)
     wall = time.perf_counter() - started
     if result.returncode != 0:
@@ -79,16 +87,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--video", type=Path, default=ROOT / "assets" / "video" / "video_01.mp4")
     parser.add_argument("--out", type=Path, default=ROOT / "bench")
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(ROOT / "client"))
-    from export.triton_server import TritonServer
+    from export.triton_server import Supervision, TritonServer
     from facecamo_client.video import VideoReader
 
     work = args.out / "client_runs"
     work.mkdir(parents=True, exist_ok=True)
-    report: dict = {"video": str(args.video.relative_to(ROOT) if args.video.is_relative_to(ROOT) else args.video)}
+    report: dict = {"video": repo_relative(args.video)}
     print("command line, embedded engine ...", file=sys.stderr)
-    report["cli_embedded"] = run_cli(args.video, work / "embedded.mp4", ["--repository", str(args.repository)])
-    with TritonServer(args.repository) as server:
+    report["cli_embedded"] = run_cli(args.video, work / "embedded.mp4", ["--repository", repo_relative(args.repository)])
+    with TritonServer(args.repository, supervision=Supervision(canary=None)) as server:  # no canary frames in the figures
         print("command line, Triton server ...", file=sys.stderr)
         report["cli_server"] = run_cli(args.video, work / "server.mp4", ["--server", server.grpc_url])
         frames = list(VideoReader(str(args.video)))

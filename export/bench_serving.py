@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import threading
@@ -150,20 +151,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench")
     parser.add_argument("--requests", type=int, default=24)
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(ROOT / "client"))
-    from export.triton_server import TritonServer
+    from export.triton_server import Supervision, TritonServer
     from facecamo_client.embedded import EmbeddedEngine
 
     frames = synthetic_frames()
     engine = EmbeddedEngine(args.repository)
     report: dict = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": __import__("os").cpu_count()},
-                    "repository": str(args.repository), "frames": {}, "networks": None}
+                    "repository": os.path.relpath(args.repository.resolve(), ROOT), "frames": {}, "networks": None}
     print("in-process (embedded engine, ONNX Runtime) ...", file=sys.stderr)
     for name, frame in frames.items():
         in_process, stages = bench_in_process(engine, frame, args.requests)
         report["frames"][name] = {"faces_found": len(engine.run(frame).faces), "in_process": in_process, "stages_ms": stages, "triton": []}
     print("Triton ...", file=sys.stderr)
-    with TritonServer(args.repository) as server:
+    with TritonServer(args.repository, supervision=Supervision(canary=None)) as server:  # no canary frames in the figures
         for name, frame in frames.items():
             for in_flight in (1, 4, 8):
                 report["frames"][name]["triton"].append(bench_triton(server.grpc_url, frame, in_flight, args.requests))
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     report["networks"] = bench_networks(args.repository, args.ckpt)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench_serving.json").write_text(json.dumps(report, indent=2))
-    lines = [f"Machine: {report['machine']['cores']} cores, CPU only. Repository `{args.repository}`.", "",
+    lines = [f"Machine: {report['machine']['cores']} cores, CPU only. Repository `{report['repository']}`.", "",
              "| frame | path | in flight | frames/s | p50 ms | p95 ms |", "|---|---|---|---|---|---|"]
     for name, entry in report["frames"].items():
         p = entry["in_process"]

@@ -1,14 +1,38 @@
-"""Start and stop a real ``tritonserver`` on loopback without Docker or a GPU, using the binary and python backend
-shipped in the ``nvidia-pytriton`` wheel (see ../shared/ENVIRONMENT.md for why each setting is needed).
+"""Start, supervise and stop a real ``tritonserver`` without Docker or a GPU, using the binary and python backend shipped
+in the ``nvidia-pytriton`` wheel (see ../shared/ENVIRONMENT.md for why each setting is needed).
 
     python -m export.triton_server --repository model_repository [--grpc-port 8001]   (what `make serve` runs)
+
+What it guarantees, beyond starting the binary:
+
+- **The server that answers is the one it started.** Each port is checked free before the start and, once Triton says
+  it is ready, owned by the started process (Linux: its listening sockets); a port clash fails at once, naming the
+  port, instead of reporting success while another server answers. HTTP and metrics are bound to 127.0.0.1 always;
+  gRPC to ``--grpc-address`` (127.0.0.1 by default).
+- **A model that cannot load is named**: the start fails with each model's reason, and the server is not left running.
+- **Faults heal, and readiness tells the truth.** Triton starts in explicit model-control mode (``--load-model=*``);
+  a supervisor thread watches the python-backend stub processes (children of the server) and sends a canary frame
+  through the public model every ``canary_interval_s``. When a stub dies (Triton never restarts one: every later
+  request would fail "Stub process ... is not healthy" behind green health checks) or the canary fails twice, it
+  unloads the public model (so ``is_model_ready("facecamo")`` is false during the gap: clients such as the SDK's
+  ``wait_until_ready`` see the truth), reloads the broken model(s), loads the public model again and re-runs the
+  canary. The model-repository API (load/unload) is restricted to the launcher by a per-start secret header.
+- **TLS** on gRPC (``--grpc-server-cert``/``--grpc-server-key``), mutual TLS (``--grpc-use-ssl-mutual`` with
+  ``--grpc-root-cert``, the CA that signs client certificates).
+- **Nothing is left behind**: the per-start work folder (a copy of the python backend, the log) and the shared-memory
+  segments of this server's stubs (named with a per-start prefix) are removed on stop and on a failed start.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import importlib.util
+import json
+import logging
 import os
+import re
+import secrets
 import shutil
 import signal
 import socket
@@ -16,15 +40,96 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
+import urllib.error
 import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from facecamo import spec
+
+LOG = logging.getLogger("facecamo.serve")
+LOOPBACK = "127.0.0.1"
+CONTROL_HEADER = "facecamo-control"  # the model-repository API (load/unload) answers only requests carrying it
+SHM_ROOT = Path("/dev/shm")
+
+
+class ServerStartError(RuntimeError):
+    """tritonserver could not be started; the message says why and what to change."""
+
+
+class PortInUseError(ServerStartError):
+    """A port the server needs is taken by another process."""
+
+    def __init__(self, message: str, port: int) -> None:
+        super().__init__(message)
+        self.port = port
+
+
+class ModelLoadError(ServerStartError):
+    """One or more models failed to load (or the public model failed its canary), so the server is not started."""
+
+    def __init__(self, message: str, models: Sequence[str]) -> None:
+        super().__init__(message)
+        self.models = list(models)
 
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((LOOPBACK, 0))
         return sock.getsockname()[1]
+
+
+def port_is_free(port: int, address: str = LOOPBACK) -> bool:
+    """Whether a server could listen on ``address:port`` now (SO_REUSEADDR as servers set it, so a port in TIME_WAIT
+    counts as free and only a listening socket as taken)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((address, port))
+        except OSError:
+            return False
+    return True
+
+
+def listening_sockets(port: int) -> dict[str, str]:
+    """Linux: ``{socket inode: local address}`` of the TCP sockets listening on ``port`` (IPv4 and IPv6), read from
+    /proc/net/tcp{,6}; empty where /proc is absent. IPv4 addresses are dotted ("127.0.0.1")."""
+    found: dict[str, str] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            address, hex_port = local.rsplit(":", 1)
+            if state != "0A" or int(hex_port, 16) != port:  # 0A: LISTEN
+                continue
+            if len(address) == 8:
+                address = socket.inet_ntoa(bytes.fromhex(address)[::-1])
+            found[inode] = address
+    return found
+
+
+def process_listens_on(pid: int, port: int) -> bool | None:
+    """Whether process ``pid`` owns a socket listening on ``port``; None where this cannot be known (no /proc)."""
+    if not Path("/proc/net/tcp").exists():
+        return None
+    inodes = set(listening_sockets(port))
+    if not inodes:
+        return False
+    try:
+        links = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+    except OSError:
+        return False
+    return any(f"socket:[{inode}]" in links for inode in inodes)
 
 
 def _pytriton_root() -> Path:
@@ -34,27 +139,445 @@ def _pytriton_root() -> Path:
     return Path(found.submodule_search_locations[0])
 
 
-class TritonServer:
-    """A tritonserver process serving ``repository`` on 127.0.0.1.
+# -- TLS -----------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TlsSettings:
+    """gRPC TLS for tritonserver (``--grpc-use-ssl``).
 
-    Use as a context manager; ``grpc_url`` is ``127.0.0.1:<port>``. ``stop`` sends SIGTERM to the server's process
-    group (its python-backend stubs included) and waits; the log is kept in ``log_path``.
+    Attributes:
+        server_cert, server_key: PEM files: the server's certificate (its subject/SAN must name the host clients
+            dial) and private key.
+        root_cert: PEM file of the CA whose signature a client certificate must carry (required for ``mutual``).
+        mutual: require and verify a client certificate (``--grpc-use-ssl-mutual``).
+    """
+
+    server_cert: Path
+    server_key: Path
+    root_cert: Path | None = None
+    mutual: bool = False
+
+    def check(self) -> None:
+        """Raise ServerStartError naming the file or option that cannot work."""
+        if self.mutual and self.root_cert is None:
+            raise ServerStartError("mutual TLS needs the CA that signs client certificates: --grpc-root-cert (TLS_CA=)")
+        for option, path in (("--grpc-server-cert (TLS_CERT=)", self.server_cert), ("--grpc-server-key (TLS_KEY=)", self.server_key),
+                             ("--grpc-root-cert (TLS_CA=)", self.root_cert)):
+            if path is None:
+                continue
+            try:
+                head = Path(path).read_bytes()[:65536]
+            except OSError as error:
+                raise ServerStartError(f"{option}: cannot read {path}: {error.strerror}") from None
+            if b"-----BEGIN" not in head:
+                raise ServerStartError(f"{option}: {path} is not a PEM file (no '-----BEGIN' line)")
+
+    def flags(self) -> list[str]:
+        flags = ["--grpc-use-ssl=true", f"--grpc-server-cert={Path(self.server_cert).resolve()}",
+                 f"--grpc-server-key={Path(self.server_key).resolve()}"]
+        if self.root_cert is not None:
+            flags.append(f"--grpc-root-cert={Path(self.root_cert).resolve()}")
+        flags.append(f"--grpc-use-ssl-mutual={'true' if self.mutual else 'false'}")
+        return flags
+
+
+# -- the server's python-backend stubs ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StubProcess:
+    """One python-backend stub: a child process of tritonserver running one instance of one model.
+
+    Its command line is ``triton_python_backend_stub <repository>/<model>/<version>/model.py <shm region> <shm size>
+    <shm growth> <parent pid> <backend dir> <ipc handle> <instance name> <kind>``."""
+
+    pid: int
+    model: str
+    instance: str
+    shm_region: str
+    dead: bool  # exited but not reaped (tritonserver does not reap a stub that died): a zombie
+
+
+def python_stubs(server_pid: int) -> dict[int, StubProcess]:
+    """The python-backend stubs whose parent is ``server_pid`` (Linux /proc; empty elsewhere)."""
+    stubs: dict[int, StubProcess] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return stubs
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            state, parent = stat.rsplit(")", 1)[1].split()[:2]
+            if int(parent) != server_pid:
+                continue
+            args = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace").split("\0")
+        except (OSError, ValueError, IndexError):
+            continue
+        if state == "Z":  # a zombie's command line is empty: it was a stub if tritonserver never reaped it
+            stubs[int(entry)] = StubProcess(int(entry), "?", "?", "", dead=True)
+        elif args and args[0].endswith("triton_python_backend_stub") and len(args) > 8:
+            stubs[int(entry)] = StubProcess(int(entry), Path(args[1]).parents[1].name, args[8], args[2], dead=False)
+    return stubs
+
+
+# -- Triton's HTTP API on loopback: health, model control, a JSON inference for the canary ----------------------------
+class ControlError(RuntimeError):
+    """A model-control or inference call failed; the message is Triton's."""
+
+
+class TritonControl:
+    """Triton's HTTP/REST API on loopback, with the launcher's model-control header. Plain urllib: thread-safe and
+    independent of the gRPC port's TLS."""
+
+    def __init__(self, http_port: int, control_key: str) -> None:
+        self.base = f"http://{LOOPBACK}:{http_port}"
+        self.headers = {CONTROL_HEADER: control_key}
+
+    def _call(self, method: str, path: str, body: dict | None = None, timeout: float = 60.0) -> tuple[int, bytes]:
+        data = json.dumps(body).encode() if body is not None else (b"" if method == "POST" else None)
+        request = urllib.request.Request(self.base + path, data=data, method=method,
+                                         headers={**self.headers, "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    @staticmethod
+    def _error(payload: bytes) -> str:
+        try:
+            return str(json.loads(payload).get("error", payload[:500]))
+        except (ValueError, AttributeError):
+            return payload[:500].decode(errors="replace")
+
+    def server_ready(self) -> bool:
+        try:
+            return self._call("GET", "/v2/health/ready", timeout=2.0)[0] == 200
+        except OSError:
+            return False
+
+    def model_ready(self, model: str) -> bool:
+        try:
+            return self._call("GET", f"/v2/models/{model}/ready", timeout=2.0)[0] == 200
+        except OSError:
+            return False
+
+    def index(self) -> list[dict]:
+        code, payload = self._call("POST", "/v2/repository/index")
+        if code != 200:
+            raise ControlError(f"repository index: {self._error(payload)}")
+        return json.loads(payload)
+
+    def load(self, model: str, timeout: float = 300.0) -> None:
+        """(Re)load ``model``; returns once it is loaded, raises ControlError with Triton's reason otherwise."""
+        code, payload = self._call("POST", f"/v2/repository/models/{model}/load", timeout=timeout)
+        if code != 200:
+            raise ControlError(f"loading {model!r} failed: {self._error(payload)}")
+
+    def unload(self, model: str) -> None:
+        code, payload = self._call("POST", f"/v2/repository/models/{model}/unload", {"parameters": {"unload_dependents": False}})
+        if code != 200:
+            raise ControlError(f"unloading {model!r} failed: {self._error(payload)}")
+
+    def infer(self, model: str, inputs: dict[str, np.ndarray], outputs: Sequence[str], timeout: float,
+              parameters: dict | None = None) -> dict[str, np.ndarray]:
+        """One inference with JSON tensors (small inputs only); ``parameters`` go with the request (a python model
+        reads them with ``request.parameters()``). Raises ControlError (Triton's error) or OSError (timeout,
+        connection)."""
+        dtypes = {np.dtype(np.uint8): "UINT8", np.dtype(np.int32): "INT32", np.dtype(np.float32): "FP32"}
+        body = {"inputs": [{"name": name, "shape": list(value.shape), "datatype": dtypes[value.dtype],
+                            "data": value.reshape(-1).tolist()} for name, value in inputs.items()],
+                "outputs": [{"name": name, "parameters": {"binary_data": False}} for name in outputs]}
+        if parameters:
+            body["parameters"] = parameters
+        code, payload = self._call("POST", f"/v2/models/{model}/infer", body, timeout=timeout)
+        if code != 200:
+            raise ControlError(self._error(payload))
+        answer = json.loads(payload)
+        numpy_types = {"UINT8": np.uint8, "INT32": np.int32, "FP32": np.float32}
+        return {o["name"]: np.array(o.get("data", []), numpy_types.get(o["datatype"], np.float64)).reshape(o["shape"])
+                for o in answer.get("outputs", [])}
+
+
+# -- the canary -------------------------------------------------------------------------------------------------------
+class CanaryBusy(Exception):
+    """The canary got no answer in time: the server is busy (a long request ahead of it), not known to be broken."""
+
+
+Canary = Callable[[TritonControl, float], None]  # raises ControlError/AssertionError when broken, CanaryBusy when slow
+
+
+CANARY_PARAMETER = "facecamo_canary"  # request parameter marking the supervisor's canary (keep it out of product metrics)
+
+
+def facecamo_canary(control: TritonControl, timeout: float) -> None:
+    """A 64x64 grey frame (no face) through ``facecamo``: the public model's process, its BLS calls to the detector and
+    its pass-through must all work. It must come back unchanged, bit for bit, with no faces. The request carries the
+    parameter ``facecamo_canary: true``."""
+    frame = np.full((64, 64, 3), 128, np.uint8)
+    try:
+        outputs = control.infer(spec.ENSEMBLE, {spec.FRAME: frame}, [spec.CAMOUFLAGED_FRAME, spec.FACE_STATUS], timeout,
+                                parameters={CANARY_PARAMETER: True})
+    except (TimeoutError, socket.timeout) as error:
+        raise CanaryBusy(f"no answer within {timeout:.0f} s") from error
+    except urllib.error.URLError as error:
+        if isinstance(error.reason, (TimeoutError, socket.timeout)):
+            raise CanaryBusy(f"no answer within {timeout:.0f} s") from error
+        raise ControlError(f"cannot reach the server: {error.reason}") from error
+    returned = outputs.get(spec.CAMOUFLAGED_FRAME)
+    if returned is None or returned.shape != frame.shape or not np.array_equal(returned, frame):
+        raise ControlError("a frame without faces did not come back unchanged")
+    if outputs.get(spec.FACE_STATUS) is not None and outputs[spec.FACE_STATUS].size:
+        raise ControlError(f"faces reported in a blank frame: {outputs[spec.FACE_STATUS].size}")
+
+
+# -- supervision --------------------------------------------------------------------------------------------------------
+@dataclass
+class SupervisorEvent:
+    """What the supervisor saw or did: ``kind`` is "broken" (models, why), "restored" (models, seconds of the gap),
+    "retry" (a restart attempt failed: why) or "busy" (the canary timed out: not acted upon)."""
+
+    at: float  # time.monotonic()
+    kind: str
+    models: list[str]
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Supervision:
+    """Supervisor settings. ``public_models``: what clients call (unloaded during a restart so their readiness is
+    false); ``canary``: a probe through the public model (None: stub watching only); ``failures_to_act``: consecutive
+    canary failures (not timeouts) before a restart."""
+
+    public_models: tuple[str, ...] = (spec.ENSEMBLE,)
+    canary: Canary | None = facecamo_canary
+    poll_interval_s: float = 0.5
+    canary_interval_s: float = 2.0
+    canary_timeout_s: float = 20.0
+    failures_to_act: int = 2
+    max_backoff_s: float = 30.0
+
+
+class Supervisor(threading.Thread):
+    """Watches a running tritonserver and restarts broken models (see the module's docstring).
+
+    Two threads: this one watches the stub processes every ``poll_interval_s`` and does every restart; a second one
+    runs the canary (which may wait behind long requests) and only reports its verdict, so a slow canary never delays
+    noticing a dead process."""
+
+    def __init__(self, server: TritonServer, settings: Supervision) -> None:
+        super().__init__(name="facecamo-supervisor", daemon=True)
+        self.server, self.settings = server, settings
+        self.control = server.control
+        self.healthy = threading.Event()
+        self.healthy.set()
+        self.events: collections.deque[SupervisorEvent] = collections.deque(maxlen=1000)
+        self._stop_event = threading.Event()
+        self._known: dict[int, StubProcess] = {}
+        self._retired: set[int] = set()  # stubs of instances we unloaded: their exit is not a death
+        self._dead_regions: set[str] = set()
+        self._canary_failure: str | None = None
+        self._canary_thread = threading.Thread(target=self._canary_loop, name="facecamo-canary", daemon=True)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        for thread in (self, self._canary_thread):
+            if thread.is_alive():
+                thread.join(timeout=60)
+
+    def _record(self, kind: str, models: Sequence[str], detail: str = "") -> None:
+        self.events.append(SupervisorEvent(time.monotonic(), kind, sorted(models), detail))
+        level = logging.INFO if kind in ("restored", "busy") else logging.WARNING
+        LOG.log(level, "supervisor: %s %s%s", kind, ", ".join(sorted(models)) or "-", f": {detail}" if detail else "")
+
+    def _live_stubs(self) -> dict[int, StubProcess]:
+        process = self.server.process
+        if process is None:
+            return {}
+        return {pid: stub for pid, stub in python_stubs(process.pid).items() if not stub.dead and pid not in self._retired}
+
+    def _dead_stubs(self) -> list[StubProcess]:
+        current = python_stubs(self.server.process.pid)
+        dead = [stub for pid, stub in self._known.items() if pid not in current or current[pid].dead]
+        for pid in [stub.pid for stub in dead]:
+            del self._known[pid]
+        for pid, stub in current.items():  # an instance loaded since the last look
+            if not stub.dead and pid not in self._retired:
+                self._known.setdefault(pid, stub)
+        self._retired &= set(current)
+        return dead
+
+    def run(self) -> None:
+        self._known = self._live_stubs()
+        if self.settings.canary is not None:
+            self._canary_thread.start()
+        while not self._stop_event.wait(self.settings.poll_interval_s):
+            process = self.server.process
+            if process is None or process.poll() is not None:
+                self.healthy.clear()
+                return
+            dead = self._dead_stubs()
+            if dead:
+                self._dead_regions.update(stub.shm_region for stub in dead if stub.shm_region)
+                instances = ", ".join(stub.instance for stub in dead)
+                self._restart({stub.model for stub in dead}, f"python-backend process of {instances} died")
+            elif self._canary_failure is not None:
+                self._restart(self._all_models(), self._canary_failure)
+            self._canary_failure = None
+
+    def _canary_loop(self) -> None:
+        failures, busy = 0, False
+        while not self._stop_event.wait(self.settings.canary_interval_s):
+            if not self.healthy.is_set() or self._canary_failure is not None:
+                failures = 0
+                continue  # a restart is under way: it runs its own canary
+            try:
+                self.settings.canary(self.control, self.settings.canary_timeout_s)
+                failures, busy = 0, False
+            except CanaryBusy as slow:  # behind long requests: reported once per busy spell, never acted upon
+                if not busy:
+                    self._record("busy", self.settings.public_models, str(slow))
+                busy = True
+            except (ControlError, OSError) as error:
+                busy = False
+                failures += 1
+                if failures >= self.settings.failures_to_act and self.healthy.is_set():
+                    self._canary_failure = f"canary failed {failures} times: {error}"
+                    failures = 0
+
+    def _all_models(self) -> set[str]:
+        try:
+            return {entry["name"] for entry in self.control.index()}
+        except (ControlError, OSError):
+            return set(self.settings.public_models)
+
+    def _restart(self, models: set[str], why: str) -> None:
+        """Unload the public models (readiness false), unload and load ``models``, load the public models, re-run the
+        canary; retried with backoff until it works or the launcher stops."""
+        self.healthy.clear()
+        started = time.monotonic()
+        self._record("broken", models, why)
+        delay = 1.0
+        while not self._stop_event.is_set():
+            touched = models | set(self.settings.public_models)
+            # Every process of a model about to be unloaded (including those a failed attempt loaded) will exit.
+            current = {**self._known, **self._live_stubs()}
+            self._retired |= {pid for pid, stub in current.items() if stub.model in touched}
+            try:
+                self._restart_once(models)
+            except (ControlError, OSError) as error:
+                self._record("retry", models, f"{error}; next try in {delay:.0f} s")
+                if self._stop_event.wait(delay):
+                    return
+                delay = min(delay * 2, self.settings.max_backoff_s)
+                continue
+            # Keep watching the stubs that were not restarted (one that died meanwhile is noticed at the next look).
+            self._known = {pid: stub for pid, stub in self._known.items() if pid not in self._retired}
+            for pid, stub in self._live_stubs().items():
+                self._known.setdefault(pid, stub)
+            self._forget_dead_regions()
+            self.healthy.set()
+            self._record("restored", models, f"after {time.monotonic() - started:.1f} s")
+            return
+
+    def _restart_once(self, models: set[str]) -> None:
+        public = list(self.settings.public_models)
+        # Public models first (their readiness turns false at once), then the broken ones: a load of a model that is
+        # still loaded is a no-op in Triton (the dead instance would keep serving "Stub process ... is not healthy").
+        for name in public + sorted(models - set(public)):
+            try:
+                self.control.unload(name)
+            except ControlError:
+                pass  # not loaded: nothing to unload
+        for name in sorted(models - set(public)) + public:
+            self.control.load(name)
+        if self.settings.canary is not None:
+            deadline = time.monotonic() + self.settings.canary_timeout_s
+            while True:  # the first requests after a load may be slow; a definite failure is not retried here
+                try:
+                    self.settings.canary(self.control, self.settings.canary_timeout_s)
+                    return
+                except CanaryBusy:
+                    if time.monotonic() > deadline:
+                        raise ControlError("the canary got no answer after the restart") from None
+
+    def _forget_dead_regions(self) -> None:
+        """Unlink the shared-memory segments of stubs that died (Triton keeps them mapped and never unlinks them;
+        the names are unique, so nothing reuses them)."""
+        for region in self._dead_regions:
+            try:
+                (SHM_ROOT / region).unlink()
+            except OSError:
+                pass
+        self._dead_regions.clear()
+
+
+# -- the server ---------------------------------------------------------------------------------------------------------
+PORTS = (("gRPC", "grpc_port", "GRPC_PORT"), ("HTTP", "http_port", "HTTP_PORT"), ("metrics", "metrics_port", "METRICS_PORT"))
+_CLASH = re.compile(r"failed to start (\w+) service: .*?Socket '([^']*):(\d+)' already in use")
+_LOAD_FAILURE = re.compile(r"failed to load '([^']+)' version (\d+): (.*)")
+
+
+def _wait_until_gone(group: int, timeout: float = 10.0) -> None:
+    """Wait until no process of ``group`` is left (killed stubs take a moment to be reaped)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.05)
+
+
+class TritonServer:
+    """A supervised tritonserver process serving ``repository``.
+
+    Use as a context manager; ``grpc_url`` is ``<grpc_address>:<port>`` (127.0.0.1 by default). ``stop`` stops the
+    supervisor, sends SIGTERM to the server's process group (its python-backend stubs included) and waits, then
+    removes this start's work folder and shared-memory segments; the log's text stays readable through
+    :meth:`log_tail` (it is written to ``log_path`` if given, else into the work folder).
+
+    Args:
+        repository: the model repository.
+        grpc_port, http_port, metrics_port: None picks a free port.
+        tls: gRPC TLS settings, or None.
+        grpc_address: the gRPC listening address; HTTP and metrics always listen on 127.0.0.1.
+        supervision: None runs no supervisor (a plain tritonserver in explicit mode).
+        models: the models to load at start (default: all).
     """
 
     def __init__(self, repository: Path, grpc_port: int | None = None, http_port: int | None = None,
-                 metrics_port: int | None = None, log_path: Path | None = None, verbose: bool = False) -> None:
+                 metrics_port: int | None = None, log_path: Path | None = None, verbose: bool = False,
+                 tls: TlsSettings | None = None, grpc_address: str = LOOPBACK,
+                 supervision: Supervision | None = Supervision(), models: Sequence[str] | None = None) -> None:
         self.repository = Path(repository).resolve()
         self.grpc_port = grpc_port or free_port()
         self.http_port = http_port or free_port()
         self.metrics_port = metrics_port or free_port()
-        self._workdir = Path(tempfile.mkdtemp(prefix="facecamo-triton-"))
-        self.log_path = Path(log_path) if log_path else self._workdir / "tritonserver.log"
+        self.grpc_address = grpc_address
+        self.tls = tls
         self.verbose = verbose
+        self.supervision = supervision
+        self.models = list(models) if models is not None else None
+        self.log_path: Path | None = Path(log_path) if log_path else None
+        self._own_log = log_path is None
+        self._workdir: Path | None = None
+        self._final_log: str | None = None
+        self._control_key = secrets.token_hex(16)
+        self.control = TritonControl(self.http_port, self._control_key)
+        self.shm_prefix = ""
         self.process: subprocess.Popen | None = None
+        self.supervisor: Supervisor | None = None
 
     @property
     def grpc_url(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
+        host = "localhost" if self.grpc_address in ("0.0.0.0", "::") else self.grpc_address
+        return f"{host}:{self.grpc_port}"
+
+    @property
+    def events(self) -> list[SupervisorEvent]:
+        """What the supervisor saw and did (the latest 1000 events)."""
+        return list(self.supervisor.events) if self.supervisor else []
 
     def _backend_dir(self, root: Path) -> Path:
         backends = self._workdir / "backends"
@@ -68,75 +591,197 @@ class TritonServer:
         return backends
 
     def command_and_env(self) -> tuple[list[str], dict[str, str]]:
+        """The tritonserver command line and environment (creates the work folder if needed)."""
+        if self._workdir is None:
+            self._workdir = Path(tempfile.mkdtemp(prefix="facecamo-triton-"))
+            # Unique per start and containing "triton", so this start's segments (and only them) can be removed.
+            self.shm_prefix = f"facecamo_triton_{self._workdir.name.rsplit('-', 1)[-1]}_"
         root = _pytriton_root()
         libs = root.parent / "nvidia_pytriton.libs"
         env = dict(os.environ)
         env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(libs), sysconfig.get_config_var("LIBDIR"), env.get("LD_LIBRARY_PATH")]))
         # The stub's interpreter finds its packages through the first python3 on PATH: this environment's.
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        restricted = f"model-repository:{CONTROL_HEADER}={self._control_key}"
         command = [
             str(root / "tritonserver" / "bin" / "tritonserver"),
             f"--model-repository={self.repository}",
             f"--backend-directory={self._backend_dir(root)}",
-            "--http-address=127.0.0.1", "--grpc-address=127.0.0.1", "--metrics-address=127.0.0.1",
+            f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
+            f"--http-address={LOOPBACK}", f"--grpc-address={self.grpc_address}", f"--metrics-address={LOOPBACK}",
             f"--http-port={self.http_port}", f"--grpc-port={self.grpc_port}", f"--metrics-port={self.metrics_port}",
+            "--model-control-mode=explicit",
+            *([f"--load-model={name}" for name in self.models] if self.models is not None else ["--load-model=*"]),
+            f"--http-restricted-api={restricted}", f"--grpc-restricted-protocol={restricted}",
             "--allow-gpu-metrics=false", "--pinned-memory-pool-byte-size=0", "--exit-timeout-secs=5",
             "--strict-readiness=true", f"--log-verbose={1 if self.verbose else 0}",
         ]
+        if self.tls is not None:
+            command += self.tls.flags()
         return command, env
 
-    def start(self, timeout: float = 180.0) -> "TritonServer":
-        if not (self.repository / "facecamo" / "config.pbtxt").is_file():
-            raise FileNotFoundError(f"{self.repository} holds no exported pipeline; run `make export` first")
-        command, env = self.command_and_env()
-        log = open(self.log_path, "wb")
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
+    def _check_before_start(self) -> None:
+        public = self.supervision.public_models if self.supervision else ()
+        for model in public:
+            if not (self.repository / model / "config.pbtxt").is_file():
+                raise FileNotFoundError(f"{self.repository} holds no model {model!r}; run `make export` first")
+        if self.tls is not None:
+            self.tls.check()
+        ports = [(label, getattr(self, attribute), variable) for label, attribute, variable in PORTS]
+        if len({port for _, port, _ in ports}) < len(ports):
+            raise ServerStartError(f"the gRPC, HTTP and metrics ports must differ, got {[port for _, port, _ in ports]}")
+        for label, port, variable in ports:
+            address = self.grpc_address if label == "gRPC" else LOOPBACK
+            if not port_is_free(port, address):
+                raise PortInUseError(f"port {port} ({label}) on {address} is already in use: another server (another "
+                                     f"`make serve`?) is listening there. Stop it, or choose another port ({variable}=...)", port)
+
+    def start(self, timeout: float = 180.0) -> TritonServer:
+        """Start the server and return once it is ready, it owns its ports and the public model passed its canary.
+
+        Raises:
+            PortInUseError: a port is taken (before the start, or found when tritonserver fails to bind it).
+            ModelLoadError: models failed to load (each named with its reason), or the canary failed.
+            ServerStartError, FileNotFoundError: another reason to not start (the message says what).
+            TimeoutError: not ready within ``timeout``.
+        Nothing is left running or on disk when it raises.
+        """
+        self._check_before_start()
+        try:
+            command, env = self.command_and_env()
+            if self.log_path is None:
+                self.log_path = self._workdir / "tritonserver.log"
+            with open(self.log_path, "wb") as log:
+                # cwd: the work folder. The stubs' interpreters put their cwd first on sys.path, so started from a
+                # checkout they would import its facecamo package instead of the copy inside the repository.
+                self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self._workdir,
+                                                start_new_session=True)
+            self._wait_until_started(timeout)
+            self._initial_canary()
+        except BaseException:
+            self.stop()
+            raise
+        if self.supervision is not None:
+            self.supervisor = Supervisor(self, self.supervision)
+            self.supervisor.start()
+        LOG.info("tritonserver %d serving %s: gRPC %s, HTTP %s:%d, metrics %s:%d", self.process.pid, self.repository,
+                 self.grpc_url, LOOPBACK, self.http_port, LOOPBACK, self.metrics_port)
+        return self
+
+    def _wait_until_started(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        confirmed_at = None
+        while time.monotonic() < deadline:
+            log = self._log_text()
+            clash = _CLASH.search(log)
+            if clash:
+                raise self._clash_error(clash)
             if self.process.poll() is not None:
-                raise RuntimeError(f"tritonserver exited with code {self.process.returncode} while starting:\n{self.log_tail()}")
-            if self.is_ready():
-                return self
-            time.sleep(0.25)
-        self.stop()
+                raise self._diagnose_exit(log)
+            if self.control.server_ready() and all(process_listens_on(self.process.pid, port) is not False
+                                                   for port in (self.grpc_port, self.http_port, self.metrics_port)):
+                # Triton logs a clash a few ms after the service's "Started" line: confirm once more a moment later.
+                if confirmed_at is None:
+                    confirmed_at = time.monotonic()
+                elif time.monotonic() - confirmed_at >= 0.5:
+                    return
+            else:
+                confirmed_at = None
+            time.sleep(0.1)
         raise TimeoutError(f"tritonserver was not ready within {timeout:.0f} s:\n{self.log_tail()}")
 
-    def is_ready(self) -> bool:
+    def _initial_canary(self) -> None:
+        """A model that loads but cannot serve (the canary fails) fails the start: it is never reported ready."""
+        if self.supervision is None or self.supervision.canary is None:
+            return
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/v2/health/ready", timeout=1) as response:
-                return response.status == 200
+            self.supervision.canary(self.control, max(self.supervision.canary_timeout_s, 60.0))
+        except (ControlError, CanaryBusy, OSError) as error:
+            raise ModelLoadError(f"the server loaded, but a blank frame through {', '.join(self.supervision.public_models)} "
+                                 f"failed: {error}", self.supervision.public_models) from None
+
+    def _clash_error(self, clash: re.Match) -> PortInUseError:
+        service, host, port = clash.group(1), clash.group(2), int(clash.group(3))
+        variable = {"GRPC": "GRPC_PORT", "HTTP": "HTTP_PORT", "Metrics": "METRICS_PORT"}.get(service, "the port")
+        return PortInUseError(f"port {port} ({service}) on {host} is already in use: another server is listening there "
+                              f"(tritonserver could not bind it). Stop it, or choose another port ({variable}=...)", port)
+
+    def _diagnose_exit(self, log: str) -> ServerStartError:
+        failures: dict[str, str] = {}
+        for name, _version, reason in _LOAD_FAILURE.findall(log):
+            first_line = reason.split("\\n")[0].strip().strip('"')
+            failures.setdefault(name, first_line[:400])
+        if failures:
+            listed = "\n".join(f"  {name}: {reason}" for name, reason in sorted(failures.items()))
+            return ModelLoadError(f"tritonserver exited: {len(failures)} model(s) failed to load, so nothing is served:\n"
+                                  f"{listed}\n(log: {self.log_path})", list(failures))
+        return ServerStartError(f"tritonserver exited with code {self.process.returncode} while starting:\n{self.log_tail()}")
+
+    def triton_ready(self) -> bool:
+        """Triton's own readiness (HTTP /v2/health/ready on this server's port)."""
+        return self.control.server_ready()
+
+    def is_ready(self) -> bool:
+        """This server is running, Triton says ready, and the supervisor is not restarting a model."""
+        alive = self.process is not None and self.process.poll() is None
+        healthy = self.supervisor is None or self.supervisor.healthy.is_set()
+        return alive and healthy and self.triton_ready()
+
+    def _log_text(self) -> str:
+        if self.log_path is None:
+            return self._final_log or ""
+        try:
+            return self.log_path.read_text(errors="replace")
         except OSError:
-            return False
+            return self._final_log or ""
 
     def log_tail(self, characters: int = 4000) -> str:
         """The log's error lines (which name the model that failed and why), then its end."""
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
+        text = self._log_text()
+        if not text:
             return "(no log)"
         errors = [line for line in text.splitlines() if line.startswith("E") or "failed to load" in line]
         return ("\n".join(errors[-20:]) + "\n...\n" if errors else "") + text[-characters:]
 
     def stop(self, timeout: float = 30.0) -> int | None:
-        """SIGTERM the process group, then SIGKILL after ``timeout``; returns the exit code."""
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
+        """Stop the supervisor, SIGTERM the process group, SIGKILL it after ``timeout``, and remove this start's
+        work folder and shared-memory segments. Returns tritonserver's exit code (None if it was not running)."""
+        if self.supervisor is not None:
+            self.supervisor.stop()
+        code = None
+        if self.process is not None:
+            if self.process.poll() is None:
+                os.killpg(self.process.pid, signal.SIGTERM)
+                try:
+                    self.process.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                    self.process.wait()
+            try:  # stubs that outlived the server (it gives up on a dead instance after --exit-timeout-secs)
                 os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        try:  # stubs that outlived the server
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        code = self.process.returncode
-        self.process = None
+            except (ProcessLookupError, PermissionError):
+                pass
+            _wait_until_gone(self.process.pid)
+            code = self.process.returncode
+            self.process = None
+        self._clean_up()
         return code
 
-    def __enter__(self) -> "TritonServer":
+    def _clean_up(self) -> None:
+        if self.shm_prefix:
+            for segment in SHM_ROOT.glob(f"{self.shm_prefix}*"):
+                try:
+                    segment.unlink()
+                except OSError:
+                    pass
+        if self._workdir is not None:
+            if self._own_log:
+                self._final_log = self._log_text()
+                self.log_path = None
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
+
+    def __enter__(self) -> TritonServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -147,28 +792,71 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repository", type=Path, default=Path("model_repository"))
     parser.add_argument("--grpc-port", type=int, default=int(os.environ.get("GRPC_PORT", "8001")))
-    parser.add_argument("--http-port", type=int, default=int(os.environ.get("HTTP_PORT", "8000")))
-    parser.add_argument("--metrics-port", type=int, default=int(os.environ.get("METRICS_PORT", "8002")))
+    parser.add_argument("--http-port", type=int, default=int(os.environ.get("HTTP_PORT", "8000")),
+                        help="HTTP/REST port, always on 127.0.0.1 (health, and the launcher's model control)")
+    parser.add_argument("--metrics-port", type=int, default=int(os.environ.get("METRICS_PORT", "8002")),
+                        help="Prometheus metrics port, always on 127.0.0.1")
+    parser.add_argument("--grpc-address", default=os.environ.get("GRPC_ADDRESS", LOOPBACK),
+                        help="gRPC listening address (default 127.0.0.1; 0.0.0.0 for every interface: use TLS then)")
+    tls = parser.add_argument_group("TLS (gRPC)")
+    tls.add_argument("--grpc-use-ssl", action="store_true", help="serve gRPC over TLS (implied by --grpc-server-cert)")
+    tls.add_argument("--grpc-server-cert", type=Path, help="PEM certificate of the server (TLS_CERT=)")
+    tls.add_argument("--grpc-server-key", type=Path, help="PEM private key of the server (TLS_KEY=)")
+    tls.add_argument("--grpc-root-cert", type=Path, help="PEM CA that signs client certificates (TLS_CA=)")
+    tls.add_argument("--grpc-use-ssl-mutual", action="store_true", help="require client certificates signed by --grpc-root-cert (MTLS=1)")
+    parser.add_argument("--log-file", type=Path, default=None, help="keep tritonserver's log here (default: a temporary file)")
+    parser.add_argument("--canary-interval", type=float, default=2.0, help="seconds between canary frames (0: stub watching only)")
+    parser.add_argument("--no-supervise", action="store_true", help="no supervisor: a crashed model stays down")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
-    server = TritonServer(args.repository, args.grpc_port, args.http_port, args.metrics_port, verbose=args.verbose)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+
+    settings = None
+    wants_tls = args.grpc_use_ssl or args.grpc_use_ssl_mutual or args.grpc_server_cert or args.grpc_server_key or args.grpc_root_cert
+    if wants_tls:
+        if not (args.grpc_server_cert and args.grpc_server_key):
+            print("error: TLS needs the server's certificate and key: --grpc-server-cert and --grpc-server-key "
+                  "(make serve TLS_CERT=... TLS_KEY=...)", file=sys.stderr)
+            return 2
+        settings = TlsSettings(args.grpc_server_cert, args.grpc_server_key, args.grpc_root_cert, args.grpc_use_ssl_mutual)
+    elif args.grpc_address not in (LOOPBACK, "localhost"):
+        LOG.warning("gRPC listens on %s without TLS: frames travel in clear; give TLS_CERT= and TLS_KEY=", args.grpc_address)
+    supervision = None if args.no_supervise else Supervision(canary=facecamo_canary if args.canary_interval > 0 else None,
+                                                           canary_interval_s=max(args.canary_interval, 0.1))
+    server = TritonServer(args.repository, args.grpc_port, args.http_port, args.metrics_port, log_path=args.log_file,
+                          verbose=args.verbose, tls=settings, grpc_address=args.grpc_address, supervision=supervision)
     try:
         server.start()
-    except (FileNotFoundError, RuntimeError, TimeoutError) as error:
+    except (FileNotFoundError, ServerStartError, TimeoutError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"Triton is serving {args.repository} on gRPC {server.grpc_url} (HTTP 127.0.0.1:{server.http_port}); "
-          f"log: {server.log_path}. Ctrl-C stops it.", file=sys.stderr)
+    scheme = ("mutual TLS" if settings.mutual else "TLS") if settings else "plaintext"
+    kept = "" if args.log_file else " (removed on stop; --log-file keeps one)"
+    print(f"Triton is serving {args.repository} on gRPC {server.grpc_url} ({scheme}); HTTP {LOOPBACK}:{server.http_port}, "
+          f"metrics http://{LOOPBACK}:{server.metrics_port}/metrics; log: {server.log_path}{kept}. "
+          f"Readiness: model {', '.join(supervision.public_models) if supervision else spec.ENSEMBLE} ready. Ctrl-C stops it.", file=sys.stderr)
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    crashed = False
     try:
         while not stop["now"] and server.process and server.process.poll() is None:
             time.sleep(0.5)
+        crashed = not stop["now"]
     except KeyboardInterrupt:
         pass
     finally:
         code = server.stop()
-    return 0 if code in (0, None, -signal.SIGTERM) else code
+    if crashed:
+        print(f"error: tritonserver exited on its own with code {code}:\n{server.log_tail()}", file=sys.stderr)
+        return code or 1
+    if code in (0, None, -signal.SIGTERM):
+        return 0
+    if any(event.kind == "broken" for event in server.events):
+        # A model instance whose process died cannot be unloaded: Triton gives up after its exit timeout and exits 1.
+        print(f"tritonserver stopped (exit code {code}: it could not unload the instance whose process had died)", file=sys.stderr)
+        return 0
+    print(f"error: tritonserver exited with code {code} while stopping:\n{server.log_tail()}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

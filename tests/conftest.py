@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -14,8 +13,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PORTRAITS = ROOT / "assets" / "portraits"
 SHARED = Path(os.environ.get("FACECAMO_SHARED", ROOT.parent / "shared"))
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "client"))
 
 
 @pytest.fixture(scope="session")

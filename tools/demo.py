@@ -11,7 +11,6 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "client"))
 
 
 def fit_height(image: np.ndarray, height: int) -> np.ndarray:

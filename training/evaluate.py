@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 import time
 from collections import defaultdict
@@ -49,6 +50,12 @@ from training.weights import RELEASE_WEIGHTS, load_inference_net
 
 BLUR_SIGMAS = (2.0, 4.0, 8.0, 16.0)
 PIXEL_BLOCKS = (4, 8, 16, 28)
+REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
+
+
+def repo_relative(path: Path) -> str:
+    """``path`` relative to the repository (``../`` outside it): committed reports name no machine's folders."""
+    return os.path.relpath(Path(path).resolve(), REPOSITORY_ROOT)
 
 
 @dataclass(frozen=True)
@@ -236,10 +243,10 @@ def evaluate(ckpt: Path | None, data: Path, out: Path, count: int, references: i
     results["methods"]["camouflage"]["diversity_ssim28_between_references"] = float(np.mean(diversity28)) if diversity28 else None
     results["targets"] = check_targets(results["methods"])
     results["setup"] = {
-        "checkpoint": str(ckpt or RELEASE_WEIGHTS), "step": info.get("step"), "preset": config.preset,
+        "checkpoint": repo_relative(ckpt or RELEASE_WEIGHTS), "step": info.get("step"), "preset": config.preset,
         "lineage": info.get("lineage") or [],
         "teacher": config.loss.teacher_path if config.loss.teacher > 0 else None, "teacher_note": teacher_note,
-        "data": str(data), "test_images": len(subjects), "identities": len(set(labels)), "references_per_image": references,
+        "data": repo_relative(data), "test_images": len(subjects), "identities": len(set(labels)), "references_per_image": references,
         "genuine_pairs": int(len(genuine)), "impostor_pairs": int(len(impostor)), "identification_probes": int(len(probes)),
         "identification_gallery": int(len(gallery)), "seed": seed, "faces_concealed_by_fallback": faces_concealed,
         "seconds": round(time.time() - started, 1),

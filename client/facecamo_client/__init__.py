@@ -8,16 +8,19 @@
             ...
 
 Frames whose faces could not be camouflaged are still concealed (``face.status == "fallback"``); an error raises one
-of the SDK's exception types and returns no frame at all.
+of the SDK's exception types (:mod:`facecamo_client.errors`: InvalidInputError, ServerUnavailableError,
+RequestTimeoutError, ServerError, TLSError, ModelError, all FacecamoError) and returns no frame at all.
 """
 
 from facecamo_client.engine import CamouflageEngine
 from facecamo_client.errors import (
     FacecamoError,
     InvalidInputError,
+    ModelError,
     RequestTimeoutError,
     ServerError,
     ServerUnavailableError,
+    TLSError,
 )
 from facecamo_client.result import CamouflageResult, FaceResult
 from facecamo_client.tracking import FaceTracker
@@ -31,9 +34,11 @@ __all__ = [
     "FaceTracker",
     "FacecamoError",
     "InvalidInputError",
+    "ModelError",
     "RequestTimeoutError",
     "ServerError",
     "ServerUnavailableError",
+    "TLSError",
 ]
 
 

@@ -66,6 +66,13 @@ class EmbeddedEngine(CamouflageEngine):
     def is_server_ready(self) -> bool:
         return True
 
+    def is_model_ready(self) -> bool:
+        return True
+
+    def is_ready(self) -> bool:
+        """The same readiness call as the gRPC client's: an embedded engine is ready once it opened."""
+        return True
+
     def run(self, frame: np.ndarray, appearance=None, boxes=None, tracks=None) -> CamouflageResult:
         """Camouflage one frame synchronously (what :meth:`submit` wraps). Never raises for a processing failure: the
         frame comes back with the failed faces (or all of it) concealed and ``result.failed`` saying why.
@@ -75,10 +82,11 @@ class EmbeddedEngine(CamouflageEngine):
         """
         from facecamo.pipeline import RequestError
 
-        track_boxes, track_appearance = (None, None) if tracks is None else tracks
+        from facecamo_client import validation
+
+        track_boxes, track_appearance = validation.tracks(tracks) or (None, None)
         try:
-            result = self.pipeline.run(frame, as_int32(appearance), as_boxes(boxes),
-                                       as_boxes(track_boxes), as_int32(track_appearance))
+            result = self.pipeline.run(frame, as_int32(appearance), as_boxes(boxes), track_boxes, track_appearance)
         except RequestError as error:
             raise InvalidInputError(str(error), "INVALID_ARGUMENT") from error
         self.last_timings = result.timings

@@ -48,6 +48,13 @@ class TritonNetworks:
         return dict(zip(names, self._infer(spec.FACE_DETECTOR, {spec.DETECTOR_IMAGE: images}, names)))
 
 
+def _is_canary(request) -> bool:
+    try:
+        return bool(json.loads(request.parameters() or "{}").get("facecamo_canary"))
+    except (AttributeError, ValueError):
+        return False
+
+
 class ProductMetrics:
     """The product's own counters on Triton's Prometheus endpoint (python backend custom metrics): what an operator
     alerts on. ``facecamo_faces_total{status}``: faces camouflaged, concealed by fallback (a failure), concealed by
@@ -112,7 +119,8 @@ class TritonPythonModel:
             raise RequestError("FRAME is required: uint8 [height, width, 3] RGB")
         result = self.pipeline.run(frame, optional(spec.APPEARANCE_INDEX), optional(spec.FACE_BOXES),
                                    optional(spec.TRACK_BOXES), optional(spec.TRACK_APPEARANCE))
-        self.metrics.record(result)
+        if not _is_canary(request):  # the launcher's health probes are not traffic
+            self.metrics.record(result)
         outputs = {spec.CAMOUFLAGED_FRAME: result.frame, spec.FACE_BOXES_OUT: result.boxes, spec.FACE_STATUS: result.status,
                    spec.FACE_APPEARANCE: result.appearance, spec.FACE_SOURCE: result.source_codes}
         return pb_utils.InferenceResponse(output_tensors=[

@@ -1,0 +1,320 @@
+"""Operating the server (`make serve` = export.triton_server): ports, a model that cannot load, killed model processes
+that heal while readiness tells the truth, TLS and mutual TLS, the metrics port on loopback, and nothing left behind.
+
+Each test starts its own real tritonserver on the session's tiny exported repository (tests/conftest.py), so the
+faults it causes never reach the shared server of the other tests.
+"""
+
+from __future__ import annotations
+
+import http.server
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.conftest import PORTRAITS, ROOT
+
+pytest.importorskip("pytriton", reason="nvidia-pytriton (requirements/serve.txt) provides the tritonserver binary")
+
+from facecamo_client import CamouflageClient, TLSError
+
+from export import triton_server
+from export.triton_server import (
+    ModelLoadError,
+    PortInUseError,
+    Supervision,
+    TlsSettings,
+    TritonServer,
+    listening_sockets,
+    python_stubs,
+)
+
+VIDEO = ROOT / "assets" / "video" / "video_01.mp4"
+
+
+def video_frames(count: int) -> list[np.ndarray]:
+    """The first ``count`` frames of the committed sample video, RGB."""
+    capture = cv2.VideoCapture(str(VIDEO))
+    frames = []
+    while len(frames) < count:
+        ok, frame = capture.read()
+        assert ok, f"{VIDEO} has fewer than {count} frames"
+        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    capture.release()
+    return frames
+
+
+def assert_nothing_left(server: TritonServer, workdir: Path | None, prefix: str, group: int | None = None) -> None:
+    """After stop or a failed start: no shared-memory segment of this start, no work folder, no process."""
+    assert prefix and not list(Path("/dev/shm").glob(f"{prefix}*")), "shared-memory segments left behind"
+    assert workdir is None or not workdir.exists(), f"{workdir} left behind"
+    if group is not None:
+        left = subprocess.run(["pgrep", "-g", str(group)], capture_output=True, text=True, check=False).stdout.split()
+        assert not left, f"processes left behind: {left}"
+
+
+# -- ports -----------------------------------------------------------------------------------------------------------
+def test_a_taken_port_fails_at_once_naming_it(repository, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        started = time.monotonic()
+        with pytest.raises(PortInUseError, match=f"port {port} \\(gRPC\\).*GRPC_PORT") as caught:
+            TritonServer(repository, grpc_port=port).start()
+        assert caught.value.port == port and time.monotonic() - started < 5
+        # What `make serve` runs: exit code 2 and the port in the message.
+        result = subprocess.run([sys.executable, "-m", "export.triton_server", "--repository", str(repository),
+                                 "--metrics-port", str(port)], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+        assert result.returncode == 2 and f"port {port} (metrics)" in result.stderr, result.stderr[-2000:]
+
+
+class _ReadyEverywhere(http.server.BaseHTTPRequestHandler):
+    """Another server on the port: answers every health check with 200, like another Triton would."""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_another_server_answering_on_our_port_is_not_mistaken_for_ours(repository, monkeypatch):
+    """The issue's case: another server answers the readiness check while ours fails to bind. Even with the
+    pre-start check bypassed (a port taken between the check and the bind), the start fails naming the port."""
+    impostor = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ReadyEverywhere)
+    threading.Thread(target=impostor.serve_forever, daemon=True).start()
+    port = impostor.server_address[1]
+    monkeypatch.setattr(triton_server, "port_is_free", lambda *args: True)
+    server = TritonServer(repository, http_port=port)
+    try:
+        with pytest.raises(PortInUseError, match=f"port {port} \\(HTTP\\)"):
+            server.start(timeout=120)
+        assert server.process is None
+    finally:
+        impostor.shutdown()
+        impostor.server_close()
+    assert_nothing_left(server, server._workdir, server.shm_prefix)
+
+
+# -- a model that cannot work ----------------------------------------------------------------------------------------
+def test_a_model_that_cannot_load_is_named_and_nothing_is_left(repository, tmp_path):
+    from tests.faults import repository_with_generator
+
+    broken = repository_with_generator(repository, tmp_path / "repository", b"this is not an ONNX file")
+    server = TritonServer(broken)
+    with pytest.raises(ModelLoadError, match="generator") as caught:
+        server.start(timeout=180)
+    assert caught.value.models == ["generator"], caught.value
+    assert "failed to load" in str(caught.value)
+    assert_nothing_left(server, server._workdir, server.shm_prefix)
+
+
+# -- supervision -----------------------------------------------------------------------------------------------------
+def _kill_stub(server: TritonServer, model: str):
+    """kill -9 one python-backend process of ``model``; returns its :class:`StubProcess`."""
+    stubs = [stub for stub in python_stubs(server.process.pid).values() if stub.model == model and not stub.dead]
+    assert stubs, f"no live python-backend process for {model}"
+    os.kill(stubs[0].pid, signal.SIGKILL)
+    return stubs[0]
+
+
+def test_killed_model_processes_heal_while_readiness_tells_the_truth(repository):
+    """kill -9 on the generator's process, then on one of facecamo's, mid-stream: the stream finishes with every
+    frame camouflaged or concealed, readiness is false during each gap and true after it, the gaps are bounded."""
+    frames = video_frames(30)
+    server = TritonServer(repository, supervision=Supervision(canary_interval_s=1.0)).start(timeout=240)
+    workdir, prefix, group = server._workdir, server.shm_prefix, server.process.pid
+    kills: dict[int, str] = {6: "generator", 16: "facecamo"}  # frame index -> model whose process dies before it
+    readiness: list[tuple[float, bool]] = []
+    polling = threading.Event()
+
+    def poll_readiness() -> None:
+        with CamouflageClient(server.grpc_url) as probe:
+            while not polling.is_set():
+                readiness.append((time.monotonic(), probe.is_ready()))
+                time.sleep(0.05)
+
+    def clip():
+        for index, frame in enumerate(frames):
+            if index in kills:
+                # one fault at a time: the second process dies once the first restart is over
+                deadline = time.monotonic() + 180
+                while len([e for e in server.events if e.kind == "restored"]) < len(killed_at) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                killed_at[kills[index]] = (time.monotonic(), _kill_stub(server, kills[index]))
+            yield frame
+
+    killed_at: dict[str, tuple[float, int]] = {}
+    poller = threading.Thread(target=poll_readiness, daemon=True)
+    poller.start()
+    try:
+        with CamouflageClient(server.grpc_url, timeout_s=120, retry_for_s=180) as sdk:
+            results = list(sdk.stream(clip(), max_in_flight=4))
+            assert sdk.is_ready()
+            for _, stub in killed_at.values():  # the dead processes' shared memory is released after the restart
+                assert stub.shm_region and not (Path("/dev/shm") / stub.shm_region).exists(), stub
+            # metrics: served on loopback only, and scraped there
+            assert set(listening_sockets(server.metrics_port).values()) == {"127.0.0.1"}
+            with urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=10) as response:
+                assert b"nv_inference_request_success" in response.read()
+            # model control belongs to the launcher: a client cannot unload the model
+            import tritonclient.grpc as grpcclient
+            from tritonclient.utils import InferenceServerException
+
+            with grpcclient.InferenceServerClient(server.grpc_url) as plain, pytest.raises(InferenceServerException, match="restricted"):
+                plain.unload_model("facecamo")
+    finally:
+        polling.set()
+        poller.join()
+        events = list(server.events)
+        server.stop()
+
+    assert [r.index for r in results] == list(range(30))
+    assert not [r.index for r in results if r.failed], "frames failed instead of being retried through the gap"
+    for frame, result in zip(frames, results):
+        assert result.frame.shape == frame.shape
+        assert all(face.status in ("camouflaged", "fallback", "concealed") for face in result.faces)
+        for face in result.faces:  # every face changed: camouflaged or concealed, never returned as it was
+            left, top, right, bottom = (round(v) for v in face.box)
+            region = (slice(max(top, 0), max(bottom, 1)), slice(max(left, 0), max(right, 1)))
+            assert np.abs(result.frame[region].astype(int) - frame[region].astype(int)).mean() > 0.5, (result.index, face)
+    assert any(face.status == "camouflaged" for result in results[-5:] for face in result.faces), "not camouflaging after the gaps"
+
+    broken = [e for e in events if e.kind == "broken"]
+    restored = [e for e in events if e.kind == "restored"]
+    assert [e.models for e in broken] == [["generator"], ["facecamo"]], events
+    assert len(restored) == 2, events
+    for model, (killed, _) in killed_at.items():
+        seen = next(e for e in broken if e.models == [model])
+        back = next(e for e in restored if e.models == [model])
+        assert seen.at - killed < 5, f"{model}: death noticed after {seen.at - killed:.1f} s"
+        assert back.at - killed < 120, f"{model}: gap of {back.at - killed:.1f} s"
+        during = [ready for at, ready in readiness if seen.at + 0.2 < at < back.at - 0.2]
+        assert during and not any(during), f"{model}: readiness said ready during the gap"
+        assert any(ready for at, ready in readiness if at > back.at + 0.5), f"{model}: never ready again"
+    assert_nothing_left(server, workdir, prefix, group)
+
+
+def test_a_failing_canary_restarts_every_model(repository):
+    """A canary that fails (twice in a row) without any process dying: the supervisor restarts every model, with
+    readiness false meanwhile, and serves again. The canary's failures are scripted (a model that answers wrongly
+    while its process lives cannot be caused on demand); the restart runs on the real server."""
+    from export.triton_server import ControlError, facecamo_canary
+    from facecamo.align import load_rgb
+
+    calls = {"count": 0}
+
+    def flaky_canary(control, timeout):
+        calls["count"] += 1
+        if calls["count"] in (2, 3):  # the start's canary passes, the next two fail
+            raise ControlError("scripted failure")
+        facecamo_canary(control, timeout)
+
+    portrait = load_rgb(str(PORTRAITS / "congress_B000589.jpg"))
+    with TritonServer(repository, supervision=Supervision(canary=flaky_canary, canary_interval_s=0.5)) as server:
+        with CamouflageClient(server.grpc_url, timeout_s=120, retry_for_s=60) as sdk:
+            seen_not_ready = False
+            deadline = time.monotonic() + 120
+            while not any(e.kind == "restored" for e in server.events) and time.monotonic() < deadline:
+                seen_not_ready |= not sdk.is_model_ready()
+                time.sleep(0.05)
+            broken = [e for e in server.events if e.kind == "broken"]
+            assert len(broken) == 1 and "canary failed 2 times" in broken[0].detail, server.events
+            assert set(broken[0].models) == {p.name for p in repository.iterdir() if (p / "config.pbtxt").is_file()}
+            assert seen_not_ready, "readiness stayed true while every model was restarted"
+            sdk.wait_until_ready(timeout_s=60)
+            assert sdk.camouflage(portrait).all_camouflaged
+
+
+# -- TLS -------------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory) -> dict[str, Path]:
+    """A CA, a server certificate for localhost/127.0.0.1 and a client certificate signed by it, and a client
+    certificate signed by another CA; made with the openssl command line."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("the openssl command line is not installed: it makes the test certificates")
+    folder = tmp_path_factory.mktemp("certificates")
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], cwd=folder, check=True, capture_output=True)
+
+    for ca in ("ca", "other_ca"):
+        run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{ca}.key", "-out", f"{ca}.crt", "-days", "2", "-subj", f"/CN={ca}")
+    (folder / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    for name, ca in (("server", "ca"), ("client", "ca"), ("rogue", "other_ca")):
+        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}")
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key", "-CAcreateserial",
+            "-out", f"{name}.crt", "-days", "2", "-extfile", "san.ext")
+    return {path.stem + path.suffix.replace(".", "_"): path for path in folder.iterdir()}
+
+
+def _assert_tls_error_at_once(make_client, frame: np.ndarray) -> None:
+    started = time.monotonic()
+    with pytest.raises(TLSError), make_client() as client:
+        client.camouflage(frame)
+    with pytest.raises(TLSError), make_client() as client:
+        client.wait_until_ready(timeout_s=30)
+    assert time.monotonic() - started < 10, "a TLS failure was retried like an outage"
+
+
+def test_tls_round_trip_and_certificate_errors(repository, certificates):
+    from facecamo.align import load_rgb
+
+    portrait = load_rgb(str(PORTRAITS / "congress_B000589.jpg"))
+    tls = TlsSettings(certificates["server_crt"], certificates["server_key"])
+    with TritonServer(repository, tls=tls, supervision=Supervision(canary=None)) as server:
+        with CamouflageClient(server.grpc_url, ssl=True, root_certificates=str(certificates["ca_crt"]), timeout_s=120) as sdk:
+            sdk.wait_until_ready(timeout_s=60)
+            assert sdk.camouflage(portrait).all_camouflaged
+        # a server certificate this client does not trust
+        _assert_tls_error_at_once(lambda: CamouflageClient(server.grpc_url, ssl=True, retry_for_s=30,
+                                                           root_certificates=str(certificates["other_ca_crt"])), portrait)
+        # a plaintext client at a TLS server
+        _assert_tls_error_at_once(lambda: CamouflageClient(server.grpc_url, retry_for_s=30), portrait)
+
+
+def test_mutual_tls_round_trip_and_rejected_clients(repository, certificates):
+    from facecamo.align import load_rgb
+
+    portrait = load_rgb(str(PORTRAITS / "congress_B000589.jpg"))
+    tls = TlsSettings(certificates["server_crt"], certificates["server_key"], certificates["ca_crt"], mutual=True)
+    ca = str(certificates["ca_crt"])
+    with TritonServer(repository, tls=tls, supervision=Supervision(canary=None)) as server:
+        with CamouflageClient(server.grpc_url, ssl=True, root_certificates=ca, private_key=str(certificates["client_key"]),
+                              certificate_chain=str(certificates["client_crt"]), timeout_s=120) as sdk:
+            sdk.wait_until_ready(timeout_s=60)
+            assert sdk.camouflage(portrait).all_camouflaged
+        # no client certificate
+        _assert_tls_error_at_once(lambda: CamouflageClient(server.grpc_url, ssl=True, root_certificates=ca, retry_for_s=30), portrait)
+        # a client certificate from another CA
+        _assert_tls_error_at_once(lambda: CamouflageClient(server.grpc_url, ssl=True, root_certificates=ca, retry_for_s=30,
+                                                           private_key=str(certificates["rogue_key"]),
+                                                           certificate_chain=str(certificates["rogue_crt"])), portrait)
+
+
+def test_tls_settings_that_cannot_work_fail_before_the_start(repository, certificates, tmp_path):
+    (tmp_path / "not_pem.crt").write_text("hello")
+    cases = [
+        (TlsSettings(tmp_path / "absent.crt", certificates["server_key"]), "cannot read"),
+        (TlsSettings(tmp_path / "not_pem.crt", certificates["server_key"]), "not a PEM file"),
+        (TlsSettings(certificates["server_crt"], certificates["server_key"], None, mutual=True), "--grpc-root-cert"),
+    ]
+    for settings, message in cases:
+        server = TritonServer(repository, tls=settings)
+        with pytest.raises(triton_server.ServerStartError, match=message):
+            server.start()
+        assert server.process is None and server._workdir is None
