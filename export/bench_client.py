@@ -1,8 +1,9 @@
 """Client benchmark: figures to ``OUT/bench_client.json`` and ``.md``.
 
-    python -m export.bench_client [--repository model_repository] [--video assets/video/video_01.mp4] [--out bench]
+    python -m export.bench_client [--repository model_repository] [--videos CLIP ...] [--out bench]
 
-- end-to-end frames/s of the command line on the sample video, embedded engine vs Triton server, in one run;
+- end-to-end frames/s of the command line on the sample clips (the committed one and ../shared's), embedded engine
+  vs Triton server, in one run;
 - the client's per-frame overhead over gRPC: request encoding, response decoding and transport, as a share of
   the request's total (transport = client-side latency minus the ensemble's time as Triton's statistics report it).
 """
@@ -81,35 +82,50 @@ def client_overhead(url: str, frames: list[np.ndarray]) -> dict:
     }
 
 
+def default_videos() -> list[Path]:
+    """The committed clip, and the sample clips of ../shared when present (a phone clip with a rotation flag and a
+    surveillance-like clip of small faces)."""
+    shared = ROOT.parent / "shared" / "samples" / "video"
+    return [ROOT / "assets" / "video" / "video_01.mp4"] + [
+        shared / name for name in ("new_face_video-90.mp4", "person_video_02.mp4") if (shared / name).is_file()]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repository", type=Path, default=ROOT / "model_repository")
-    parser.add_argument("--video", type=Path, default=ROOT / "assets" / "video" / "video_01.mp4")
+    parser.add_argument("--videos", type=Path, nargs="+", default=None, help="clips (default: the committed one and ../shared's)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench")
     args = parser.parse_args(argv)
     from export.triton_server import Supervision, TritonServer
     from facecamo_client.video import VideoReader
 
-    work = args.out / "client_runs"
+    videos = args.videos or default_videos()
+    work = ROOT / "out" / "bench_client"  # the output videos: looked at, not committed
     work.mkdir(parents=True, exist_ok=True)
-    report: dict = {"video": repo_relative(args.video)}
-    print("command line, embedded engine ...", file=sys.stderr)
-    report["cli_embedded"] = run_cli(args.video, work / "embedded.mp4", ["--repository", repo_relative(args.repository)])
+    report: dict = {"videos": [repo_relative(v) for v in videos], "clips": []}
+    for video in videos:
+        print(f"{video.name}: command line, embedded engine ...", file=sys.stderr)
+        report["clips"].append({"video": repo_relative(video),
+                                "cli_embedded": run_cli(video, work / f"{video.stem}.embedded.mp4", ["--repository", repo_relative(args.repository)])})
     with TritonServer(args.repository, supervision=Supervision(canary=None)) as server:  # no canary frames in the figures
-        print("command line, Triton server ...", file=sys.stderr)
-        report["cli_server"] = run_cli(args.video, work / "server.mp4", ["--server", server.grpc_url])
-        frames = list(VideoReader(str(args.video)))
+        for clip, video in zip(report["clips"], videos):
+            print(f"{video.name}: command line, Triton server ...", file=sys.stderr)
+            clip["cli_server"] = run_cli(video, work / f"{video.stem}.server.mp4", ["--server", server.grpc_url])
+        frames = list(VideoReader(str(videos[0])))
         print("client overhead ...", file=sys.stderr)
         report["client_overhead"] = client_overhead(server.grpc_url, frames)
     (args.out / "bench_client.json").write_text(json.dumps(report, indent=2))
     o = report["client_overhead"]["ms_per_frame"]
-    lines = [f"Video `{report['video']}` ({report['cli_embedded']['frames']} frames).", "",
-             "| path | frames/s (processing) | wall s incl. start |", "|---|---|---|",
-             f"| embedded (ONNX Runtime in-process) | {report['cli_embedded']['frames_per_second']} | {report['cli_embedded']['wall_seconds_including_start']} |",
-             f"| Triton server over gRPC | {report['cli_server']['frames_per_second']} | {report['cli_server']['wall_seconds_including_start']} |",
-             "", "Per-frame client overhead over gRPC (sequential requests):", "",
-             "| total ms | server ensemble ms | encode ms | decode ms | gRPC transport ms | client overhead share |", "|---|---|---|---|---|---|",
-             f"| {o['total']} | {o['server_ensemble']} | {o['encode']} | {o['decode']} | {o['transport_grpc']} | {report['client_overhead']['client_overhead_share']:.1%} |"]
+    lines = ["The command line (`make camouflage`, default settings) on each clip, embedded engine and Triton server.", "",
+             "| clip | frames | embedded frames/s | server frames/s | embedded wall s incl. start | server wall s incl. start |",
+             "|---|---|---|---|---|---|"]
+    for clip in report["clips"]:
+        e, t = clip["cli_embedded"], clip["cli_server"]
+        lines.append(f"| `{clip['video']}` | {e['frames']} | {e['frames_per_second']} | {t['frames_per_second']} | "
+                     f"{e['wall_seconds_including_start']} | {t['wall_seconds_including_start']} |")
+    lines += ["", f"Per-frame client overhead over gRPC (sequential requests, `{report['videos'][0]}`):", "",
+              "| total ms | server model ms | encode ms | decode ms | gRPC transport ms | client overhead share |", "|---|---|---|---|---|---|",
+              f"| {o['total']} | {o['server_ensemble']} | {o['encode']} | {o['decode']} | {o['transport_grpc']} | {report['client_overhead']['client_overhead_share']:.1%} |"]
     (args.out / "bench_client.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
