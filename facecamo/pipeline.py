@@ -40,6 +40,10 @@ TRACK_MATCH_CENTRE_SHIFT = 1.0
 a few frames old (frames in flight) and cameras pan."""
 MAX_MESSAGE_ITEMS = 8
 """Error messages quote at most this many offending values: a message must never echo a whole array."""
+MAX_BOX_COVER = 4.0
+"""FACE_BOXES (and, apart, TRACK_BOXES) may cover at most this many times the frame's area together. Paste-back costs
+time and memory in proportion to a face's area (64 full-frame boxes on a 3840x2160 frame held one model instance for
+26 to 57 s and grew it by 0.9 GB); real faces barely overlap, and this leaves room for a few duplicate boxes per face."""
 
 
 class RequestError(ValueError):
@@ -152,15 +156,10 @@ def check_output(name: str, value: Any, shape: Sequence[int | None]) -> np.ndarr
 # -- request validation ----------------------------------------------------------------------------------------------
 def validate_frame(frame: Any, max_width: int = MAX_FRAME_WIDTH, max_height: int = MAX_FRAME_HEIGHT) -> np.ndarray:
     """Check a frame: uint8 (H, W, 3) RGB, non-empty, within the size limit (either orientation)."""
-    if not isinstance(frame, np.ndarray):
-        raise RequestError(f"FRAME must be a numpy array, got {type(frame).__name__}")
-    if frame.dtype != np.uint8:
-        raise RequestError(f"FRAME must be uint8 RGB, got {frame.dtype}")
-    if frame.ndim != 3 or frame.shape[2] != 3:
-        raise RequestError(f"FRAME must have shape [height, width, 3] (RGB), got {list(frame.shape)}")
+    problem = spec.frame_problem(frame)
+    if problem:
+        raise RequestError(problem)
     height, width = frame.shape[:2]
-    if height == 0 or width == 0:
-        raise RequestError(f"FRAME is empty ({width}x{height}); send a decoded image")
     long_side, short_side = max(height, width), min(height, width)
     if long_side > max(max_width, max_height) or short_side > min(max_width, max_height):
         raise RequestError(f"FRAME is {width}x{height}, larger than the {max_width}x{max_height} limit; downscale it first")
@@ -188,7 +187,18 @@ def validate_boxes(boxes: Any, frame_shape: tuple[int, ...], max_faces: int = MA
             raise RequestError(f"{name}[{index}] = {[left, top, right, bottom]} must have right > left and bottom > top")
         if inside and (left < 0 or top < 0 or right > width or bottom > height):
             raise RequestError(f"{name}[{index}] = {[left, top, right, bottom]} lies outside the {width}x{height} frame")
+    _check_cover(boxes, frame_shape, name)
     return boxes
+
+
+def _check_cover(boxes: np.ndarray, frame_shape: tuple[int, ...], name: str) -> None:
+    """RequestError when float (N, 4) ``boxes``, clipped to the frame, cover more than MAX_BOX_COVER frames."""
+    height, width = frame_shape[:2]
+    clipped = np.clip(boxes, 0, [width, height, width, height])
+    cover = float(np.sum(np.clip(clipped[:, 2] - clipped[:, 0], 0, None) * np.clip(clipped[:, 3] - clipped[:, 1], 0, None)))
+    if cover > MAX_BOX_COVER * width * height:
+        raise RequestError(f"{name} cover {cover / (width * height):.1f} times the {width}x{height} frame's area together; "
+                           f"at most {MAX_BOX_COVER:g}: boxes that overlap this much are not separate faces (one box per face)")
 
 
 def _indices(values: Any, bank_size: int, name: str) -> np.ndarray:
@@ -201,8 +211,13 @@ def _indices(values: Any, bank_size: int, name: str) -> np.ndarray:
     return values.astype(np.int64)
 
 
-def validate_tracks(track_boxes: Any, track_appearance: Any, bank_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """The caller's tracks: (float64 (T, 4) boxes, int64 (T,) bank entries); empty arrays when there are none."""
+def validate_tracks(track_boxes: Any, track_appearance: Any, bank_size: int, frame_shape: tuple[int, ...] | None = None,
+                    max_tracks: int = MAX_FACES_PER_FRAME * 8) -> tuple[np.ndarray, np.ndarray]:
+    """The caller's tracks: (float64 (T, 4) boxes, int64 (T,) bank entries); empty arrays when there are none.
+
+    A track box may reach outside the frame (a person leaving it), but must not be inverted; at most ``max_tracks``
+    tracks, and (given ``frame_shape``) their boxes clipped to the frame cover at most MAX_BOX_COVER frames: every
+    track the detector misses becomes a face to cover."""
     if track_boxes is None and track_appearance is None:
         return np.zeros((0, 4)), np.zeros(0, np.int64)
     if track_boxes is None or track_appearance is None:
@@ -216,8 +231,16 @@ def validate_tracks(track_boxes: Any, track_appearance: Any, bank_size: int) -> 
     rows = _indices(track_appearance, bank_size, "TRACK_APPEARANCE")
     if len(hints) != len(rows):
         raise RequestError(f"TRACK_BOXES has {len(hints)} rows but TRACK_APPEARANCE {len(rows)}; give one entry per track")
+    if len(hints) > max_tracks:
+        raise RequestError(f"TRACK_BOXES has {len(hints)} tracks; at most {max_tracks} per frame")
     if len(hints) and not np.all(np.isfinite(hints)):
         raise RequestError("TRACK_BOXES contains NaN or infinite values")
+    inverted = np.flatnonzero((hints[:, 2] <= hints[:, 0]) | (hints[:, 3] <= hints[:, 1]))
+    if len(inverted):
+        raise RequestError(f"TRACK_BOXES[{inverted[0]}] = {hints[inverted[0]].tolist()} must have right > left and bottom > top"
+                           f"{f' ({len(inverted)} such rows)' if len(inverted) > 1 else ''}")
+    if frame_shape is not None and len(hints):
+        _check_cover(hints, frame_shape, "TRACK_BOXES")
     return hints, rows
 
 
@@ -381,7 +404,7 @@ class FramePipeline:
         settings = self.settings
         frame = validate_frame(frame, settings.max_width, settings.max_height)
         given = validate_boxes(boxes, frame.shape, settings.max_faces)
-        hints, hint_rows = validate_tracks(track_boxes, track_appearance, self.bank_size)
+        hints, hint_rows = validate_tracks(track_boxes, track_appearance, self.bank_size, frame.shape, settings.max_faces)
         index = None if appearance is None or np.asarray(appearance).size == 0 else _indices(appearance, self.bank_size, "APPEARANCE_INDEX")
         started = time.perf_counter()
         prepared = PreparedFrame(frame, [])

@@ -122,3 +122,17 @@ def from_model_output(faces: np.ndarray) -> np.ndarray:
     """float32 (N, 3, 112, 112) in [-1, 1] -> uint8 (N, 112, 112, 3) RGB (non-finite values become 0)."""
     faces = np.nan_to_num(faces, nan=-1.0, posinf=1.0, neginf=-1.0)
     return np.clip(np.rint((faces.transpose(0, 2, 3, 1) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def frame_problem(frame: object) -> str | None:
+    """What is wrong with a frame as a request's FRAME (not a numpy uint8 [H, W, 3] array, or empty), or None.
+    Shared by the server's pipeline and the SDK's own check (numpy only: the gRPC client imports it)."""
+    if not isinstance(frame, np.ndarray):
+        return f"FRAME must be a numpy uint8 array [height, width, 3] (RGB), got {type(frame).__name__}"
+    if frame.dtype != np.uint8:
+        return f"FRAME must be uint8 RGB (no conversion: 0..1 floats would come out black), got {frame.dtype}"
+    if frame.ndim != 3 or frame.shape[2] != 3:
+        return f"FRAME must have shape [height, width, 3] (RGB), got {list(frame.shape)}"
+    if frame.shape[0] == 0 or frame.shape[1] == 0:
+        return f"FRAME is empty ({frame.shape[1]}x{frame.shape[0]}); send a decoded image"
+    return None

@@ -153,12 +153,9 @@ def frame_array(frame: Any) -> np.ndarray:
         InvalidInputError: not a numpy array, not uint8 (no conversion: 0..1 floats would silently come out black),
             not [H, W, 3], or empty. Size limits are checked by the engine.
     """
-    if not isinstance(frame, np.ndarray):
-        raise _reject(f"frame must be a numpy uint8 array [H, W, 3] (RGB), got {type(frame).__name__}")
-    if frame.dtype != np.uint8:
-        raise _reject(f"frame must be uint8 RGB, got {frame.dtype}")
-    if frame.ndim != 3 or frame.shape[2] != 3:
-        raise _reject(f"frame must have shape [height, width, 3] (RGB), got {list(frame.shape)}")
-    if frame.size == 0:
-        raise _reject(f"frame is empty ({frame.shape[1]}x{frame.shape[0]}); send a decoded image")
+    from facecamo.spec import frame_problem
+
+    problem = frame_problem(frame)
+    if problem:
+        raise _reject(problem)
     return np.ascontiguousarray(frame)
