@@ -125,13 +125,14 @@ def run_export(ckpt: Path | None, out: Path, flavour: str, references: Path, set
 
     session = onnxruntime.InferenceSession(str(onnx_paths[spec.APPEARANCE_ENCODER]), providers=["CPUExecutionProvider"])
     bank = session.run(None, {spec.FACE: spec.to_model_input(reference_crops)})[0]
-    plans, skipped = build_tensorrt(onnx_paths, work, spec.MAX_FACES_PER_FRAME)
+    plans, skipped = build_tensorrt(onnx_paths, work, settings.max_batch)
     print(f"  TensorRT: {'built ' + ', '.join(plans) if plans else 'skipped: ' + skipped}", file=sys.stderr)
     if flavour == "tensorrt" and not plans:
         print("  the tensorrt flavour's configs are written without engines; build them where they will run "
               "(python -m export --flavour tensorrt on the serving GPU)", file=sys.stderr)
     print(f"[5/5] writing the {flavour} repository to {out}", file=sys.stderr)
-    write_repository(out, flavour, onnx_paths, bank, sizes, settings, plans)
+    # The networks' batch limit is the pipeline's: it sends at most max_batch faces per call.
+    write_repository(out, flavour, onnx_paths, bank, sizes, settings, plans, max_batch=settings.max_batch)
     manifest = {
         "checkpoint": str(ckpt or RELEASE_WEIGHTS), "step": info.get("step"), "preset": config.preset, "flavour": flavour,
         "opset": spec.OPSET, "sizes": sizes, "bank": names, "settings": settings.as_strings(),

@@ -175,7 +175,7 @@ class CenterFaceDetector:
             to the frame, with ``landmarks5`` set, after non-maximum suppression, best score first.
 
         Raises:
-            ValueError: when an output is missing or shaped unlike the others or the batch.
+            ValueError: when an output is missing, not finite, or shaped unlike the others or the batch.
         """
         arrays = {}
         for name, channels in OUTPUT_CHANNELS.items():
@@ -184,6 +184,8 @@ class CenterFaceDetector:
             array = np.asarray(outputs[name], dtype=np.float32)
             if array.ndim != 4 or array.shape[0] != len(metas) or array.shape[1] != channels:
                 raise ValueError(f"detector output {name} has shape {array.shape}; expected [{len(metas)}, {channels}, H/4, W/4]")
+            if not np.all(np.isfinite(array)):  # NaN would read as "no face here": fail closed instead
+                raise ValueError(f"detector output {name} is not finite")
             arrays[name] = array
         grids = {array.shape[2:] for array in arrays.values()}
         if len(grids) != 1:

@@ -64,8 +64,9 @@ def paste_face(frame: np.ndarray, face: np.ndarray, affine: np.ndarray, mask: np
     return out
 
 
-def paste_face_inplace(frame: np.ndarray, face: np.ndarray, affine: np.ndarray, mask: np.ndarray | None = None) -> None:
-    """As :func:`paste_face`, writing into ``frame`` (uint8 (H, W, 3), C-contiguous) to paste many faces cheaply."""
+def paste_face_inplace(frame: np.ndarray, face: np.ndarray, affine: np.ndarray, mask: np.ndarray | None = None) -> int:
+    """As :func:`paste_face`, writing into ``frame`` (uint8 (H, W, 3), C-contiguous) to paste many faces cheaply.
+    Returns the number of pixels written (0 when the face's region lies outside the frame)."""
     face = as_rgb_uint8(face)
     size = face.shape[0]
     if face.shape[:2] != (size, size):
@@ -73,7 +74,7 @@ def paste_face_inplace(frame: np.ndarray, face: np.ndarray, affine: np.ndarray, 
     mask = face_mask(size) if mask is None else mask
     region = _face_region(affine, size, frame.shape[:2])
     if region is None:
-        return
+        return 0
     inverse, (x0, y0, x1, y1) = region
     # Warp only the face's bounding box: the inverse affine shifted by the box's origin.
     shifted = inverse.copy()
@@ -86,6 +87,7 @@ def paste_face_inplace(frame: np.ndarray, face: np.ndarray, affine: np.ndarray, 
     blended = patch.astype(np.float32) * (1 - alpha) + warped_face.astype(np.float32) * alpha
     inside = warped_mask > 0
     patch[inside] = np.clip(np.rint(blended[inside]), 0, 255).astype(np.uint8)
+    return int(inside.sum())
 
 
 def blur_face(crop: np.ndarray, sigma: float) -> np.ndarray:
@@ -111,6 +113,10 @@ def conceal_face(frame: np.ndarray, crop: np.ndarray, affine: np.ndarray) -> Non
     paste_face_inplace(frame, blur_face(crop, FALLBACK_BLUR_SIGMA), affine)
 
 
+CONCEAL_BOX_MAX_SIGMA = 16.0
+"""conceal_box blurs at full resolution up to this sigma (boxes up to about 256 px wide), on a shrunk copy beyond."""
+
+
 def conceal_box(frame: np.ndarray, box: tuple[float, float, float, float], margin: float = 0.2) -> None:
     """Fail closed without landmarks: pixelate and blur the detection box (grown by ``margin`` of its size on each
     side), in place. Used when a face was detected but could not be aligned."""
@@ -122,10 +128,20 @@ def conceal_box(frame: np.ndarray, box: tuple[float, float, float, float], margi
     if x0 >= x1 or y0 >= y1:
         return
     patch = frame[y0:y1, x0:x1]
+    sigma = max(1.0, (x1 - x0) / 16)
+    if sigma > CONCEAL_BOX_MAX_SIGMA:
+        # A Gaussian blur costs O(sigma) per pixel (a full 3840x2160 box took 28 s at sigma 240): blur a copy shrunk
+        # so that sigma is CONCEAL_BOX_MAX_SIGMA there, then enlarge it. At this scale the 16-pixel cells of the
+        # pixelation are far below the blur's width, so the shrinking stands in for them.
+        scale = CONCEAL_BOX_MAX_SIGMA / sigma
+        small = cv2.resize(patch, (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))), interpolation=cv2.INTER_AREA)
+        blurred = cv2.GaussianBlur(small, (0, 0), CONCEAL_BOX_MAX_SIGMA)
+        frame[y0:y1, x0:x1] = cv2.resize(blurred, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+        return
     cells_x, cells_y = max(1, (x1 - x0) // 16), max(1, (y1 - y0) // 16)
     small = cv2.resize(patch, (cells_x, cells_y), interpolation=cv2.INTER_AREA)
     coarse = cv2.resize(small, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
-    frame[y0:y1, x0:x1] = cv2.GaussianBlur(coarse, (0, 0), max(1.0, (x1 - x0) / 16))
+    frame[y0:y1, x0:x1] = cv2.GaussianBlur(coarse, (0, 0), sigma)
 
 
 def conceal_frame(frame: np.ndarray) -> np.ndarray:

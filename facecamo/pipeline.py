@@ -31,10 +31,12 @@ from facecamo.paste import conceal_box, conceal_face, conceal_frame, paste_face_
 from facecamo.spec import (
     MAX_FACES_PER_FRAME, STATUS_CAMOUFLAGED, STATUS_CONCEALED, STATUS_FALLBACK, from_model_output, to_model_input,
 )
-from facecamo.tracking import match_boxes
+from facecamo.tracking import box_iou, match_boxes
 
 MAX_FRAME_WIDTH = 3840
 MAX_FRAME_HEIGHT = 2160
+TRACK_BOX_IOU = 0.9
+"""A caller's box that overlaps a track's box this much is that track's box (see :meth:`FramePipeline.prepare`)."""
 TRACK_MATCH_CENTRE_SHIFT = 1.0
 """A face matches a caller's track when their centres are within this many box widths (or they overlap): hints may be
 a few frames old (frames in flight) and cameras pan."""
@@ -410,6 +412,13 @@ class FramePipeline:
         prepared = PreparedFrame(frame, [])
         if given is not None and len(given):
             faces = [Face(tuple(map(float, b)), SOURCE_GIVEN) for b in given]
+            if len(hints):
+                # A given box that is a track's own box (the SDK skipping detection on this frame) is that track's
+                # prediction of a detector box: it gets the detector's landmark mapping and the track's look.
+                overlap = box_iou(given, hints)
+                for number, (face, best) in enumerate(zip(faces, overlap.argmax(axis=1))):
+                    if overlap[number, best] >= TRACK_BOX_IOU:
+                        face.source, face.row = SOURCE_TRACK, int(hint_rows[best])
         else:
             try:
                 faces = [Face(d.box, SOURCE_DETECTED) for d in self.detector(frame)]
@@ -430,12 +439,18 @@ class FramePipeline:
             if right - left >= 2 and bottom - top >= 2:
                 faces.append(Face((left, top, right, bottom), SOURCE_TRACK, row=int(hint_rows[track])))
                 matches.append(track)
-        boxes_array = np.array([f.box for f in faces], np.float64).reshape(-1, 4)
-        if len(faces) and index is not None and len(index) not in (1, len(faces)):
-            raise RequestError(f"APPEARANCE_INDEX has {len(index)} entries for {len(faces)} faces; give 1 (for all) or one per face")
-        rows = assign_appearance(boxes_array, self.bank_size, index, hints, hint_rows, matches=matches)
-        for face, row in zip(faces, rows):
-            face.row = int(row)
+        # The caller's faces (detected or given) get their bank entries by the spec's rule; a face covered for a track
+        # keeps the track's entry (or the one explicit entry for all faces).
+        own = [number for number, f in enumerate(faces) if f.source != SOURCE_TRACK]
+        if own and index is not None and len(index) not in (1, len(own)):
+            raise RequestError(f"APPEARANCE_INDEX has {len(index)} entries for {len(own)} faces; give 1 (for all) or one per face")
+        own_boxes = np.array([faces[n].box for n in own], np.float64).reshape(-1, 4)
+        rows = assign_appearance(own_boxes, self.bank_size, index, hints, hint_rows, matches=[matches[n] for n in own])
+        for number, row in zip(own, rows):
+            faces[number].row = int(row)
+        if index is not None and len(index) == 1:
+            for face in faces:
+                face.row = int(index[0])
         for number, face in enumerate(faces):
             if number >= settings.max_faces:
                 face.concealed_why = f"over the limit of {settings.max_faces} faces per frame"  # counted as over_limit
@@ -511,9 +526,12 @@ class FramePipeline:
         for number, face in enumerate(prepared.faces):
             try:
                 if face.generated is not None and face.concealed_why is None:
-                    paste_face_inplace(out, face.generated, face.affine)
-                    status[number] = STATUS_CAMOUFLAGED
-                    continue
+                    left, top, right, bottom = face.box
+                    written = paste_face_inplace(out, face.generated, face.affine)
+                    if written >= 0.25 * (right - left) * (bottom - top):  # the new face covers the detected one
+                        status[number] = STATUS_CAMOUFLAGED
+                        continue
+                    face.concealed_why = "the generated face would not cover the detected one"
                 if face.small or face.source == SOURCE_TRACK and face.affine is None:
                     status[number] = STATUS_CONCEALED
                 if face.affine is not None:
@@ -560,7 +578,7 @@ class FramePipeline:
         try:
             timings = self.generate(prepared)
         except Exception as error:  # noqa: BLE001 - a bug past the per-chunk guard: every face is concealed
-            for frame in prepared:
+            for frame in (f for f in prepared if f.faces):  # a frame without faces still passes unchanged
                 frame.failed = frame.failed or f"generation failed: {type(error).__name__}: {error}"
                 for face in frame.faces:
                     face.concealed_why = face.concealed_why or "generation failed"

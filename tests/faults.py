@@ -67,3 +67,34 @@ def repository_with_generator(source: Path, target: Path, build) -> Path:
     else:
         build(model)
     return target
+
+
+def nan_for_real_images_detector(path: Path) -> Path:
+    """A face detector with the spec's names and shapes whose outputs are finite for an all-black image (the
+    load-time check) and NaN for any real one: log(1 - 1000 x) of the 4x4-pooled image."""
+    image = helper.make_tensor_value_info(spec.DETECTOR_IMAGE, TensorProto.FLOAT, ["batch", 3, "height", "width"])
+    outputs = [helper.make_tensor_value_info(t.name, TensorProto.FLOAT, None) for t in spec.DETECTOR_SPEC.outputs]
+    nodes = [helper.make_node("AveragePool", [spec.DETECTOR_IMAGE], ["pooled"], kernel_shape=[4, 4], strides=[4, 4]),
+             helper.make_node("Mul", ["pooled", "thousand"], ["scaled"]),
+             helper.make_node("Sub", ["one", "scaled"], ["shrunk"]),
+             helper.make_node("Log", ["shrunk"], ["broken"]),
+             helper.make_node("Slice", ["broken", "zero", "one_i", "axis"], [spec.DETECTOR_HEATMAP]),
+             helper.make_node("Slice", ["broken", "zero", "two_i", "axis"], [spec.DETECTOR_SCALE]),
+             helper.make_node("Slice", ["broken", "zero", "two_i", "axis"], [spec.DETECTOR_OFFSET]),
+             helper.make_node("Concat", ["broken", "broken", "broken", "broken"], ["twelve"], axis=1),
+             helper.make_node("Slice", ["twelve", "zero", "ten_i", "axis"], [spec.DETECTOR_LANDMARKS])]
+    init = {"thousand": np.array(1000, np.float32), "one": np.array(1, np.float32), "zero": np.array([0], np.int64),
+            "one_i": np.array([1], np.int64), "two_i": np.array([2], np.int64), "ten_i": np.array([10], np.int64),
+            "axis": np.array([1], np.int64)}
+    graph = helper.make_graph(nodes, "broken_detector", [image], outputs, [numpy_helper.from_array(v, k) for k, v in init.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", spec.OPSET)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def repository_with_detector(source: Path, target: Path, build) -> Path:
+    """A copy of an exported repository whose face detector is replaced by ``build(path)``."""
+    shutil.copytree(source, target)
+    build(target / spec.FACE_DETECTOR / "1" / "model.onnx")
+    return target

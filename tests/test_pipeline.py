@@ -99,16 +99,11 @@ def test_degenerate_landmarks_conceal_the_face(repository, portrait):
     assert identical_inside(portrait, result.frame, result.boxes[0]) < 0.01
 
 
-def test_a_failing_detector_conceals_the_whole_frame(repository, tmp_path, portrait):
-    pipeline = open_pipeline(repository)
-
-    def broken(images):
-        raise RuntimeError("detector crashed")
-
-    pipeline.networks.detect = broken
-    pipeline.detector = type(pipeline.detector)(pipeline.settings, pipeline.networks)
+def test_a_detector_returning_nan_conceals_the_whole_frame(repository, tmp_path, portrait):
+    """NaN from the detector would read as "no face here": the frame is concealed whole and marked failed."""
+    pipeline = open_pipeline(faults.repository_with_detector(repository, tmp_path / "repository", faults.nan_for_real_images_detector))
     result = pipeline.run(portrait)
-    assert result.failed and "detection failed" in result.failed
+    assert result.failed and "detection failed" in result.failed and "not finite" in result.failed
     assert (result.frame == portrait).all(axis=2).mean() < 0.05
 
 
@@ -133,6 +128,17 @@ def test_a_track_covers_a_face_the_detector_did_not_report(pipeline, portrait):
     covered = pipeline.run(blank, track_boxes=box, track_appearance=np.array([5], np.int32))
     assert covered.sources == ["track"] and len(covered.status) == 1
     assert not np.array_equal(covered.frame[60:200, 60:170], blank[60:200, 60:170]) or covered.status[0] != spec.STATUS_CAMOUFLAGED
+
+
+def test_per_face_appearance_counts_the_callers_faces_not_the_tracks_covered(pipeline):
+    frame = two_portraits()
+    found = pipeline.run(frame)
+    elsewhere = np.array([[10, 10, 60, 70]], np.float32)  # a tracked person the detector cannot see here
+    result = pipeline.run(frame, appearance=np.array([4, 6], np.int32), track_boxes=elsewhere,
+                          track_appearance=np.array([9], np.int32))
+    assert result.sources == ["detected", "detected", "track"]
+    assert result.appearance.tolist() == [4, 6, 9]
+    np.testing.assert_allclose(result.boxes[:2], found.boxes, atol=1e-3)
 
 
 def test_more_faces_than_one_network_batch_are_all_camouflaged(repository):

@@ -84,3 +84,13 @@ def test_tracker_predicts_with_constant_velocity_and_forgets_after_max_missed():
     for index in range(7, 11):
         tracker.update([], index)
     assert tracker.hints(11) is None
+
+
+def test_hints_stay_within_the_engines_limit_keeping_the_most_recent_tracks():
+    from facecamo_client.result import FaceResult
+
+    tracker = FaceTracker(max_missed=50)
+    for index in range(30):  # thirty people, one new each frame, far apart
+        tracker.update([FaceResult((100.0 * index, 0.0, 100.0 * index + 40, 40.0), "camouflaged", index)], index)
+    boxes, looks = tracker.hints(30, limit=5)
+    assert len(boxes) == 5 and sorted(looks.tolist()) == [25, 26, 27, 28, 29]

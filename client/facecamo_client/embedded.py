@@ -51,6 +51,7 @@ class EmbeddedEngine(CamouflageEngine):
         except RepositoryError as error:
             raise ModelError(str(error)) from None
         self.settings = self.pipeline.settings
+        self.max_tracks = self.settings.max_faces
         self.last_timings: dict[str, float] = {}
         # One worker runs the pipeline while the caller decodes and encodes the next frames (stream() keeps several
         # in flight): the networks and OpenCV release the GIL, so the two overlap on a multi-core machine.
@@ -95,8 +96,13 @@ class EmbeddedEngine(CamouflageEngine):
         return out
 
     def submit(self, frame: np.ndarray, appearance=None, boxes=None, tracks=None) -> "Future[CamouflageResult]":
-        """Queue one frame on the engine's worker; the future holds the result or the SDK's error."""
-        return self._worker.submit(self._run_guarded, frame, appearance, boxes, tracks)
+        """Queue one frame on the engine's worker; the future holds the result or the SDK's error. The frame is
+        copied, so a caller may reuse its buffer for the next frame at once."""
+        frame = np.array(frame, copy=True) if isinstance(frame, np.ndarray) else frame
+        try:
+            return self._worker.submit(self._run_guarded, frame, appearance, boxes, tracks)
+        except RuntimeError as error:  # submitted after close()
+            raise FacecamoError(f"the embedded engine is closed: {error}") from None
 
     def _run_guarded(self, frame, appearance, boxes, tracks) -> CamouflageResult:
         try:

@@ -21,6 +21,9 @@ class CamouflageEngine:
     per face. ``boxes``: float (N, 4) left, top, right, bottom from the caller's own detector (None: detect).
     """
 
+    max_tracks = 256
+    """Tracks sent with a frame at most (the server's per-frame limit is higher); the most recently seen are kept."""
+
     def submit(self, frame: np.ndarray, appearance=None, boxes=None, tracks=None) -> "Future[CamouflageResult]":
         raise NotImplementedError
 
@@ -48,9 +51,12 @@ class CamouflageEngine:
         if detect_every < 1:
             raise InvalidInputError(f"detect_every must be >= 1, got {detect_every}")
         tracker = tracker or (FaceTracker() if track and appearance is None else None)
+        if detect_every > 1 and tracker is None:
+            raise InvalidInputError("detect_every > 1 needs tracking (the tracks cover the frames without detection): "
+                                    "keep track=True and leave appearance unset")
         pending: collections.deque = collections.deque()
         for index, frame in enumerate(frames):
-            hints = tracker.hints(index) if tracker is not None else None
+            hints = tracker.hints(index, self.max_tracks) if tracker is not None else None
             skip_detection = tracker is not None and hints is not None and index % detect_every != 0
             boxes = _inside(hints[0], frame) if skip_detection else None
             if skip_detection and not len(boxes):
@@ -65,7 +71,8 @@ class CamouflageEngine:
         index, frame, skipped_detection, future = item
         try:
             result = future.result()
-            corrected = tracker.corrections(result.faces, index) if tracker is not None and not skipped_detection else None
+            corrected = (tracker.corrections(result.faces, index, self.max_tracks)
+                         if tracker is not None and not skipped_detection else None)
             if corrected is not None:
                 # A tracked person came back under another look (their hint was stale): this frame is run again
                 # with hints that match its own faces exactly, so nobody flickers between looks.

@@ -58,13 +58,14 @@ class FaceTracker:
         self._next_id = 0
         self._last_index = -1
 
-    def hints(self, index: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
-        """(float32 (T, 4) boxes predicted to frame ``index``, int32 (T,) appearance) of the live tracks, or None."""
+    def hints(self, index: int | None = None, limit: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+        """(float32 (T, 4) boxes predicted to frame ``index``, int32 (T,) appearance) of the live tracks, or None;
+        at most ``limit`` of them, the most recently seen first (an engine refuses more than its per-frame limit)."""
         if not self.tracks:
             return None
         index = self._last_index + 1 if index is None else index
-        return (np.array([t.predict(index) for t in self.tracks], np.float32),
-                np.array([t.appearance for t in self.tracks], np.int32))
+        tracks = sorted(self.tracks, key=lambda t: -t.seen_at)[:limit]
+        return (np.array([t.predict(index) for t in tracks], np.float32), np.array([t.appearance for t in tracks], np.int32))
 
     def update(self, faces: list, index: int | None = None) -> None:
         """Match frame ``index``'s :class:`FaceResult` list to the tracks (setting ``face.track_id``), start new
@@ -101,7 +102,7 @@ class FaceTracker:
                 face.track_id = candidates[found].track_id
         self.tracks = [t for t in self.tracks if t.track_id in seen or index - t.seen_at <= self.max_missed]
 
-    def corrections(self, faces: list, index: int) -> tuple[np.ndarray, np.ndarray] | None:
+    def corrections(self, faces: list, index: int, limit: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
         """Hints that give every person in frame ``index`` their own look, when the frame came back with a tracked
         person under another one (their hint was stale: frames in flight, a sudden pan); None when every look is
         right. The hints are the returned boxes themselves, so re-running the frame matches them exactly. Does not
@@ -115,12 +116,8 @@ class FaceTracker:
         looks = [self.tracks[m].appearance if m >= 0 else int(f.appearance) for f, m in zip(observed, matches)]
         if all(int(f.appearance) == look for f, look in zip(observed, looks)):
             return None
-        unmatched = [t for number, t in enumerate(self.tracks) if number not in set(matches)]
+        unmatched = sorted((t for number, t in enumerate(self.tracks) if number not in set(matches)), key=lambda t: -t.seen_at)
+        unmatched = unmatched[: max(0, limit - len(observed))] if limit is not None else unmatched
         hint_boxes = np.concatenate([boxes, np.array([t.predict(index) for t in unmatched]).reshape(-1, 4)])
         hint_looks = looks + [t.appearance for t in unmatched]
         return hint_boxes.astype(np.float32), np.array(hint_looks, np.int32)
-
-    def coast(self, index: int) -> None:
-        """A frame without detection (``detect_every``): the tracks were covered at their predictions; age them."""
-        self._last_index = max(self._last_index, index)
-        self.tracks = [t for t in self.tracks if index - t.seen_at <= self.max_missed]
