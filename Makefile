@@ -11,7 +11,7 @@ RESUME ?=
 INIT ?=
 NPROC ?= 1
 
-.PHONY: help env test prepare train eval export serve camouflage bench bench-serving bench-client bench-leak demo clean
+.PHONY: help env test prepare train eval export serve camouflage bench bench-serving bench-client bench-leak bench-soak bench-hol demo clean
 
 help:
 	@echo "make demo                                   camouflage the committed samples in-process (out/demo/)"
@@ -27,6 +27,8 @@ help:
 	@echo "                                             supervised tritonserver with model_repository/ (HTTP, metrics: 127.0.0.1)"
 	@echo "make bench / bench-serving / bench-client [OUT=bench]   speed figures to files"
 	@echo "make bench-leak [OUT=bench] [ARGS='<CLI flags>']       faces the command line leaves unchanged on the sample clips"
+	@echo "make bench-soak [OUT=bench] [STREAMS=4] [DURATION=120]  SDK streams over the sample clips: frames/s, errors, latency, memory"
+	@echo "make bench-hol [OUT=bench] [LABEL=current]            one heavy request vs small ones meanwhile: latency, memory"
 
 # The environment is rebuilt whenever a requirements file changes.
 $(READY): pyproject.toml requirements/shared.txt requirements/train.txt requirements/serve.txt requirements/dev.txt requirements/nodeps.txt
@@ -104,6 +106,12 @@ bench-client: $(READY) model_repository/facecamo/config.pbtxt
 
 bench-leak: $(READY) model_repository/facecamo/config.pbtxt
 	$(BIN)/python -m tools.bench_leak --out "$(or $(OUT),bench)" $(if $(ARGS),--cli-args "$(ARGS)")
+
+bench-soak: $(READY) model_repository/facecamo/config.pbtxt
+	$(BIN)/python -m export.bench_soak --out "$(or $(OUT),bench)" $(if $(STREAMS),--streams $(STREAMS)) $(if $(DURATION),--seconds $(DURATION))
+
+bench-hol: $(READY) model_repository/facecamo/config.pbtxt
+	$(BIN)/python -m export.bench_head_of_line --out "$(or $(OUT),bench)" $(if $(LABEL),--label "$(LABEL)")
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -76,7 +76,10 @@ def network_config(name: str, flavour: str, sizes: dict[str, int], max_batch: in
     text += _io("input", [_tensor(t.name, t.dtype, t.resolved(sizes)) for t in network.inputs])
     text += _io("output", [_tensor(t.name, t.dtype, t.resolved(sizes)) for t in network.outputs])
     text += f"dynamic_batching {{\n  max_queue_delay_microseconds: {queue_delay_us}\n}}\n"
-    text += _instance("KIND_CPU" if flavour == "python" else "KIND_GPU" if flavour == "tensorrt" else "KIND_AUTO")
+    # The detector's work grows with the frame (a 3840x2160 frame holds it for 1-2 s on 2 CPU cores): a second instance
+    # keeps the other streams' frames from waiting behind one large frame (bench/bench_head_of_line.md).
+    text += _instance("KIND_CPU" if flavour == "python" else "KIND_GPU" if flavour == "tensorrt" else "KIND_AUTO",
+                      2 if name == spec.FACE_DETECTOR else 1)
     if flavour == "python":
         text += _parameters({"intra_op_threads": "0"})
     return text
