@@ -26,6 +26,9 @@ def _session(path: Path, threads: int) -> Any:
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.log_severity_level = 3  # the check below reports problems in the pipeline's words
+    # Several sessions take turns on few cores (detector, encoder, generator): a session's threads spinning after
+    # its run would steal the cores from the next one.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as error:  # noqa: BLE001 - onnxruntime raises its own types for a corrupt or invalid file
