@@ -413,9 +413,14 @@ class Supervisor(threading.Thread):
             self._canary_thread.start()
         while not self._stop_event.wait(self.settings.poll_interval_s):
             process = self.server.process
-            if process is None or process.poll() is not None:
+            if process is None:
                 self.healthy.clear()
                 return
+            if process.poll() is not None:
+                # tritonserver itself died (its python backend aborts, e.g. on a mutex a killed process held):
+                # start it again on the same ports, readiness false meanwhile.
+                self._restart_server(f"tritonserver exited with code {process.returncode}")
+                continue
             dead = self._dead_stubs()
             if dead:
                 self._dead_regions.update(stub.shm_region for stub in dead if stub.shm_region)
@@ -457,6 +462,9 @@ class Supervisor(threading.Thread):
         self.healthy.clear()
         started = time.monotonic()
         self._record("broken", models, why)
+        # A process that died before this restart (a canary failure may start it before the process watch looks)
+        # leaves its shared memory behind: remember it before its pid is retired below.
+        self._dead_regions.update(stub.shm_region for stub in self._dead_stubs() if stub.shm_region)
         delay = 1.0
         while not self._stop_event.is_set():
             touched = models | set(self.settings.public_models)
@@ -478,6 +486,26 @@ class Supervisor(threading.Thread):
             self._forget_dead_regions()
             self.healthy.set()
             self._record("restored", models, f"after {time.monotonic() - started:.1f} s")
+            return
+
+    def _restart_server(self, why: str) -> None:
+        self.healthy.clear()
+        started = time.monotonic()
+        self._record("broken", ["tritonserver"], why)
+        delay = 1.0
+        while not self._stop_event.is_set():
+            try:
+                self.server._relaunch()
+            except (ServerStartError, TimeoutError, OSError) as error:
+                self._record("retry", ["tritonserver"], f"{error}; next try in {delay:.0f} s")
+                if self._stop_event.wait(delay):
+                    return
+                delay = min(delay * 2, self.settings.max_backoff_s)
+                continue
+            self._known, self._retired = self._live_stubs(), set()
+            self._dead_regions.clear()
+            self.healthy.set()
+            self._record("restored", ["tritonserver"], f"after {time.monotonic() - started:.1f} s")
             return
 
     def _restart_once(self, models: set[str]) -> None:
@@ -582,6 +610,8 @@ class TritonServer:
     def _backend_dir(self, root: Path) -> Path:
         backends = self._workdir / "backends"
         python = backends / "python"
+        if (python / "triton_python_backend_stub").exists():  # a relaunch after a crash reuses the first start's copy
+            return backends
         shutil.copytree(root / "tritonserver" / "backends" / "python", python, ignore=shutil.ignore_patterns("__pycache__"))
         version = f"{sys.version_info.major}.{sys.version_info.minor}"
         stub = root / "tritonserver" / "python_backend_stubs" / version / "triton_python_backend_stub"
@@ -667,6 +697,30 @@ class TritonServer:
         LOG.info("tritonserver %d serving %s: gRPC %s, HTTP %s:%d, metrics %s:%d", self.process.pid, self.repository,
                  self.grpc_url, LOOPBACK, self.http_port, LOOPBACK, self.metrics_port)
         return self
+
+    def _relaunch(self, timeout: float = 180.0) -> None:
+        """Start tritonserver again after it died, on the same ports and work folder: what is left of the old process
+        group is killed and its shared-memory segments removed first. Raises as :meth:`start` does."""
+        old = self.process
+        if old is not None:
+            try:
+                os.killpg(old.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            old.wait()
+            _wait_until_gone(old.pid)
+        if self.shm_prefix:
+            for segment in SHM_ROOT.glob(f"{self.shm_prefix}*"):
+                try:
+                    segment.unlink()
+                except OSError:
+                    pass
+        command, env = self.command_and_env()
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self._workdir,
+                                            start_new_session=True)
+        self._wait_until_started(timeout)
+        self._initial_canary()
 
     def _wait_until_started(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -456,7 +456,11 @@ def test_a_declared_shape_that_overflows_kills_one_process_and_the_server_heals(
                     raise
         healed = time.perf_counter() - started
         events = [(event.kind, event.models) for event in server.events]
-    if outcome != INVALID:  # the defect is still there: the supervisor must be what brought the server back
-        assert ("broken", [spec.ENSEMBLE]) in events and ("restored", [spec.ENSEMBLE]) in events, events
+    if outcome != INVALID and any(kind == "broken" for kind, _ in events):
+        # The defect killed a process (a model's, or tritonserver itself when the python backend aborts on it): the
+        # supervisor must have restored what broke. (Where the dead instance's sibling kept serving and the death
+        # went unnoticed before the server camouflaged again, the healing above is the check.)
+        broken = [models for kind, models in events if kind == "broken"]
+        assert all(("restored", models) in events for models in broken), events
     print(f"\noverflowing declared shape: answered {outcome} ({message[:100]!r}); camouflaging again after {healed:.1f} s; "
           f"supervisor: {events}")
