@@ -116,3 +116,26 @@ def client(server):
         yield connection
 
 
+@pytest.fixture(scope="session")
+def portrait_rgb() -> np.ndarray:
+    """The committed portrait most tests camouflage (uint8 RGB)."""
+    from facecamo.align import load_rgb
+
+    return load_rgb(str(PORTRAITS / "congress_B000589.jpg"))
+
+
+@pytest.fixture(scope="module")
+def sdk(server):
+    """The SDK's gRPC client against the session's server."""
+    from facecamo_client import CamouflageClient
+
+    with CamouflageClient(server.grpc_url, timeout_s=120) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def embedded(repository):
+    """The SDK's embedded engine on the session's exported repository."""
+    from facecamo_client import EmbeddedEngine
+
+    return EmbeddedEngine(repository)

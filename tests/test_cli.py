@@ -87,11 +87,6 @@ def first_frames() -> list[np.ndarray]:
     return upright_frames(VIDEO, 24)
 
 
-@pytest.fixture(scope="module")
-def portrait_rgb():
-    from facecamo.align import load_rgb
-
-    return load_rgb(str(PORTRAITS / "congress_B000589.jpg"))
 
 
 def moving_face_frames(portrait: np.ndarray, count: int, step: int = 4) -> list[np.ndarray]:

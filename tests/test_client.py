@@ -12,27 +12,15 @@ import numpy as np
 import pytest
 
 from facecamo_client import (
-    CamouflageClient, EmbeddedEngine, InvalidInputError, ServerUnavailableError,
+    CamouflageClient, InvalidInputError, ServerUnavailableError,
 )
 from tests.conftest import PORTRAITS, ROOT
 
 
-@pytest.fixture(scope="module")
-def sdk(server):
-    with CamouflageClient(server.grpc_url, timeout_s=120) as client:
-        yield client
 
 
-@pytest.fixture(scope="module")
-def embedded(repository):
-    return EmbeddedEngine(repository)
 
 
-@pytest.fixture(scope="module")
-def portrait_rgb():
-    from facecamo.align import load_rgb
-
-    return load_rgb(str(PORTRAITS / "congress_B000589.jpg"))
 
 
 def moving_face_frames(portrait: np.ndarray, count: int, step: int = 4) -> list[np.ndarray]:

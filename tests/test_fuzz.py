@@ -24,7 +24,6 @@ grpcclient = pytest.importorskip("tritonclient.grpc", reason="tritonclient[grpc]
 from tritonclient.utils import InferenceServerException  # noqa: E402
 
 from facecamo import spec  # noqa: E402
-from tests.conftest import PORTRAITS  # noqa: E402
 
 MAX_MESSAGE_CHARACTERS = 600  # "a few hundred": a status message never echoes an array
 BATCH = 50  # requests between two health-and-portrait checks
@@ -366,11 +365,6 @@ def random_case(rng: np.random.Generator, bank: int) -> Case:
 
 
 # -- the checks ---------------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def portrait_rgb() -> np.ndarray:
-    from facecamo.align import load_rgb
-
-    return load_rgb(str(PORTRAITS / "congress_B000589.jpg"))
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from facecamo_client import (
     CamouflageClient,
-    EmbeddedEngine,
     FacecamoError,
     InvalidInputError,
     ServerError,
@@ -22,25 +21,12 @@ from facecamo_client.grpc_client import map_error
 from facecamo_client.validation import MAX_MESSAGE_CHARACTERS
 
 from facecamo import spec
-from tests.conftest import PORTRAITS
 
 
-@pytest.fixture(scope="module")
-def portrait_rgb() -> np.ndarray:
-    from facecamo.align import load_rgb
-
-    return load_rgb(str(PORTRAITS / "congress_B000589.jpg"))
 
 
-@pytest.fixture(scope="module")
-def sdk(server):
-    with CamouflageClient(server.grpc_url, timeout_s=120) as client:
-        yield client
 
 
-@pytest.fixture(scope="module")
-def embedded(repository):
-    return EmbeddedEngine(repository)
 
 
 BOX = [10.0, 10.0, 120.0, 150.0]

@@ -52,9 +52,6 @@ def face_region(image: np.ndarray, pipeline) -> np.ndarray:
     return region
 
 
-@pytest.fixture(scope="module")
-def portrait_rgb():
-    return load_rgb(str(PORTRAITS / "congress_B000589.jpg"))
 
 
 def test_portrait_face_changed_and_everything_else_identical(client, portrait_rgb, local_pipeline):

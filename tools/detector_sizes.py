@@ -128,17 +128,10 @@ def reference_faces(model: Path, frame: np.ndarray) -> np.ndarray:
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of boxes a (A, >=4) against b (B, >=4), (left, top, right, bottom)."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    left = np.maximum(a[:, None, 0], b[None, :, 0])
-    top = np.maximum(a[:, None, 1], b[None, :, 1])
-    right = np.minimum(a[:, None, 2], b[None, :, 2])
-    bottom = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(right - left, 0, None) * np.clip(bottom - top, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+    """IoU of boxes a (A, >=4) against b (B, >=4), (left, top, right, bottom): the first four columns."""
+    from facecamo.tracking import box_iou
+
+    return box_iou(np.asarray(a)[:, :4], np.asarray(b)[:, :4]) if len(a) and len(b) else np.zeros((len(a), len(b)))
 
 
 def match(reference: np.ndarray, found: np.ndarray, minimum_iou: float = 0.3) -> np.ndarray:
