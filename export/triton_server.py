@@ -709,12 +709,7 @@ class TritonServer:
                 pass
             old.wait()
             _wait_until_gone(old.pid)
-        if self.shm_prefix:
-            for segment in SHM_ROOT.glob(f"{self.shm_prefix}*"):
-                try:
-                    segment.unlink()
-                except OSError:
-                    pass
+        self._remove_segments()
         command, env = self.command_and_env()
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self._workdir,
@@ -821,13 +816,17 @@ class TritonServer:
         self._clean_up()
         return code
 
-    def _clean_up(self) -> None:
+    def _remove_segments(self) -> None:
+        """Unlink this start's shared-memory segments (their names carry the per-start prefix)."""
         if self.shm_prefix:
             for segment in SHM_ROOT.glob(f"{self.shm_prefix}*"):
                 try:
                     segment.unlink()
                 except OSError:
                     pass
+
+    def _clean_up(self) -> None:
+        self._remove_segments()
         if self._workdir is not None:
             if self._own_log:
                 self._final_log = self._log_text()

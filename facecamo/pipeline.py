@@ -295,6 +295,7 @@ class Face:
         crop: uint8 (112, 112, 3) aligned crop once aligned, else None.
         generated: uint8 (112, 112, 3) generated face once generated, else None.
         concealed_why: why the face is concealed instead of camouflaged (None while it may still be camouflaged).
+        small: narrower than ``min_face_px`` (concealed by design). over_limit: beyond ``max_faces`` (counted).
     """
 
     box: tuple[float, float, float, float]
@@ -305,6 +306,7 @@ class Face:
     generated: np.ndarray | None = None
     concealed_why: str | None = None
     small: bool = False
+    over_limit: bool = False
 
 
 @dataclass
@@ -453,7 +455,7 @@ class FramePipeline:
                 face.row = int(index[0])
         for number, face in enumerate(faces):
             if number >= settings.max_faces:
-                face.concealed_why = f"over the limit of {settings.max_faces} faces per frame"  # counted as over_limit
+                face.concealed_why, face.over_limit = f"over the limit of {settings.max_faces} faces per frame", True
                 continue
             self._align(frame, face)
         prepared.faces = faces
@@ -540,7 +542,7 @@ class FramePipeline:
             except Exception:  # noqa: BLE001 - the face region is concealed by the simplest means left
                 status[number] = STATUS_FALLBACK
                 conceal_box(out, face.box)
-        over_limit = sum(1 for f in prepared.faces if f.concealed_why and f.concealed_why.startswith("over the limit"))
+        over_limit = sum(f.over_limit for f in prepared.faces)
         return FrameResult(out, np.array([f.box for f in prepared.faces], np.float32).reshape(-1, 4), status,
                            np.array([f.row for f in prepared.faces], np.int32), [f.source for f in prepared.faces],
                            prepared.failed, dict(prepared.timings), over_limit)
@@ -554,15 +556,7 @@ class FramePipeline:
 
     def complete(self, prepared: PreparedFrame, codes: np.ndarray | None = None) -> FrameResult:
         """Networks and paste-back for a copy of ``prepared`` (which stays reusable); ``codes`` as in :meth:`generate`."""
-        prepared = prepared.copy()
-        if codes is None:
-            return self._finish(self._generate_all([prepared])[0])
-        try:
-            prepared.timings.update(self.generate([prepared], codes))
-        except Exception as error:  # noqa: BLE001
-            for face in prepared.faces:
-                face.concealed_why = face.concealed_why or f"generation failed: {error}"
-        return self._finish(prepared)
+        return self._finish(self._generate_all([prepared.copy()], codes)[0])
 
     def run_batch(self, frames: Sequence[Any], appearance: Sequence[Any] | None = None, boxes: Sequence[Any] | None = None,
                   tracks: Sequence[tuple[Any, Any]] | None = None) -> list[FrameResult]:
@@ -574,9 +568,9 @@ class FramePipeline:
         prepared = [self.prepare(f, a, b, t[0], t[1]) for f, a, b, t in zip(frames, appearance, boxes, tracks)]
         return [self._finish(p) for p in self._generate_all(prepared)]
 
-    def _generate_all(self, prepared: list[PreparedFrame]) -> list[PreparedFrame]:
+    def _generate_all(self, prepared: list[PreparedFrame], codes: np.ndarray | None = None) -> list[PreparedFrame]:
         try:
-            timings = self.generate(prepared)
+            timings = self.generate(prepared, codes)
         except Exception as error:  # noqa: BLE001 - a bug past the per-chunk guard: every face is concealed
             for frame in (f for f in prepared if f.faces):  # a frame without faces still passes unchanged
                 frame.failed = frame.failed or f"generation failed: {type(error).__name__}: {error}"
