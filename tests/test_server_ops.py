@@ -127,8 +127,11 @@ def _kill_stub(server: TritonServer, model: str):
     """kill -9 one python-backend process of ``model``; returns its :class:`StubProcess`."""
     stubs = [stub for stub in python_stubs(server.process.pid).values() if stub.model == model and not stub.dead]
     assert stubs, f"no live python-backend process for {model}"
-    os.kill(stubs[0].pid, signal.SIGKILL)
-    return stubs[0]
+    # The newest: after a restart, the unloaded instances' processes may still be on their way out (killing one of
+    # those is no fault at all).
+    victim = max(stubs, key=lambda stub: stub.pid)
+    os.kill(victim.pid, signal.SIGKILL)
+    return victim
 
 
 def test_killed_model_processes_heal_while_readiness_tells_the_truth(repository):
