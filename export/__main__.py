@@ -30,23 +30,46 @@ ROOT = Path(__file__).resolve().parents[1]
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
-def aligned_reference_faces(folder: Path) -> tuple[list[str], np.ndarray]:
-    """The best-scoring face of every image in ``folder``, aligned: (names, uint8 (K, 112, 112, 3))."""
+DONOR_BANK_SIZE = 16
+"""Served donors: each a blend of ``model.donors_per_blend`` committed portraits, so no served face is a real person's."""
+
+
+def aligned_reference_faces(folder: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The best-scoring face of every image in ``folder``, aligned: (names, uint8 (K, 112, 112, 3) crops, float64
+    (K, 68, 2) their landmarks in crop pixels)."""
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
     if not files:
         raise FileNotFoundError(f"no reference images in {folder}; pass --references <folder of face photos>")
     aligner = FaceAligner(FaceDetector(upsample=1))
-    names, crops = [], []
+    names, crops, landmarks = [], [], []
     for file in files:
         faces = aligner(load_rgb(str(file)))
         if faces:
             names.append(file.name)
             crops.append(faces[0].crop)
+            landmarks.append(faces[0].landmarks @ faces[0].affine[:, :2].T + faces[0].affine[:, 2])
         else:
             print(f"  skipped {file.name}: no face found", file=sys.stderr)
     if not crops:
         raise FileNotFoundError(f"no face found in any reference image of {folder}")
-    return names, np.stack(crops)
+    return names, np.stack(crops), np.stack(landmarks)
+
+
+def make_bank(net, config, onnx_paths: dict[str, Path], names: list[str], crops: np.ndarray,
+              landmarks: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """The served bank and a description of each entry: blended donors (donor design: uint8 (K, 112, 112, 3)), or
+    the appearance encoder's codes of the reference faces (paper design: float32 (K, C_app, 4, 1))."""
+    from export.onnx_export import is_donor_design
+    from facecamo.donor import build_donor_pool
+
+    if is_donor_design(net):
+        per_blend = min(config.model.donors_per_blend, len(crops))
+        donors, members = build_donor_pool(crops, landmarks, np.arange(len(crops)), DONOR_BANK_SIZE, per_blend, seed=0)
+        return donors, [" + ".join(names[m] for m in row) for row in members]
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(onnx_paths[spec.APPEARANCE_ENCODER]), providers=["CPUExecutionProvider"])
+    return session.run(None, {spec.FACE: spec.to_model_input(crops)})[0], names
 
 
 def build_tensorrt(onnx_paths: dict[str, Path], out: Path, max_batch: int) -> tuple[dict[str, Path], str]:
@@ -102,7 +125,7 @@ def run_export(ckpt: Path | None, out: Path, flavour: str, references: Path, set
         warnings.simplefilter("ignore")
         onnx_paths = export_onnx(net, work)
     print("[3/5] checking ONNX Runtime against PyTorch and linting", file=sys.stderr)
-    names, reference_crops = aligned_reference_faces(references)
+    names, reference_crops, reference_landmarks = aligned_reference_faces(references)
     real = spec.to_model_input(reference_crops[:8])
     parity = check_parity(net, onnx_paths, real)
     for result in parity:
@@ -120,11 +143,9 @@ def run_export(ckpt: Path | None, out: Path, flavour: str, references: Path, set
 
         onnx_paths[spec.FACE_DETECTOR] = export_detector(work / f"{spec.FACE_DETECTOR}.onnx")
         print(f"  {spec.FACE_DETECTOR:<19} CenterFace rewritten to dynamic batch and size, parity checked", file=sys.stderr)
-    print(f"[4/5] appearance bank from {len(names)} reference faces in {references}", file=sys.stderr)
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(str(onnx_paths[spec.APPEARANCE_ENCODER]), providers=["CPUExecutionProvider"])
-    bank = session.run(None, {spec.FACE: spec.to_model_input(reference_crops)})[0]
+    print(f"[4/5] bank from {len(names)} reference faces in {references}", file=sys.stderr)
+    bank, entries = make_bank(net, config, onnx_paths, names, reference_crops, reference_landmarks)
+    onnx_paths.pop(spec.APPEARANCE_ENCODER, None)  # made the bank; not served
     plans, skipped = build_tensorrt(onnx_paths, work, settings.max_batch)
     print(f"  TensorRT: {'built ' + ', '.join(plans) if plans else 'skipped: ' + skipped}", file=sys.stderr)
     if flavour == "tensorrt" and not plans:
@@ -135,13 +156,13 @@ def run_export(ckpt: Path | None, out: Path, flavour: str, references: Path, set
     write_repository(out, flavour, onnx_paths, bank, sizes, settings, plans, max_batch=settings.max_batch)
     manifest = {
         "checkpoint": str(ckpt or RELEASE_WEIGHTS), "step": info.get("step"), "preset": config.preset, "flavour": flavour,
-        "opset": spec.OPSET, "sizes": sizes, "bank": names, "settings": settings.as_strings(),
+        "opset": spec.OPSET, "sizes": sizes, "bank": entries, "settings": settings.as_strings(),
         "parity": [{"model": r.name, "case": r.case, "max_abs_difference": r.max_abs_difference} for r in parity],
         "tensorrt": sorted(plans) if plans else f"skipped: {skipped}", "seconds": round(time.time() - started, 1),
         "torch": torch.__version__,
     }
     (out / "export.json").write_text(json.dumps(manifest, indent=2))
-    (out / spec.ENSEMBLE / "1" / "bank.json").write_text(json.dumps({"entries": names}, indent=2))
+    (out / spec.ENSEMBLE / "1" / "bank.json").write_text(json.dumps({"entries": entries}, indent=2))
     return manifest
 
 

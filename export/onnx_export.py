@@ -34,21 +34,34 @@ class _Generator(nn.Module):
 
 
 def network_modules(net) -> dict[str, nn.Module]:
-    return {spec.IDENTITY_ENCODER: net.identity_encoder, spec.APPEARANCE_ENCODER: net.appearance_encoder,
-            spec.GENERATOR: _Generator(net.generator)}
+    """The networks to export: E_I and G, and E_A in the paper design (it makes the appearance bank)."""
+    modules = {spec.IDENTITY_ENCODER: net.identity_encoder, spec.GENERATOR: _Generator(net.generator)}
+    if hasattr(net, "appearance_encoder"):
+        modules[spec.APPEARANCE_ENCODER] = net.appearance_encoder
+    return modules
+
+
+def is_donor_design(net) -> bool:
+    return not hasattr(net, "appearance_encoder")
 
 
 def symbolic_sizes(net) -> dict[str, int]:
-    """Values of the spec's symbolic dimensions for this network."""
-    return {"C_id": net.identity_encoder.out_channels, "C_app": net.appearance_encoder.out_channels}
+    """Values of the spec's symbolic dimensions for this network: the donor design's identity vector [C_id, 1, 1] and
+    donor target [3, 112, 112], or the paper design's spatial code [C_id, 28, 28] and appearance code [C_app, 4, 1]."""
+    if is_donor_design(net):
+        return {"C_id": net.identity_encoder.out_channels, "H_id": 1, "W_id": 1,
+                "C_app": 3, "H_app": spec.FACE_SIZE, "W_app": spec.FACE_SIZE}
+    return {"C_id": net.identity_encoder.out_channels, "H_id": spec.CODE_SIZE, "W_id": spec.CODE_SIZE,
+            "C_app": net.appearance_encoder.out_channels, "H_app": 4, "W_app": 1}
 
 
 def example_inputs(name: str, sizes: dict[str, int], batch: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
     tensors = []
     for tensor in spec.NETWORKS[name].inputs:
         shape = (batch, *tensor.resolved(sizes))
-        value = torch.rand(shape, generator=generator) * 2 - 1 if tensor.name == spec.FACE else torch.randn(shape, generator=generator)
-        if tensor.name == spec.APPEARANCE_CODE:
+        image = tensor.name == spec.FACE or (tensor.name == spec.APPEARANCE_CODE and sizes.get("H_app") == spec.FACE_SIZE)
+        value = torch.rand(shape, generator=generator) * 2 - 1 if image else torch.randn(shape, generator=generator)
+        if tensor.name == spec.APPEARANCE_CODE and not image:
             value = value.abs()  # post-ReLU, max-pooled features are non-negative
         tensors.append(value)
     return tuple(tensors)
@@ -95,10 +108,11 @@ def check_parity(net, paths: dict[str, Path], real_faces: np.ndarray) -> list[Pa
     results = []
     with torch.no_grad():
         real = torch.from_numpy(real_faces)
+        second = real.flip(0) if is_donor_design(net) else net.appearance_encoder(real.flip(0))  # target or code
         real_inputs = {
             spec.IDENTITY_ENCODER: (real,),
             spec.APPEARANCE_ENCODER: (real,),
-            spec.GENERATOR: (net.identity_encoder(real), net.appearance_encoder(real.flip(0))),
+            spec.GENERATOR: (net.identity_encoder(real), second),
         }
         for name, path in paths.items():
             session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])

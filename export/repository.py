@@ -123,7 +123,7 @@ def write_repository(out: Path, flavour: str, onnx_paths: dict[str, Path], bank:
     version = model(spec.ENSEMBLE, pipeline_config(settings, pipeline_instances))
     shutil.copy(PYTHON_MODELS / "facecamo.py", version / "model.py")
     _copy_shared_package(version)
-    np.save(version / "bank.npy", bank.astype(np.float32))
+    np.save(version / "bank.npy", bank if bank.dtype == np.uint8 else bank.astype(np.float32))  # donors stay uint8
     networks = [spec.IDENTITY_ENCODER, spec.GENERATOR] + ([spec.FACE_DETECTOR] if settings.detector == "centerface" else [])
     for name in networks:
         # The detector's input size varies with the frame, so it runs on ONNX Runtime in the tensorrt flavour too.

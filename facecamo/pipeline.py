@@ -27,6 +27,7 @@ import numpy as np
 
 from facecamo import spec
 from facecamo.align import Detection, FaceDetector, LandmarkPredictor, alignment_affine, warp_face
+from facecamo.donor import donor_target
 from facecamo.paste import conceal_box, conceal_face, conceal_frame, paste_face_inplace
 from facecamo.spec import (
     MAX_FACES_PER_FRAME, STATUS_CAMOUFLAGED, STATUS_CONCEALED, STATUS_FALLBACK, from_model_output, to_model_input,
@@ -293,6 +294,8 @@ class Face:
         row: appearance-bank entry.
         affine: float64 (2, 3) frame-to-crop affine once aligned, else None.
         crop: uint8 (112, 112, 3) aligned crop once aligned, else None.
+        landmarks: float64 (68, 2) its landmarks in the crop's pixels once aligned, else None.
+        mask: float32 (112, 112) the region its generated face is pasted through (donor design; None: the ellipse).
         generated: uint8 (112, 112, 3) generated face once generated, else None.
         concealed_why: why the face is concealed instead of camouflaged (None while it may still be camouflaged).
         small: narrower than ``min_face_px`` (concealed by design). over_limit: beyond ``max_faces`` (counted).
@@ -303,6 +306,8 @@ class Face:
     row: int = 0
     affine: np.ndarray | None = None
     crop: np.ndarray | None = None
+    landmarks: np.ndarray | None = None
+    mask: np.ndarray | None = None
     generated: np.ndarray | None = None
     concealed_why: str | None = None
     small: bool = False
@@ -376,7 +381,8 @@ class FramePipeline:
 
     Args:
         networks: see :class:`Networks` (``detect`` is used only with the centerface detector).
-        bank: float32 (K, C_app, 4, 1) appearance codes, one per bank entry.
+        bank: the donor design's donors, uint8 (K, 112, 112, 3) RGB in the mean face shape, or the paper design's
+            appearance codes, float32 (K, C_app, 4, 1) (see :mod:`facecamo.spec`).
         settings: :class:`PipelineSettings`.
         landmarks: dlib's 68-point predictor (default: loaded from face_recognition_models).
     """
@@ -384,9 +390,13 @@ class FramePipeline:
     def __init__(self, networks: Networks, bank: np.ndarray, settings: PipelineSettings | None = None,
                  landmarks: LandmarkPredictor | None = None) -> None:
         self.networks = networks
-        self.bank = np.asarray(bank, np.float32)
-        if self.bank.ndim != 4 or len(self.bank) == 0:
-            raise ValueError(f"the appearance bank must be float32 [K >= 1, C_app, 4, 1], got shape {list(self.bank.shape)}")
+        bank = np.asarray(bank)
+        self.donors = bank.dtype == np.uint8  # the donor design: the bank holds faces, not codes
+        if self.donors and (bank.ndim != 4 or len(bank) == 0 or bank.shape[1:] != (spec.FACE_SIZE, spec.FACE_SIZE, 3)):
+            raise ValueError(f"a donor bank must be uint8 [K >= 1, {spec.FACE_SIZE}, {spec.FACE_SIZE}, 3], got shape {list(bank.shape)}")
+        if not self.donors and (bank.ndim != 4 or len(bank) == 0):
+            raise ValueError(f"an appearance bank must be float32 [K >= 1, C_app, 4, 1], got shape {list(bank.shape)}")
+        self.bank = bank if self.donors else bank.astype(np.float32)
         self.settings = settings or PipelineSettings()
         self.landmarks = landmarks or LandmarkPredictor()
         self.detector = make_detector(self.settings, networks)
@@ -473,27 +483,35 @@ class FramePipeline:
             points = self.landmarks(frame, box)
             face.affine = alignment_affine(points)
             face.crop = warp_face(frame, face.affine)
+            face.landmarks = points @ face.affine[:, :2].T + face.affine[:, 2]
         except ValueError as error:  # degenerate landmarks: concealed, never passed through
-            face.affine, face.crop = None, None
+            face.affine, face.crop, face.landmarks = None, None, None
             face.concealed_why = f"landmarks failed: {error}"
 
     # -- stage 2: networks ---------------------------------------------------------------------------------------
     def generate(self, prepared: Sequence[PreparedFrame], codes: np.ndarray | None = None) -> dict[str, float]:
         """Run the networks over the aligned faces of ``prepared`` frames in batches of ``max_batch``, setting each
-        face's ``generated`` crop or ``concealed_why``. ``codes``: float32 (1, C_app, 4, 1) to use for every face
-        instead of the bank (evaluation's references). Returns seconds per network."""
+        face's ``generated`` crop or ``concealed_why``. ``codes``: one bank entry to use for every face instead of the
+        bank's (evaluation's references): a donor, uint8 (1, 112, 112, 3), or a code, float32 (1, C_app, 4, 1).
+        Returns seconds per stage."""
         faces = [face for frame in prepared for face in frame.aligned]
-        timings = {"identity_encoder": 0.0, "generator": 0.0}
+        timings = {"donor": 0.0, "identity_encoder": 0.0, "generator": 0.0}
         step = self.settings.max_batch
         for start in range(0, len(faces), step):
             chunk = faces[start : start + step]
             batch = to_model_input(np.stack([f.crop for f in chunk]))
-            appearance = (np.repeat(np.asarray(codes, np.float32)[:1], len(chunk), axis=0) if codes is not None
-                          else self.bank[[f.row for f in chunk]])
+            began = time.perf_counter()
+            try:
+                appearance = self._appearance(chunk, codes)
+            except Exception as error:  # noqa: BLE001 - fail closed: these faces are concealed
+                for face in chunk:
+                    face.concealed_why = f"donor target failed: {type(error).__name__}: {error}"
+                continue
+            timings["donor"] += time.perf_counter() - began
             began = time.perf_counter()
             try:
                 identity = check_output(spec.IDENTITY_ENCODER, self.networks.encode_identity(batch),
-                                        (len(chunk), None, spec.CODE_SIZE, spec.CODE_SIZE))
+                                        (len(chunk), None, None, None))
                 encoded = time.perf_counter()
                 generated = check_output(spec.GENERATOR, self.networks.generate(identity, appearance),
                                          (len(chunk), 3, spec.FACE_SIZE, spec.FACE_SIZE))
@@ -517,6 +535,20 @@ class FramePipeline:
                     face.concealed_why = "generation failed: the generator returned non-finite values"
         return timings
 
+    def _appearance(self, chunk: list[Face], override: np.ndarray | None) -> np.ndarray:
+        """The generator's APPEARANCE_CODE input for a chunk of aligned faces: float32 (N, 3, 112, 112) donor targets
+        (each face's region kept in ``face.mask`` for paste-back), or float32 (N, C_app, 4, 1) codes."""
+        if not self.donors:
+            if override is not None:
+                return np.repeat(np.asarray(override, np.float32)[:1], len(chunk), axis=0)
+            return self.bank[[f.row for f in chunk]]
+        targets = []
+        for face in chunk:
+            donor = np.asarray(override)[0] if override is not None else self.bank[face.row]
+            target, face.mask = donor_target(face.crop, face.landmarks, donor)
+            targets.append(target)
+        return to_model_input(np.stack(targets))
+
     # -- stage 3: paste back ---------------------------------------------------------------------------------------
     def paste(self, prepared: PreparedFrame) -> FrameResult:
         """Paste every generated face back into a copy of the frame and conceal every other face."""
@@ -529,7 +561,7 @@ class FramePipeline:
             try:
                 if face.generated is not None and face.concealed_why is None:
                     left, top, right, bottom = face.box
-                    written = paste_face_inplace(out, face.generated, face.affine)
+                    written = paste_face_inplace(out, face.generated, face.affine, face.mask)
                     if written >= 0.25 * (right - left) * (bottom - top):  # the new face covers the detected one
                         status[number] = STATUS_CAMOUFLAGED
                         continue

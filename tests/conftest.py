@@ -78,10 +78,11 @@ def shm_segments() -> set[str]:
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(prepared, tmp_path_factory) -> Path:
+    """A one-step model of the shipped (donor) design at test size: what the served-repository tests serve."""
     from training.train import main as train_main
 
     run = tmp_path_factory.mktemp("serve_run")
-    assert train_main(["--preset", "tiny", "--data", str(prepared), "--run-dir", str(run), "--steps", "1"]) == 0
+    assert train_main(["--preset", "tiny_donor", "--data", str(prepared), "--run-dir", str(run), "--steps", "1"]) == 0
     return next((run / "checkpoints").glob("*.pt"))
 
 

@@ -1,5 +1,7 @@
 """Broken generators, built as real ONNX files, to cause the pipeline's failures for real (no mocks): each has the
-generator's input and output names, so it loads wherever the real one does, and fails in one specific way."""
+generator's input and output names and the shipped (donor) design's input shapes, so it loads wherever the real one
+does, and fails in one specific way. They compute from APPEARANCE_CODE, the donor target (zeros for the load-time
+check, a face for a real request)."""
 
 from __future__ import annotations
 
@@ -14,8 +16,8 @@ from facecamo import spec
 
 
 def _save(nodes: list, initialisers: dict[str, np.ndarray], path: Path, channels: int = 3) -> Path:
-    inputs = [helper.make_tensor_value_info(spec.IDENTITY_CODE, TensorProto.FLOAT, ["batch", None, spec.CODE_SIZE, spec.CODE_SIZE]),
-              helper.make_tensor_value_info(spec.APPEARANCE_CODE, TensorProto.FLOAT, ["batch", None, 4, 1])]
+    inputs = [helper.make_tensor_value_info(spec.IDENTITY_CODE, TensorProto.FLOAT, ["batch", None, 1, 1]),
+              helper.make_tensor_value_info(spec.APPEARANCE_CODE, TensorProto.FLOAT, ["batch", 3, spec.FACE_SIZE, spec.FACE_SIZE])]
     outputs = [helper.make_tensor_value_info(spec.GENERATED_FACES, TensorProto.FLOAT, None)]
     graph = helper.make_graph(nodes, "broken_generator", inputs, outputs,
                               [numpy_helper.from_array(v, k) for k, v in initialisers.items()])
@@ -25,9 +27,9 @@ def _save(nodes: list, initialisers: dict[str, np.ndarray], path: Path, channels
     return path
 
 
-def _upscaled_identity(scale: float) -> tuple[list, dict]:
-    """Nodes computing ``upscaled``: the identity code's first 3 channels, resized by ``scale``."""
-    nodes = [helper.make_node("Slice", [spec.IDENTITY_CODE, "starts", "ends", "axes"], ["three"]),
+def _resized_target(scale: float) -> tuple[list, dict]:
+    """Nodes computing ``upscaled``: the donor target's 3 channels, resized by ``scale``."""
+    nodes = [helper.make_node("Slice", [spec.APPEARANCE_CODE, "starts", "ends", "axes"], ["three"]),
              helper.make_node("Resize", ["three", "", "scales"], ["upscaled"], mode="nearest")]
     return nodes, {"starts": np.array([0], np.int64), "ends": np.array([3], np.int64), "axes": np.array([1], np.int64),
                    "scales": np.array([1, 1, scale, scale], np.float32)}
@@ -35,13 +37,13 @@ def _upscaled_identity(scale: float) -> tuple[list, dict]:
 
 def wrong_shape_generator(path: Path) -> Path:
     """Returns [N, 3, 28, 28] instead of [N, 3, 112, 112]."""
-    nodes, init = _upscaled_identity(1.0)
+    nodes, init = _resized_target(0.25)
     return _save(nodes + [helper.make_node("Identity", ["upscaled"], [spec.GENERATED_FACES])], init, path)
 
 
 def nan_for_real_faces_generator(path: Path) -> Path:
-    """Finite (zeros) for the all-zero check input, NaN wherever the identity code is not zero: log(1 - 1000 |x|)."""
-    nodes, init = _upscaled_identity(4.0)
+    """Finite (zeros) for the all-zero check input, NaN wherever the donor target is not zero: log(1 - 1000 |x|)."""
+    nodes, init = _resized_target(1.0)
     nodes += [helper.make_node("Abs", ["upscaled"], ["magnitude"]),
               helper.make_node("Mul", ["magnitude", "thousand"], ["scaled"]),
               helper.make_node("Sub", ["one", "scaled"], ["shrunk"]),
@@ -52,7 +54,7 @@ def nan_for_real_faces_generator(path: Path) -> Path:
 
 def fails_for_several_faces_generator(path: Path) -> Path:
     """Works for one face (the load-time check), raises inside ONNX Runtime for two or more: a Reshape to batch 1."""
-    nodes, init = _upscaled_identity(4.0)
+    nodes, init = _resized_target(1.0)
     nodes += [helper.make_node("Reshape", ["upscaled", "shape"], [spec.GENERATED_FACES])]
     init["shape"] = np.array([1, 3, spec.FACE_SIZE, spec.FACE_SIZE], np.int64)
     return _save(nodes, init, path)

@@ -126,14 +126,15 @@ def test_whole_image_camouflage_changes_faces_and_fails_closed(portrait, tmp_pat
     assert np.abs(concealed[region].astype(int) - portrait[region]).mean() > 5.0
 
 
-def test_make_eval_end_to_end(tmp_path, identity_folders, prepared):
+@pytest.mark.parametrize("preset", ["tiny_donor", "tiny"])  # the shipped donor design, and the paper's
+def test_make_eval_end_to_end(tmp_path, identity_folders, prepared, preset):
     """A tiny checkpoint, a handful of committed portraits, through the real command line."""
     from training.prepare import prepare
     from training.train import main as train_main
 
     data = tmp_path / "prepared"
     prepare(identity_folders, data, workers=1, test_fraction=1.0)  # every identity in the test split
-    assert train_main(["--preset", "tiny", "--data", str(prepared), "--run-dir", str(tmp_path / "run"), "--steps", "1"]) == 0
+    assert train_main(["--preset", preset, "--data", str(prepared), "--run-dir", str(tmp_path / "run"), "--steps", "1"]) == 0
     checkpoint = next((tmp_path / "run" / "checkpoints").glob("*.pt"))
     command = ["make", "--no-print-directory", "eval", f"DATA={data}", f"OUT={tmp_path / 'eval'}", f"CKPT={checkpoint}",
                "PAIRS=30", "IMAGES=12", f"BIN={sys.executable.rsplit('/', 1)[0]}", f"READY={tmp_path / 'ready'}"]

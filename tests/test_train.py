@@ -110,7 +110,7 @@ def test_run_records_for_the_model_card(tiny_checkpoint, tmp_path, capsys):
     assert records_main(["--run", str(run), "--out", str(tmp_path), "--every", "1", "--grids", "1"]) == 0
     rows = (tmp_path / "losses_every_1_steps.csv").read_text().splitlines()
     header = rows[0].split(",")
-    assert header[0] == "step" and {"rec", "dif", "total"} <= set(header) and rows[1].startswith("1,")
+    assert header[0] == "step" and {"rec", "tgt_coarse", "total"} <= set(header) and rows[1].startswith("1,")
     assert (tmp_path / "config.yaml").is_file() and (tmp_path / "figure3_train_step_00001.jpg").stat().st_size > 1000
     assert records_main(["--run", str(tmp_path / "nowhere"), "--out", str(tmp_path)]) == 2
     assert "make train RUN=" in capsys.readouterr().err

@@ -1,10 +1,15 @@
-"""Training and inference speed per preset, written to ``OUT/bench_training.json`` and ``.md``.
+"""Training and inference speed per preset, written to ``OUT/bench_training.json`` and ``.md`` (on a GPU:
+``bench_training_cuda.*``, so that the CPU figures are kept).
 
-    python -m training.bench --out bench [--presets cpu paper] [--steps 5] [--threads 2] [--device cuda] [--batch-size 128]
+    python -m training.bench --out bench [--presets cpu paper] [--steps 5] [--threads 2] [--device cuda] [--batch 128]
+                             [--teacher preset|off|PATH]
 
-Each preset runs in its own process so that its peak memory (max RSS) is its own. Training uses synthetic
-112x112 faces (speed does not depend on content); inference times E_I + E_A + G (``net.camouflage``) at batch 1
-and 16 in PyTorch eager, no_grad, eval mode.
+Each preset runs in its own process so that its peak memory (max RSS, and on a GPU its peak allocated memory) is
+its own. Training uses synthetic 112x112 faces (speed does not depend on content) and runs the steps as
+:meth:`training.trainer.Trainer.train` does: the batch drawn on the device, the logs kept there and brought to the host
+once per ``train.log_every`` steps. The teacher (frozen face embedder) is included as the preset trains with it
+(``--teacher preset``, the default). A breakdown times the batch draw and the teacher's forward + backward alone.
+Inference times the generator side's ``net.camouflage`` at batch 1 and 16 in PyTorch eager, no_grad, eval mode.
 """
 
 from __future__ import annotations
@@ -21,28 +26,39 @@ from pathlib import Path
 import torch
 
 
-def _synthetic_dataset(identities: int = 64, per_identity: int = 2):
+def _synthetic_dataset(identities: int = 64, per_identity: int = 2, donor_targets: int = 0):
+    """A stand-in for :class:`training.data.FaceDataset`: random uint8 (N, 112, 112, 3) faces, ``per_identity`` per
+    identity, and with ``donor_targets`` > 0 uint8 (N, donor_targets, 112, 112, 3) donor targets (donor design)."""
     from types import SimpleNamespace
 
     generator = torch.Generator().manual_seed(0)
     count = identities * per_identity
     labels = torch.arange(identities).repeat_interleave(per_identity)
+    targets = (torch.randint(0, 256, (count, donor_targets, 112, 112, 3), dtype=torch.uint8, generator=generator)
+               if donor_targets else None)
     return SimpleNamespace(
         images=torch.randint(0, 256, (count, 112, 112, 3), dtype=torch.uint8, generator=generator),
-        labels=labels, num_identities=identities,
+        labels=labels, num_identities=identities, targets=targets,
         by_identity=[torch.nonzero(labels == i).flatten() for i in range(identities)],
     )
 
 
-def measure_preset(preset: str, steps: int, threads: int, teacher_path: str | None, device: str = "cpu",
-                   batch_size: int | None = None) -> dict:
-    """Run inside a fresh process: seconds per training step, samples/s, inference faces/s, peak RSS.
+def measure_preset(preset: str, steps: int, threads: int, teacher: str = "preset", device: str = "cpu",
+                   batch_size: int | None = None, warmup: int = 3) -> dict:
+    """Run inside a fresh process: seconds per training step, samples/s, a breakdown, inference faces/s, peak memory.
+
+    Args:
+        teacher: ``preset`` (as the preset trains: its loss.teacher and loss.teacher_path; off, with a note, when
+            that file is absent), ``off``, or an ONNX path used in place of the preset's (for presets with
+            loss.teacher > 0).
+        warmup: untimed steps first (allocator, cuDNN autotuning on a GPU).
 
     Training steps run as :meth:`training.trainer.Trainer.train` runs them (batch drawn on ``device``, logs kept on
-    it and averaged), timed from the first step after a warm-up to the moment the logs reach the host."""
+    it and brought to the host every ``train.log_every`` steps), timed from the first step after the warm-up to the
+    moment the last logs reach the host."""
     from training.config import load_config
     from training.data import PairSampler
-    from training.models import CamouflageNet, build_discriminator
+    from training.models import build_discriminator, build_network
     from training.models.face_embedder import OnnxFaceEmbedder
     from training.trainer import LogWindow, Trainer, build_optimizers
 
@@ -50,60 +66,86 @@ def measure_preset(preset: str, steps: int, threads: int, teacher_path: str | No
     target = torch.device(device)
     if target.type == "cuda":
         torch.backends.cudnn.benchmark = True  # as training.train does
-    overrides = [] if teacher_path else ["loss.teacher=0"]
-    if teacher_path:
-        overrides.append(f"loss.teacher_path={teacher_path}")
-    if batch_size:
-        overrides.append(f"train.batch_size={batch_size}")
+    overrides = [f"train.batch_size={batch_size}"] if batch_size else []
     config = load_config(preset, overrides)
-    dataset = _synthetic_dataset(identities=max(64, config.train.batch_size))
+    note = None
+    if teacher == "off":
+        overrides.append("loss.teacher=0")
+    elif teacher != "preset":
+        overrides.append(f"loss.teacher_path={teacher}")
+    elif config.loss.teacher > 0 and not Path(config.loss.teacher_path).is_file():
+        note = f"teacher {config.loss.teacher_path} absent: measured without the teacher loss"
+        print(f"note: {note}", file=sys.stderr)
+        overrides.append("loss.teacher=0")
+    config = load_config(preset, overrides)
+    donor_design = getattr(config.model, "design", "paper") == "donor"
+    dataset = _synthetic_dataset(identities=max(64, config.train.batch_size), donor_targets=2 if donor_design else 0)
     torch.manual_seed(0)
-    net = CamouflageNet(config.model, dataset.num_identities).to(target)
+    net = build_network(config.model, dataset.num_identities).to(target)
     discriminator = build_discriminator(config.model).to(target)
-    teacher = OnnxFaceEmbedder(config.loss.teacher_path).to(target) if config.loss.teacher > 0 else None
-    trainer = Trainer(net, discriminator, teacher, build_optimizers(net, discriminator, config),
-                      PairSampler(dataset, config.train.batch_size, 0, device=target), config, Path("/nonexistent"), None,
-                      (torch.zeros(1), torch.zeros(1)), device=target)
+    embedder = OnnxFaceEmbedder(config.loss.teacher_path).to(target) if config.loss.teacher > 0 else None
+    sampler = PairSampler(dataset, config.train.batch_size, 0, device=target)
+    trainer = Trainer(net, discriminator, embedder, build_optimizers(net, discriminator, config), sampler, config,
+                      Path("/nonexistent"), None, (torch.zeros(1), torch.zeros(1), None), device=target)
     images_per_step = config.train.batch_size
 
     def synchronize() -> None:
         if target.type == "cuda":
             torch.cuda.synchronize(target)
 
+    def timed(work, repeats: int) -> float:
+        """Seconds per call of ``work`` (after one untimed call), waiting for the device at both ends."""
+        work()
+        synchronize()
+        started = time.perf_counter()
+        for _ in range(repeats):
+            work()
+        synchronize()
+        return (time.perf_counter() - started) / repeats
+
     window = LogWindow()
-    for _ in range(2):  # warm-up: allocator, kernel selection (cuDNN autotuning on a GPU)
+    for _ in range(warmup):
         window.add(trainer.train_step())
     window.means()
+    synchronize()
     started = time.perf_counter()
-    for _ in range(steps):
+    for step in range(1, steps + 1):
         window.add(trainer.train_step())
-    window.means()  # the host waits for the device here, as at a log interval
+        if step % config.train.log_every == 0 or step == steps:
+            window.means()  # the host waits for the device here, as at a log interval of Trainer.train
     step_seconds = (time.perf_counter() - started) / steps
+
+    breakdown = {"sampler_ms": round(1000 * timed(sampler, max(3, steps // 2)), 2)}
+    if embedder is not None:  # as the teacher term calls it: the generated batch with gradients
+        faces = torch.rand(images_per_step // 2, 3, 112, 112, device=target) * 2 - 1
+
+        def teacher_step() -> None:
+            generated = faces.clone().requires_grad_(True)
+            embedder(generated).sum().backward()
+
+        breakdown["teacher_forward_backward_ms"] = round(1000 * timed(teacher_step, max(3, steps // 2)), 2)
 
     net.eval()
     inference = {}
     with torch.no_grad():
         for batch in (1, 16):
             faces = torch.rand(batch, 3, 112, 112, device=target) * 2 - 1
-            net.camouflage(faces, faces)
-            repeats = max(3, 32 // batch)
-            synchronize()
-            started = time.perf_counter()
-            for _ in range(repeats):
-                net.camouflage(faces, faces)
-            synchronize()
-            inference[f"batch_{batch}_faces_per_second"] = round(batch * repeats / (time.perf_counter() - started), 2)
-    parameters = {name: sum(p.numel() for p in getattr(net, name).parameters())
-                  for name in ("identity_encoder", "appearance_encoder", "generator", "classifier")}
+            seconds = timed(lambda faces=faces: net.camouflage(faces, faces), max(3, 32 // batch))
+            inference[f"batch_{batch}_faces_per_second"] = round(batch / seconds, 2)
+    parameters = {name: sum(p.numel() for p in part.parameters()) for name, part in net.named_children()}
     parameters["discriminator"] = sum(p.numel() for p in discriminator.parameters())
     return {
         "preset": preset,
         "device": str(target) if target.type == "cpu" else torch.cuda.get_device_name(target),
-        "teacher": bool(teacher),
+        "teacher": bool(embedder),
+        **({"note": note} if note else {}),
         "batch_size": images_per_step,
-        "train_seconds_per_step": round(step_seconds, 3),
+        "steps": steps,
+        "train_seconds_per_step": round(step_seconds, 4),
         "train_samples_per_second": round(images_per_step / step_seconds, 2),
+        **breakdown,
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        **({"peak_gpu_mib": round(torch.cuda.max_memory_allocated(target) / 2**20, 1)} if target.type == "cuda" else {}),
         **inference,
         "parameters": parameters,
     }
@@ -113,43 +155,60 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("bench"))
     parser.add_argument("--presets", nargs="+", default=["cpu", "paper"])
-    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=5, help="timed training steps per preset (default 5)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--teacher", default="", help="ONNX face embedder to include the teacher loss in the cpu preset's cost")
+    parser.add_argument("--teacher", default="preset",
+                        help="preset: the teacher loss as each preset trains with it (default); off; or an ONNX face "
+                             "embedder to use in place of the preset's loss.teacher_path")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                         help="cpu or cuda (default: cuda when there is one)")
-    parser.add_argument("--batch-size", dest="batch_size", type=int, default=None,
+    parser.add_argument("--batch", "--batch-size", dest="batch_size", type=int, default=None,
                         help="images per training step (default: each preset's train.batch_size)")
+    parser.add_argument("--name", default=None,
+                        help="file name stem under --out (default bench_training, bench_training_cuda on a GPU)")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # internal: measure one preset in this process
     args = parser.parse_args(argv)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error("--device cuda but torch sees no CUDA device here; use --device cpu")
     if args.one:
-        print(json.dumps(measure_preset(args.one, args.steps, args.threads, args.teacher or None, args.device, args.batch_size)))
+        print(json.dumps(measure_preset(args.one, args.steps, args.threads, args.teacher or "off", args.device,
+                                        args.batch_size, args.warmup)))
         return 0
     results = []
     for preset in args.presets:
-        print(f"measuring {preset} ({args.steps} training steps + inference) ...", file=sys.stderr, flush=True)
-        command = [sys.executable, "-m", "training.bench", "--one", preset, "--steps", str(args.steps), "--threads", str(args.threads),
-                   "--device", args.device, *(["--batch-size", str(args.batch_size)] if args.batch_size else [])]
-        if args.teacher and preset == "cpu":
-            command += ["--teacher", args.teacher]
-        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-        results.append(json.loads(output.strip().splitlines()[-1]))
+        print(f"measuring {preset} ({args.warmup} + {args.steps} training steps + inference) on {args.device} ...", file=sys.stderr, flush=True)
+        command = [sys.executable, "-m", "training.bench", "--one", preset, "--steps", str(args.steps), "--warmup", str(args.warmup),
+                   "--threads", str(args.threads), "--device", args.device, "--teacher", args.teacher or "off",
+                   *(["--batch", str(args.batch_size)] if args.batch_size else [])]
+        finished = subprocess.run(command, capture_output=True, text=True, check=False)  # its stderr is shown on failure
+        if finished.returncode != 0:
+            print(finished.stderr[-4000:], file=sys.stderr)
+            print(f"error: measuring preset {preset} failed (exit code {finished.returncode}); its output is above", file=sys.stderr)
+            return 1
+        results.append(json.loads(finished.stdout.strip().splitlines()[-1]))
     report = {"machine": {"cpu": platform.processor() or platform.machine(), "threads": args.threads,
                           "torch": torch.__version__, "device": results[0]["device"] if results else args.device},
+              "command": "python -m training.bench " + " ".join(argv if argv is not None else sys.argv[1:]),
               "results": results}
+    name = args.name or ("bench_training" if args.device == "cpu" else "bench_training_cuda")
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bench_training.json").write_text(json.dumps(report, indent=2))
-    lines = ["| preset | teacher | batch | train samples/s | s/step | peak RSS MiB | infer faces/s b=1 | infer faces/s b=16 |",
-             "|---|---|---|---|---|---|---|---|"]
+    (args.out / f"{name}.json").write_text(json.dumps(report, indent=2))
+    lines = [("| preset | teacher | batch | train samples/s | s/step | batch draw ms | teacher fwd+bwd ms | peak RSS MiB | peak GPU MiB "
+              "| infer faces/s b=1 | infer faces/s b=16 |"),
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         lines.append(f"| {r['preset']} | {r['teacher']} | {r['batch_size']} | {r['train_samples_per_second']} | {r['train_seconds_per_step']} | "
-                     f"{r['peak_rss_mib']} | {r['batch_1_faces_per_second']} | {r['batch_16_faces_per_second']} |")
+                     f"{r['sampler_ms']} | {r.get('teacher_forward_backward_ms', '-')} | {r['peak_rss_mib']} | {r.get('peak_gpu_mib', '-')} | "
+                     f"{r['batch_1_faces_per_second']} | {r['batch_16_faces_per_second']} |")
     where = report["machine"]["device"]
-    (args.out / "bench_training.md").write_text(f"Torch {torch.__version__}, {'CPU' if where == 'cpu' else where}, {args.threads} CPU threads, "
-                                                f"{args.steps} timed training steps per preset (`python -m training.bench`).\n\n"
-                                                + "\n".join(lines) + "\n")
-    print("\n".join(lines))
-    print(f"written: {args.out / 'bench_training.json'}, {args.out / 'bench_training.md'}")
+    notes = [f"- {r['preset']}: {r['note']}" for r in results if "note" in r]
+    (args.out / f"{name}.md").write_text(
+        f"Torch {torch.__version__}, {'CPU' if where == 'cpu' else where}, {args.threads} CPU threads, {args.warmup} untimed + "
+        f"{args.steps} timed training steps per preset (`{report['command']}`). Teacher fwd+bwd: the frozen embedder on "
+        "half a batch of generated faces, as the teacher term runs it.\n\n" + "\n".join(lines + notes) + "\n")
+    print("\n".join(lines + notes))
+    print(f"written: {args.out / (name + '.json')}, {args.out / (name + '.md')}")
     return 0
 
 

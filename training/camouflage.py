@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from facecamo.pipeline import FramePipeline, PipelineSettings, PreparedFrame
+from facecamo.donor import blend_donors
 from training.data import to_model_range
-from training.models import CamouflageNet
 
 ROOT = Path(__file__).resolve().parents[1]
 DETECTOR_ONNX = ROOT / "build" / "onnx" / "face_detector.onnx"
@@ -30,9 +30,9 @@ def detector_onnx(path: Path = DETECTOR_ONNX) -> Path:
 
 
 class TorchNetworks:
-    """:class:`facecamo.pipeline.Networks` over a :class:`CamouflageNet` (and ONNX Runtime for the detector)."""
+    """:class:`facecamo.pipeline.Networks` over a network of either design (and ONNX Runtime for the detector)."""
 
-    def __init__(self, net: CamouflageNet, device: torch.device, detector: Path | None = None) -> None:
+    def __init__(self, net: torch.nn.Module, device: torch.device, detector: Path | None = None) -> None:
         from facecamo.networks import OnnxNetworks
 
         self.net, self.device = net, device
@@ -55,38 +55,53 @@ class TorchNetworks:
 
 class TorchCamouflager:
     """Args:
-        net: an eval-mode :class:`CamouflageNet` (see :func:`training.weights.load_inference_net`).
+        net: an eval-mode network of either design (see :func:`training.weights.load_inference_net`).
         settings: the pipeline's settings (default: what the export serves).
     """
 
-    def __init__(self, net: CamouflageNet, settings: PipelineSettings | None = None, device: str | torch.device = "cpu") -> None:
+    def __init__(self, net: torch.nn.Module, settings: PipelineSettings | None = None, device: str | torch.device = "cpu") -> None:
         self.net = net.eval()
         self.device = torch.device(device)
         settings = settings or PipelineSettings()
         networks = TorchNetworks(self.net, self.device, detector_onnx() if settings.detector == "centerface" else None)
-        # The bank is unused here: evaluation passes each reference's code explicitly.
-        self.pipeline = FramePipeline(networks, np.zeros((1, 1, 4, 1), np.float32), settings)
+        self.donor_design = not hasattr(self.net, "appearance_encoder")
+        # The bank is unused here (evaluation passes each reference explicitly); its kind says the design.
+        bank = (np.zeros((1, 112, 112, 3), np.uint8) if self.donor_design else np.zeros((1, 1, 4, 1), np.float32))
+        self.pipeline = FramePipeline(networks, bank, settings)
 
     @torch.no_grad()
-    def appearance_codes(self, reference_crops: np.ndarray) -> torch.Tensor:
-        """uint8 (R, 112, 112, 3) aligned reference faces -> float (R, C, 4, 1) appearance codes."""
-        return self.net.appearance_encoder(to_model_range(torch.from_numpy(np.ascontiguousarray(reference_crops))).to(self.device))
+    def appearance_codes(self, reference_crops: np.ndarray, landmarks: np.ndarray | None = None,
+                         per_blend: int = 3) -> np.ndarray:
+        """What each reference gives every face it is used for.
+
+        Args:
+            reference_crops: uint8 (R, 112, 112, 3) aligned reference faces of other identities.
+            landmarks: float (R, 68, 2) their landmarks in crop pixels (needed by the donor design).
+        Returns: donor design: uint8 (R // per_blend, 112, 112, 3) donors, each a blend of ``per_blend`` references
+            (as the served bank's entries are); paper design: float32 (R, C, 4, 1) appearance codes.
+        """
+        if self.donor_design:
+            if landmarks is None:
+                raise ValueError("the donor design blends references by their landmarks; pass them")
+            return np.stack([blend_donors(reference_crops[k : k + per_blend], landmarks[k : k + per_blend])
+                             for k in range(0, len(reference_crops) - per_blend + 1, per_blend)])
+        faces = to_model_range(torch.from_numpy(np.ascontiguousarray(reference_crops))).to(self.device)
+        return self.net.appearance_encoder(faces).float().cpu().numpy()
 
     def prepare(self, image: np.ndarray) -> PreparedFrame:
         """Detect and align every face of a uint8 RGB image (reusable for several appearances)."""
         return self.pipeline.prepare(image)
 
-    def camouflage(self, image: np.ndarray, appearance: torch.Tensor, faces: PreparedFrame | None = None
+    def camouflage(self, image: np.ndarray, appearance: np.ndarray, faces: PreparedFrame | None = None
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Camouflage every face of a uint8 (H, W, 3) RGB image with one appearance code.
+        """Camouflage every face of a uint8 (H, W, 3) RGB image with one reference.
 
         Args:
-            appearance: float (1, C, 4, 1) code given to every face.
+            appearance: one entry of :meth:`appearance_codes` (keeping its first axis) given to every face.
             faces: the result of :meth:`prepare`, to reuse one alignment for several appearances.
         Returns: (uint8 (H, W, 3) image, float32 (N, 4) boxes, int32 (N,) status as in :mod:`facecamo.spec`);
             the image comes back unchanged when it has no face.
         """
         prepared = self.prepare(image) if faces is None else faces
-        codes = appearance[:1].detach().float().cpu().numpy()
-        result = self.pipeline.complete(prepared, codes)
+        result = self.pipeline.complete(prepared, np.asarray(appearance)[:1])
         return result.frame, result.boxes, result.status

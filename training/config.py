@@ -28,6 +28,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class ModelConfig:
+    design: str = "paper"  # "paper": spatial identity code + appearance encoder; "donor": identity vector + donor target
     identity_width: int = 32  # E_I base width; its code has 4x this many channels at 28x28
     identity_res_blocks: int = 4
     identity_grayscale: bool = False  # E_I sees luminance only, so colour must come from the appearance code
@@ -39,6 +40,9 @@ class ModelConfig:
     discriminator_width: int = 64
     discriminator_layers: int = 3
     discriminator_scales: int = 3  # 112, 56 and 28 px
+    identity_dim: int = 256  # donor design: length of the pooled identity vector that drives G's AdaIN blocks
+    structure_width: int = 32  # donor design: base width of G's encoder of the donor target
+    donors_per_blend: int = 3  # donor design: portraits averaged into one donor (k-same style: the donor is nobody)
 
 
 @dataclass
@@ -55,6 +59,13 @@ class LossConfig:
     structure_difference: float = 0.0  # not in the paper: hinge on the SSIM of generated vs source (0: off)
     structure_max_ssim: float = 0.6  # ... which stops pushing once the SSIM falls below this
     teacher: float = 0.0  # weight of the frozen face-embedder cosine loss (0: off)
+    # donor design (ModelConfig.design == "donor"), see training/models/donor.py:
+    target_coarse: float = 0.0  # L1 on 4x-downsampled images + (1 - SSIM) at half and quarter size, G(.) vs the target
+    target_pixel: float = 0.0  # L1 at full size, G(.) vs the target (texture anchor; small)
+    self_reconstruction: float = 0.0  # G(E_I(x), x) -> x: with the source as its own donor, nothing changes
+    coarse_difference: float = 0.0  # hinge on SSIM at 28x28 (the evaluation's SSIM-28) of G(.) vs the source
+    coarse_max_ssim: float = 0.5  # ... pushing until it falls below this
+    teacher_augment: bool = False  # blur, resize and colour-jitter the generated face before the teacher sees it
     teacher_path: str = ""  # ONNX face-embedding network, e.g. ../shared/models/face_embedding/mobilefacenet.onnx
 
 
@@ -73,6 +84,8 @@ class TrainConfig:
     save_every: int = 1000
     keep_last: int = 3
     threads: int = 0  # torch threads per process (0: leave torch's default)
+    donor_targets: int = 6  # donor design: targets made per training face before the first step (one drawn per step)
+    donor_pool: int = 1024  # donor design: blended donors those targets are made from
 
 
 @dataclass

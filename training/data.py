@@ -43,7 +43,35 @@ class FaceDataset:
                 raise ValueError(f"cannot read {file} listed in {manifest}; rerun `make prepare`")
             images.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
         self.images = torch.from_numpy(np.stack(images))
+        # The landmarks of every crop (``make prepare`` keeps them), when the folder has them: the donor design needs
+        # them to warp donors onto each face.
+        landmark_file = root / "landmarks.npy"
+        self.landmarks: np.ndarray | None = None
+        if landmark_file.is_file():
+            with open(manifest, newline="") as file:
+                in_split = np.array([row["split"] == split for row in csv.DictReader(file)])
+            all_landmarks = np.load(landmark_file)
+            if len(all_landmarks) == len(in_split):
+                self.landmarks = all_landmarks[in_split].astype(np.float64)
+        self.targets: torch.Tensor | None = None  # uint8 (N, R, 112, 112, 3) donor targets (see add_donor_targets)
         self.by_identity = [torch.nonzero(self.labels == label).flatten() for label in range(len(self.identities))]
+
+    def add_donor_targets(self, per_face: int, donors: int, per_blend: int, seed: int, progress: bool = True) -> None:
+        """Make ``per_face`` donor targets for every face (:mod:`training.donors`) from ``donors`` blended donors.
+
+        Raises:
+            ValueError: if the prepared folder has no landmarks (prepared before they were kept: rerun ``make prepare``).
+        """
+        from training.donors import build_donor_pool, build_targets
+
+        if self.landmarks is None:
+            raise ValueError("the donor design needs each face's landmarks (landmarks.npy beside manifest.csv); "
+                             "rerun `make prepare` on this folder: it keeps what is done and adds them")
+        images, labels = self.images.numpy(), self.labels.numpy()
+        pool, members = build_donor_pool(images, self.landmarks, labels, donors, per_blend, seed)
+        self.donors = pool
+        self.targets = torch.from_numpy(build_targets(images, self.landmarks, labels, pool, members, per_face, seed,
+                                                      progress=progress))
 
     @property
     def num_identities(self) -> int:
@@ -67,16 +95,20 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 class Batch:
     """One step's images, float (P, 3, 112, 112) in [-1, 1] each, and int64 (P,) labels of the sources.
 
-    ``partner[i]`` shows the same person as ``source[i]``; ``reference[i]`` a different one.
+    ``partner[i]`` shows the same person as ``source[i]``; ``reference[i]`` a different one; ``target[i]`` (donor
+    design only, else None) a donor warped onto ``source[i]`` (:func:`facecamo.donor.donor_target`).
     """
 
     source: torch.Tensor
     partner: torch.Tensor
     reference: torch.Tensor
     labels: torch.Tensor
+    target: torch.Tensor | None = None
 
     def to(self, device: torch.device) -> "Batch":
-        return Batch(*(t.to(device, non_blocking=True) for t in (self.source, self.partner, self.reference, self.labels)))
+        moved = [t.to(device, non_blocking=True) if t is not None else None
+                 for t in (self.source, self.partner, self.reference, self.labels, self.target)]
+        return Batch(*moved)
 
 
 # Keep the dataset's uint8 images on the GPU when they take at most this share of its free memory (LFW's training
@@ -122,6 +154,8 @@ class PairSampler:
         self.dataset = dataset
         self.device = torch.device(device)
         self.images = images_on(dataset.images, self.device)
+        targets = getattr(dataset, "targets", None)
+        self.targets = images_on(targets, self.device) if targets is not None else None
         self.gather_on_device = self.images.device.type == self.device.type  # else: host images, CUDA batches
         self.generator = torch.Generator().manual_seed(seed)
 
@@ -153,8 +187,17 @@ class PairSampler:
         pixels = torch.where(flip.to(self.device, non_blocking=True).view(-1, 1, 1, 1), pixels.flip(2), pixels)
         images = to_model_range(pixels)
         source, target = images.split(self.pairs)
+        donor_target = None
+        if self.targets is not None:  # one of each source's donor targets, mirrored with its source
+            pick = torch.randint(self.targets.shape[1], (self.pairs,), generator=g)
+            if self.targets.device.type == self.device.type:
+                chosen = self.targets[source_index.to(self.device, non_blocking=True), pick.to(self.device, non_blocking=True)]
+            else:
+                chosen = self.targets[source_index, pick].pin_memory().to(self.device, non_blocking=True)
+            source_flip = flip[: self.pairs].to(self.device, non_blocking=True).view(-1, 1, 1, 1)
+            donor_target = to_model_range(torch.where(source_flip, chosen.flip(2), chosen))
         return Batch(source=source, partner=target, reference=target.roll(shift, dims=0),
-                     labels=labels.to(self.device, non_blocking=True))
+                     labels=labels.to(self.device, non_blocking=True), target=donor_target)
 
     def state(self) -> torch.Tensor:
         return self.generator.get_state()

@@ -42,6 +42,7 @@ from facecamo.align import LandmarkPredictor, load_rgb, save_rgb, warp_face
 from facecamo.pipeline import PreparedFrame
 from facecamo.tracking import nearest_to_centre
 from facecamo.paste import blur_face, paste_face, pixelate_face
+from facecamo.donor import donor_target
 from training.camouflage import TorchCamouflager
 from training.data import to_model_range
 from training.metrics import DlibJudge, Judge, OnnxJudge, mean_abs_difference, rank1, ssim, ssim_coarse, verification
@@ -90,6 +91,19 @@ class Subject:
     affine: np.ndarray
     crop: np.ndarray
     faces: PreparedFrame  # every face of the image, aligned once and reused for each reference
+    landmarks: np.ndarray  # float64 (68, 2) the labelled face's landmarks in its crop's pixels
+
+
+def crop_landmarks(data: Path) -> dict[str, np.ndarray]:
+    """Crop file (as :func:`select_subjects` names it) -> float (68, 2) landmarks in its pixels, from the prepared
+    folder's landmarks.npy; empty when the folder has none (prepared before they were kept)."""
+    path = data / "landmarks.npy"
+    if not path.is_file():
+        return {}
+    with open(data / "manifest.csv", newline="") as file:
+        files = [str(data / row["file"]) for row in csv.DictReader(file)]
+    points = np.load(path)
+    return dict(zip(files, points.astype(np.float64))) if len(points) == len(files) else {}
 
 
 def select_subjects(data: Path, count: int, rng: np.random.Generator) -> list[tuple[str, str, str]]:
@@ -155,7 +169,8 @@ def evaluate(ckpt: Path | None, data: Path, out: Path, count: int, references: i
             continue
         centre = aligned[nearest_to_centre(faces.boxes[aligned], image.shape)]
         affine = faces.affines[centre].astype(np.float64)
-        subjects.append(Subject(len(subjects), identity, source, tuple(faces.boxes[centre]), affine, warp_face(image, affine), faces))
+        subjects.append(Subject(len(subjects), identity, source, tuple(faces.boxes[centre]), affine, warp_face(image, affine),
+                                faces, faces.faces[centre].landmarks))
     if len(subjects) < 4:
         raise ValueError(f"only {len(subjects)} test faces could be aligned; need at least 4")
 
@@ -168,17 +183,27 @@ def evaluate(ckpt: Path | None, data: Path, out: Path, count: int, references: i
     diversity28: list[float] = []
     faces_concealed = 0
 
-    reference_crops = {}
+    reference_crops: dict[str, list[np.ndarray]] = {}
+    reference_points: dict[str, list[np.ndarray]] = {}
+    known_points = crop_landmarks(data) if camouflager.donor_design else {}
     for identity, _, crop_file in reference_pool:
+        if camouflager.donor_design and crop_file not in known_points:
+            raise ValueError(f"{data} has no landmarks for {crop_file}; the donor design needs them: rerun `make prepare`")
         reference_crops.setdefault(identity, []).append(load_rgb(crop_file))
+        reference_points.setdefault(identity, []).append(known_points.get(crop_file))
     reference_names = sorted(reference_crops)
+    # The donor design blends each reference from several people (as the served bank does).
+    per_reference = config.model.donors_per_blend if camouflager.donor_design else 1
 
     for subject in tqdm(subjects, desc="camouflaging and judging", unit="img", dynamic_ncols=True):
         image = load_rgb(subject.source)
         faces = subject.faces
         candidates = [n for n in reference_names if n != subject.identity]
-        picked = [candidates[i] for i in rng.choice(len(candidates), size=references, replace=False)]
-        codes = camouflager.appearance_codes(np.stack([reference_crops[n][0] for n in picked]))
+        needed = references * per_reference  # (drawn with replacement only when a small dataset has too few identities)
+        picked = [candidates[i] for i in rng.choice(len(candidates), size=needed, replace=len(candidates) < needed)]
+        codes = camouflager.appearance_codes(np.stack([reference_crops[n][0] for n in picked]),
+                                             np.stack([reference_points[n][0] for n in picked]) if camouflager.donor_design
+                                             else None, per_blend=per_reference)
         processed: dict[str, list[np.ndarray]] = {"original": [image], "camouflage": []}
         for k in range(references):
             result, _, status = camouflager.camouflage(image, codes[k : k + 1], faces)
@@ -255,23 +280,34 @@ def evaluate(ckpt: Path | None, data: Path, out: Path, count: int, references: i
     (out / "results.json").write_text(json.dumps(results, indent=2))
     plot_privacy_utility(results, out / "privacy_utility.png", "ssim_to_original")
     plot_privacy_utility(results, out / "privacy_utility_ssim28.png", "ssim28_to_original")
-    save_rgb(out / "figure3.png", test_figure3(net, subjects, reference_crops, reference_names))
+    save_rgb(out / "figure3.png", test_figure3(net, subjects, reference_crops, reference_names, camouflager,
+                                               reference_points, per_reference))
     (out / "report.md").write_text(markdown_report(results))
     return results
 
 
-def test_figure3(net, subjects: list[Subject], reference_crops: dict, reference_names: list[str], count: int = 4) -> np.ndarray:
-    """The paper's Figure 3 from test identities: sources down the side, references across, generated inside."""
-    seen, sources = set(), []
+def test_figure3(net, subjects: list[Subject], reference_crops: dict, reference_names: list[str], camouflager: TorchCamouflager,
+                 reference_points: dict, per_reference: int = 1, count: int = 4) -> np.ndarray:
+    """The paper's Figure 3 from test identities: sources down the side, references across (the donor design's
+    blended donors), generated inside (aligned crops, before paste-back)."""
+    seen, chosen = set(), []
     for s in subjects:
         if s.identity not in seen:
             seen.add(s.identity)
-            sources.append(s.crop)
-        if len(sources) == count:
+            chosen.append(s)
+        if len(chosen) == count:
             break
-    refs = [reference_crops[n][0] for n in reference_names if n not in seen][:count]
+    names = [n for n in reference_names if n not in seen][: count * per_reference]
+    crops = np.stack([reference_crops[n][0] for n in names])
+    sources = to_model_range(torch.from_numpy(np.stack([s.crop for s in chosen])))
+    if not camouflager.donor_design:
+        with torch.no_grad():
+            return figure3_grid(net, sources, to_model_range(torch.from_numpy(crops)))
+    donors = camouflager.appearance_codes(crops, np.stack([reference_points[n][0] for n in names]), per_reference)
+    targets = np.stack([np.stack([donor_target(s.crop, s.landmarks, d)[0] for d in donors]) for s in chosen])
+    as_model = to_model_range(torch.from_numpy(targets.reshape(-1, *targets.shape[2:]))).reshape(*targets.shape[:2], 3, *targets.shape[2:4])
     with torch.no_grad():
-        return figure3_grid(net, to_model_range(torch.from_numpy(np.stack(sources))), to_model_range(torch.from_numpy(np.stack(refs))))
+        return figure3_grid(net, sources, to_model_range(torch.from_numpy(donors)), as_model)
 
 
 def check_targets(methods: dict) -> dict:

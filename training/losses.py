@@ -21,6 +21,7 @@ from torch import nn
 from training.config import LossConfig, field_types
 from training.data import Batch
 from training.models import GeneratorOutputs
+from training.models.donor import DonorOutputs
 
 Logs = dict[str, torch.Tensor]  # name -> detached 0-dim float tensor
 
@@ -146,7 +147,7 @@ class LossInputs:
         config: the loss weights and parameters.
     """
 
-    outputs: GeneratorOutputs
+    outputs: GeneratorOutputs | DonorOutputs
     batch: Batch
     discriminator: Callable[[torch.Tensor], list[torch.Tensor]]
     teacher: nn.Module | None
@@ -191,6 +192,107 @@ TERMS: tuple[Term, ...] = (
     Term("adversarial", lambda i: adversarial_generator_loss(i.discriminator(i.outputs.fake_images()))),
     Term("teacher", _teacher_term, optional=True, needs_teacher=True),
 )
+
+
+# -- the donor design's terms (issue 11) -------------------------------------------------------------------------
+
+def ssim_28(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Differentiable SSIM (B,) of greyscale images area-downsampled to 28x28 (Gaussian window 11, sigma 1.5): the
+    evaluation's SSIM-28 (:func:`training.metrics.ssim_coarse`), the scale of face shape and feature layout."""
+    return ssim_per_image(_grey(F.adaptive_avg_pool2d(a, 28)), _grey(F.adaptive_avg_pool2d(b, 28)))
+
+
+def _grey(image: torch.Tensor) -> torch.Tensor:
+    luma = torch.tensor([0.299, 0.587, 0.114], dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
+    return (image * luma).sum(dim=1, keepdim=True)
+
+
+def target_coarse_loss(generated: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, Logs]:
+    """Match the donor target where people read who someone is: L1 between 4x-downsampled images (28x28) plus
+    (1 - SSIM) of luminance at half and at quarter size. Fine texture is left to the identity losses."""
+    low = F.l1_loss(F.avg_pool2d(generated, 4), F.avg_pool2d(target, 4))
+    half = 1 - ssim_per_image(_grey(F.avg_pool2d(generated, 2)), _grey(F.avg_pool2d(target, 2))).mean()
+    quarter = 1 - ssim_per_image(_grey(F.avg_pool2d(generated, 4)), _grey(F.avg_pool2d(target, 4))).mean()
+    loss = low + half + quarter
+    return loss, {"tgt_coarse": loss.detach(), "tgt_l1_28": low.detach()}
+
+
+def target_pixel_loss(generated: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, Logs]:
+    """L1 at full size against the donor target: a weak texture anchor."""
+    loss = F.l1_loss(generated, target)
+    return loss, {"tgt_l1": loss.detach()}
+
+
+def coarse_difference_loss(generated: torch.Tensor, source: torch.Tensor, max_ssim: float) -> tuple[torch.Tensor, Logs]:
+    """Hinge on SSIM-28 between the camouflaged face and the source: pushes the coarse structure away from the
+    source until it falls below ``max_ssim`` (noise cannot lower it at that scale)."""
+    similarity = ssim_28(generated, source)
+    loss = F.relu(similarity - max_ssim).mean()
+    return loss, {"c_dif": loss.detach(), "ssim28_src": similarity.detach().mean()}
+
+
+def augment_for_teacher(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Random degradations, per image, before the teacher reads a generated face: Gaussian blur (sigma 0 to 1.5),
+    down- and up-sizing (to 56..112 px), brightness/contrast/colour jitter. Identity that survives these lives in
+    the face's shape, not in details only one network reads. float (B, 3, 112, 112) in [-1, 1] -> same."""
+    batch, device = images.shape[0], images.device
+    draw = lambda *shape: torch.rand(*shape, device=device)
+    # Blur: a 5x5 separable Gaussian whose sigma varies per image (sigma 0 leaves the image as it is).
+    sigma = draw(batch) * 1.5
+    offsets = torch.arange(-2, 3, device=device, dtype=images.dtype)
+    kernel = torch.exp(-(offsets[None] ** 2) / (2 * sigma[:, None].clamp(min=1e-3) ** 2))
+    kernel = torch.where(sigma[:, None] < 0.05, (offsets[None] == 0).to(images.dtype), kernel)
+    kernel = kernel / kernel.sum(dim=1, keepdim=True)  # (B, 5)
+    x = images.reshape(1, batch * 3, *images.shape[2:])
+    horizontal = kernel.repeat_interleave(3, dim=0)[:, None, None, :]  # (3B, 1, 1, 5)
+    x = F.conv2d(F.pad(x, (2, 2, 0, 0), mode="reflect"), horizontal, groups=batch * 3)
+    x = F.conv2d(F.pad(x, (0, 0, 2, 2), mode="reflect"), horizontal.transpose(2, 3), groups=batch * 3)
+    x = x.reshape_as(images)
+    # Resize: half of the images go down to a random size and back (one size per step: cheap, still varied).
+    size = int(56 + 56 * float(torch.rand(1, generator=generator)))
+    small = F.interpolate(F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True),
+                          size=images.shape[-1], mode="bilinear", align_corners=False)
+    x = torch.where(draw(batch, 1, 1, 1) < 0.5, small, x)
+    # Colour: brightness, contrast and per-channel gains.
+    brightness = (draw(batch, 1, 1, 1) - 0.5) * 0.3
+    contrast = 0.8 + draw(batch, 1, 1, 1) * 0.4
+    gains = 0.9 + draw(batch, 3, 1, 1) * 0.2
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = ((x - mean) * contrast + mean) * gains + brightness
+    return x.clamp(-1, 1)
+
+
+def _donor_teacher_term(inputs: LossInputs) -> tuple[torch.Tensor, Logs]:
+    with torch.no_grad():
+        embed_source = inputs.teacher(inputs.batch.source)
+    generated = inputs.outputs.generated
+    if inputs.config.teacher_augment:
+        generated = augment_for_teacher(generated)
+    return teacher_identity_loss(inputs.teacher(generated), embed_source)
+
+
+DONOR_TERMS: tuple[Term, ...] = (
+    Term("target_coarse", lambda i: target_coarse_loss(i.outputs.generated, i.batch.target)),
+    Term("target_pixel", lambda i: target_pixel_loss(i.outputs.generated, i.batch.target), optional=True),
+    Term("self_reconstruction", lambda i: _self_reconstruction(i.outputs.recon_self, i.batch.source)),
+    Term("identity", lambda i: identity_loss([i.outputs.logits_source, i.outputs.logits_generated], i.batch.labels)),
+    Term("coarse_difference", lambda i: coarse_difference_loss(i.outputs.generated, i.batch.source, i.config.coarse_max_ssim),
+         optional=True),
+    Term("adversarial", lambda i: adversarial_generator_loss(i.discriminator(i.outputs.fake_images()))),
+    Term("teacher", _donor_teacher_term, optional=True, needs_teacher=True),
+)
+
+
+def _self_reconstruction(recon_self: torch.Tensor, source: torch.Tensor) -> tuple[torch.Tensor, Logs]:
+    loss = F.l1_loss(recon_self, source)
+    return loss, {"rec": loss.detach()}
+
+
+def terms_for(design: str) -> tuple[Term, ...]:
+    """The loss terms of a model design (``paper`` or ``donor``)."""
+    if design not in ("paper", "donor"):
+        raise ValueError(f"model.design must be paper or donor, got {design!r}")
+    return DONOR_TERMS if design == "donor" else TERMS
 
 
 class Objective:

@@ -7,6 +7,8 @@ Input layout (LFW's): ``DATA/<identity>/<image>``. Output:
 - ``OUT/faces/<identity>/<image stem>.png``: aligned 112x112 RGB crops (lossless);
 - ``OUT/manifest.csv``: ``file, identity, label, source, split`` (``label`` is contiguous within its split,
   so the training split's labels index the softmax identity classifier directly);
+- ``OUT/landmarks.npy``: float32 (rows, 68, 2) dlib landmarks of each manifest row's face in its crop's pixels (the
+  donor-guided preset warps a donor face onto them: :mod:`facecamo.donor`);
 - ``OUT/no_face.csv``: images where no face was found;
 - ``OUT/progress.jsonl``: one line per processed image, so a rerun skips what is done.
 
@@ -110,7 +112,10 @@ def _process(job: tuple[str, str, str]) -> dict:
     face = _worker_aligner.align_box(image, labelled)
     Path(target).parent.mkdir(parents=True, exist_ok=True)
     save_rgb(target, face.crop)
-    return {"source": source, "identity": identity, "status": "ok", "file": target}
+    # The landmarks in the crop's pixels (the alignment affine applied), kept to a hundredth of a pixel.
+    in_crop = face.landmarks @ face.affine[:, :2].T + face.affine[:, 2]
+    return {"source": source, "identity": identity, "status": "ok", "file": target,
+            "landmarks": np.round(in_crop, 2).reshape(-1).tolist()}
 
 
 def _record(record: dict, done: dict, progress_file, bar, failures: int) -> int:
@@ -138,6 +143,8 @@ def prepare(
         for line in progress_path.read_text().splitlines():
             if line.strip():
                 record = json.loads(line)
+                if record["status"] == "ok" and "landmarks" not in record:
+                    continue  # prepared before landmarks were kept: align it again
                 done[record["source"]] = record
     jobs = []
     for image in images:
@@ -183,6 +190,9 @@ def prepare(
         writer = csv.DictWriter(file, MANIFEST_FIELDS)
         writer.writeheader()
         writer.writerows(rows)
+    by_file = {str(Path(r["file"]).relative_to(out)): r for r in ok}
+    landmarks = np.array([by_file[row["file"]]["landmarks"] for row in rows], np.float32).reshape(-1, 68, 2)
+    np.save(out / "landmarks.npy", landmarks)
     failed = [r for r in records if r["status"] != "ok"]
     with open(out / "no_face.csv", "w", newline="") as file:
         writer = csv.DictWriter(file, ["source", "identity", "status"], extrasaction="ignore")

@@ -1,7 +1,7 @@
 """Turn a training checkpoint into the release weights that ship in the repository (inference parts only: E_I, E_A,
 G and the resolved config; fp16 storage to keep the clone small; no classifier, discriminator or optimiser state).
 
-    python -m training.release --ckpt RUN/checkpoints/step_XXXXXXXX.pt [--out models/release/facecamo_cpu.pt]
+    python -m training.release --ckpt RUN/checkpoints/step_XXXXXXXX.pt [--out models/release/facecamo.pt]
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import yaml
@@ -25,10 +26,10 @@ import yaml
 from training.checkpoint import latest_checkpoint, load_checkpoint
 from training.config import Config, config_from_dict, load_config
 from training.data import FaceDataset, PairSampler, to_model_range
-from training.models import CamouflageNet, build_discriminator
+from training.models import build_discriminator, build_network, inference_parts
 from training.models.face_embedder import OnnxFaceEmbedder
 from training.trainer import Trainer, build_optimizers
-from training.weights import INFERENCE_PARTS, load_parts, read_weights
+from training.weights import load_parts, read_weights
 
 
 class TrainingError(Exception):
@@ -59,11 +60,14 @@ def check_compatible(checkpoint: dict, config: Config, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="cpu", help="paper, cpu, tiny, or a YAML path (default cpu)")
+    parser.add_argument("--preset", default="donor_cpu", help="donor_cpu, donor, cpu, paper, tiny, tiny_donor, or a YAML path (default donor_cpu)")
     parser.add_argument("--data", type=Path, required=True, help="a folder made by `make prepare`")
     parser.add_argument("--run-dir", dest="run", type=Path, required=True, help="run folder: checkpoints, samples, tensorboard (`--run` clashes with torchrun's own options)")
     parser.add_argument("--steps", type=int, default=None, help="train until this step (default: the preset's train.steps)")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --run-dir")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="wall-clock budget for the training loop: stop when it is spent, saving a checkpoint and grid "
+                             "(leave time for start-up and that save inside a machine's hard limit); resume with --resume")
     parser.add_argument("--init-from", dest="init_from", type=Path, default=None,
                         help="fine-tune: start E_I, E_A and G from these weights (release .pt or checkpoint; same model "
                              "config) instead of random ones; used only when the run starts fresh")
@@ -95,6 +99,12 @@ def train(args: argparse.Namespace) -> int:
         torch.set_num_threads(config.train.threads)
     teacher_path = resolve_teacher_path(config)
     dataset = FaceDataset(args.data, "train", progress=rank == 0)
+    if config.model.design == "donor":
+        try:
+            dataset.add_donor_targets(config.train.donor_targets, config.train.donor_pool, config.model.donors_per_blend,
+                                      seed=config.train.seed, progress=rank == 0)
+        except ValueError as error:
+            raise TrainingError(str(error)) from error
     steps = args.steps if args.steps is not None else config.train.steps
 
     checkpoint, checkpoint_path = None, None
@@ -111,7 +121,7 @@ def train(args: argparse.Namespace) -> int:
             raise TrainingError(f"checkpoint {checkpoint_path} was written by {checkpoint['world_size']} processes; resume with as many")
 
     torch.manual_seed(config.train.seed)  # identical initial weights on every rank
-    net = CamouflageNet(config.model, dataset.num_identities).to(device)
+    net = build_network(config.model, dataset.num_identities).to(device)
     discriminator = build_discriminator(config.model).to(device)
     optimizers = build_optimizers(net, discriminator, config)
     sampler = PairSampler(dataset, config.train.batch_size, seed=config.train.seed * 1000 + rank, device=device)
@@ -119,8 +129,8 @@ def train(args: argparse.Namespace) -> int:
     lineage: list[dict] = []
     if checkpoint is not None:
         lineage = checkpoint.get("lineage", [])
-        for name in ("identity_encoder", "classifier", "appearance_encoder", "generator"):
-            getattr(net, name).load_state_dict(checkpoint["model"][name])
+        for name, part in net.named_children():
+            part.load_state_dict(checkpoint["model"][name])
         discriminator.load_state_dict(checkpoint["model"]["discriminator"])
         optimizers.load_state_dict(checkpoint["optimizers"])
         rng = checkpoint["rng"]["per_rank"][rank]
@@ -153,14 +163,14 @@ def train(args: argparse.Namespace) -> int:
     trainer = Trainer(net, discriminator, teacher, optimizers, sampler, config, args.run, writer, preview,
                       rank=rank, world_size=world_size, step=step, device=device, num_identities=dataset.num_identities,
                       lineage=lineage)
-    trainer.train(steps)
+    trainer.train(steps, max_seconds=args.minutes * 60 if args.minutes is not None else None)
     if writer is not None:
         writer.close()
         print(f"done: step {trainer.step}; checkpoints in {args.run / 'checkpoints'}, grids in {args.run / 'samples'}", file=sys.stderr)
     return 0
 
 
-def init_network(net: CamouflageNet, config: Config, path: Path, num_identities: int) -> list[dict]:
+def init_network(net: torch.nn.Module, config: Config, path: Path, num_identities: int) -> list[dict]:
     """Load E_I, E_A and G (and the identity classifier when the file has one for as many identities) from release
     weights or a training checkpoint into ``net``; D, optimisers and step start afresh.
 
@@ -170,15 +180,25 @@ def init_network(net: CamouflageNet, config: Config, path: Path, num_identities:
         raise TrainingError(f"--init-from {path} holds model {state['config']['model']}, but this run builds "
                             f"{config.to_dict()['model']}; use the preset it was trained with ({state['config']['preset']!r})")
     same_classes = "classifier" in state["model"] and state.get("num_identities") == num_identities
-    load_parts(net, state, INFERENCE_PARTS + (("classifier",) if same_classes else ()))
+    load_parts(net, state, inference_parts(config.model) + (("classifier",) if same_classes else ()))
     return [*state.get("lineage", []), {"weights": path.name, "step": int(state["step"])}]
 
 
-def preview_faces(dataset: FaceDataset, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fixed sources and references of different identities for the Figure-3 grid (the same every run)."""
+def preview_faces(dataset: FaceDataset, count: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Fixed sources and references of different identities for the Figure-3 grid (the same every run); with donor
+    targets, the references are the first blended donors and the third item holds donor j warped onto source i."""
     firsts = [int(members[0]) for members in dataset.by_identity[: 2 * count]]
     images = to_model_range(dataset.images[firsts])
-    return images[:count], images[count : 2 * count]
+    if getattr(dataset, "targets", None) is None:
+        return images[:count], images[count : 2 * count], None
+    from facecamo.donor import donor_target
+
+    sources = dataset.images[firsts[:count]].numpy()
+    donors = dataset.donors[:count]
+    targets = np.stack([np.stack([donor_target(sources[i], dataset.landmarks[firsts[i]], donor)[0] for donor in donors])
+                        for i in range(count)])  # (n, m, 112, 112, 3)
+    as_model = to_model_range(torch.from_numpy(targets).reshape(-1, *targets.shape[2:])).reshape(count, len(donors), 3, *targets.shape[2:4])
+    return images[:count], to_model_range(torch.from_numpy(np.ascontiguousarray(donors))), as_model
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,32 +17,37 @@ from tqdm import tqdm
 from training.checkpoint import save_checkpoint
 from training.config import Config
 from training.data import Batch, PairSampler, to_uint8
-from training.losses import Logs, Objective
+from training.losses import Logs, Objective, terms_for
 
 
 @dataclass
 class Optimizers:
     generator: torch.optim.Optimizer  # Adam: E_I, classifier, G
-    appearance: torch.optim.Optimizer  # SGD + momentum: E_A
+    appearance: torch.optim.Optimizer | None  # SGD + momentum: E_A (None: the donor design has no E_A)
     discriminator: torch.optim.Optimizer  # Adam: D
 
+    def all(self) -> dict[str, torch.optim.Optimizer]:
+        return {name: optimizer for name in ("generator", "appearance", "discriminator")
+                if (optimizer := getattr(self, name)) is not None}
+
     def state_dict(self) -> dict:
-        return {name: getattr(self, name).state_dict() for name in ("generator", "appearance", "discriminator")}
+        return {name: optimizer.state_dict() for name, optimizer in self.all().items()}
 
     def load_state_dict(self, state: dict) -> None:
-        for name in ("generator", "appearance", "discriminator"):
-            getattr(self, name).load_state_dict(state[name])
+        for name, optimizer in self.all().items():
+            optimizer.load_state_dict(state[name])
 
 
 def build_optimizers(net: nn.Module, discriminator: nn.Module, config: Config) -> Optimizers:
     """The paper's optimisers: Adam (lr 1e-4) for E_I, G and D; SGD with momentum 0.9 (lr 1e-4) for E_A."""
     train = config.train
-    appearance = list(net.appearance_encoder.parameters())
+    appearance = list(net.appearance_encoder.parameters()) if hasattr(net, "appearance_encoder") else []
     appearance_ids = {id(p) for p in appearance}
     rest = [p for p in net.parameters() if id(p) not in appearance_ids]
     return Optimizers(
         generator=torch.optim.Adam(rest, lr=train.lr, betas=tuple(train.adam_betas), weight_decay=train.weight_decay),
-        appearance=torch.optim.SGD(appearance, lr=train.appearance_lr, momentum=train.appearance_momentum, weight_decay=train.weight_decay),
+        appearance=torch.optim.SGD(appearance, lr=train.appearance_lr, momentum=train.appearance_momentum,
+                                   weight_decay=train.weight_decay) if appearance else None,
         discriminator=torch.optim.Adam(discriminator.parameters(), lr=train.lr, betas=tuple(train.adam_betas), weight_decay=train.weight_decay),
     )
 
@@ -52,25 +58,37 @@ def unwrap(module: nn.Module) -> nn.Module:
 
 class LogWindow:
     """Sums each step's log tensors where they are (on the GPU, without waiting for it) over one log interval;
-    :meth:`means` then brings them to the host in a single synchronisation."""
+    :meth:`means` then brings them to the host in a single synchronisation.
+
+    A step's logs (0-d tensors on one device) are stacked into one vector and added to the running sum of the steps
+    that logged the same names: two small kernels a step, however many losses are logged, and no ``.item()``."""
 
     def __init__(self) -> None:
-        self.sums: dict[str, torch.Tensor] = {}
-        self.counts: dict[str, int] = {}
+        self.sums: dict[tuple[str, ...], torch.Tensor] = {}  # names logged together -> float (len(names),) sums
+        self.counts: dict[tuple[str, ...], int] = {}
 
     def add(self, logs: Logs) -> None:
-        for name, value in logs.items():
-            value = value.detach().float()
-            self.sums[name] = self.sums[name] + value if name in self.sums else value
-            self.counts[name] = self.counts.get(name, 0) + 1
+        if not logs:
+            return
+        names = tuple(logs)
+        values = torch.stack([value.detach().float() for value in logs.values()])
+        self.sums[names] = self.sums[names] + values if names in self.sums else values
+        self.counts[names] = self.counts.get(names, 0) + 1
 
     def means(self) -> dict[str, float]:
-        """Each log's mean over the window as a Python float; empties the window."""
-        names = list(self.sums)
-        values = torch.stack([self.sums[n] for n in names]).tolist() if names else []
-        means = {n: v / self.counts[n] for n, v in zip(names, values)}
+        """Each log's mean over the steps of the window that logged it, as a Python float; empties the window."""
+        groups = list(self.sums)
+        flat = torch.cat([self.sums[names] for names in groups]).tolist() if groups else []  # the one wait
+        totals: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        position = 0
+        for names in groups:
+            for name, value in zip(names, flat[position : position + len(names)]):
+                totals[name] = totals.get(name, 0.0) + value
+                counts[name] = counts.get(name, 0) + self.counts[names]
+            position += len(names)
         self.reset()
-        return means
+        return {name: totals[name] / counts[name] for name in totals}
 
     def reset(self) -> None:
         self.sums.clear()
@@ -89,18 +107,19 @@ class Trainer:
         config: the resolved config (saved into every checkpoint).
         run: the run folder (checkpoints/, samples/, tensorboard/).
         writer: a TensorBoard SummaryWriter on rank 0, else None.
-        preview: (sources, references) float (n, 3, 112, 112) tensors for the Figure-3 grid.
+        preview: (sources, references, targets) for the Figure-3 grid: float (n, 3, 112, 112) sources and (m, ...)
+            references, and for the donor design float (n, m, 3, 112, 112) donor targets (else None).
         rank, world_size: process index and count (1 without torchrun).
         step: the step to start from (after a resume).
     """
 
     def __init__(self, net, discriminator, teacher, optimizers: Optimizers, sampler: PairSampler, config: Config,
-                 run: Path, writer, preview: tuple[torch.Tensor, torch.Tensor], rank: int = 0, world_size: int = 1,
+                 run: Path, writer, preview: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None], rank: int = 0, world_size: int = 1,
                  step: int = 0, device: torch.device = torch.device("cpu"), num_identities: int = 0,
                  lineage: list[dict] | None = None) -> None:
         self.net, self.discriminator, self.teacher = net, discriminator, teacher
         self.optimizers, self.sampler, self.config = optimizers, sampler, config
-        self.objective = Objective(config.loss, teacher)
+        self.objective = Objective(config.loss, teacher, terms_for(config.model.design))
         self.run, self.writer, self.preview = Path(run), writer, preview
         self.rank, self.world_size, self.step, self.device = rank, world_size, step, device
         self.num_identities = num_identities
@@ -109,18 +128,20 @@ class Trainer:
     def generator_step(self, batch: Batch) -> tuple[torch.Tensor, Logs]:
         """Update E_I, the classifier, E_A and G on L_total. Returns the generated faces the discriminator is to judge,
         float (2B, 3, 112, 112) detached, and the logs (detached tensors)."""
-        outputs = self.net(batch.source, batch.partner, batch.reference)
+        donor = batch.target is not None
+        outputs = self.net(batch.source, batch.target) if donor else self.net(batch.source, batch.partner, batch.reference)
         discriminator = unwrap(self.discriminator)
         discriminator.requires_grad_(False)  # the generator step must not write gradients into D
         try:
             total, logs = self.objective.generator(outputs, batch, discriminator)
         finally:
             discriminator.requires_grad_(True)
-        self.optimizers.generator.zero_grad(set_to_none=True)
-        self.optimizers.appearance.zero_grad(set_to_none=True)
+        generator_side = [o for name, o in self.optimizers.all().items() if name != "discriminator"]
+        for optimizer in generator_side:
+            optimizer.zero_grad(set_to_none=True)
         total.backward()
-        self.optimizers.generator.step()
-        self.optimizers.appearance.step()
+        for optimizer in generator_side:
+            optimizer.step()
         return outputs.fake_images().detach(), logs
 
     def discriminator_step(self, real: torch.Tensor, fake: torch.Tensor) -> Logs:
@@ -141,39 +162,78 @@ class Trainer:
         logs.update(self.discriminator_step(torch.cat([batch.source, batch.reference]), fake))
         return logs
 
-    def train(self, until_step: int) -> None:
+    def train(self, until_step: int, max_seconds: float | None = None) -> bool:
         """Train until ``until_step``, logging, drawing the grid and checkpointing on the configured schedule.
 
         Losses are averaged over each ``train.log_every`` steps and reach TensorBoard and the progress bar only then:
         the one moment per interval when the host waits for the device.
+
+        Args:
+            until_step: the step to stop at.
+            max_seconds: a wall-clock budget for the loop (None: none). Once it is spent the run stops after the
+                step under way and, like a finished run, logs, draws the grid and saves a checkpoint, so that a run
+                on a machine with a hard time limit always brings weights back. Leave room for that last save (and
+                for start-up) inside the machine's limit. One process checks the clock after every step (no device
+                wait); several (torchrun) agree at each log interval, stopping together when any is out of time.
+
+        Returns:
+            True when ``until_step`` was reached, False when the budget stopped the run first.
         """
+        if max_seconds is not None and not max_seconds >= 0:
+            raise ValueError(f"the training time budget must be >= 0 seconds (--minutes), got {max_seconds}")
         train = self.config.train
+        deadline = time.perf_counter() + max_seconds if max_seconds is not None else None
         bar = tqdm(total=until_step, initial=self.step, desc="training", unit="step", disable=self.rank != 0, dynamic_ncols=True)
         window = LogWindow()  # rank 0 only: the other ranks' losses are not logged
         window_started, window_samples = time.perf_counter(), 0
+        out_of_time = False
         while self.step < until_step:
             logs = self.train_step()
             self.step += 1
             window_samples += self.world_size * train.batch_size
-            log_now = self.step % train.log_every == 0 or self.step == until_step
+            at_interval = self.step % train.log_every == 0
+            if deadline is not None and (self.world_size == 1 or at_interval):
+                out_of_time = self._budget_spent(deadline)
+            last = self.step == until_step or out_of_time
+            log_now = at_interval or last
             if self.rank == 0:
                 window.add(logs)
                 bar.update()
                 if log_now:
                     means = window.means()  # waits for the device: once per interval
                     self.log(means, window_samples / (time.perf_counter() - window_started), bar)
-            if self.step % train.image_every == 0 or self.step == until_step:
+            if self.step % train.image_every == 0 or last:
                 self.save_preview()
-            if self.step % train.save_every == 0 or self.step == until_step:
+            if self.step % train.save_every == 0 or last:
                 self.save()
+            if out_of_time:
+                break
             if log_now:  # the next window's speed leaves out this step's logging, grid and checkpoint
                 window_started, window_samples = time.perf_counter(), 0
         bar.close()
+        finished = self.step >= until_step
+        if not finished and self.rank == 0:
+            print(f"time budget of {max_seconds:.0f} s spent: stopped at step {self.step} of {until_step}, checkpoint and "
+                  "grid saved; continue with --resume", file=sys.stderr)
+        return finished
+
+    def _budget_spent(self, deadline: float) -> bool:
+        """Whether the wall-clock ``deadline`` (a ``time.perf_counter()`` value) has passed; with several processes,
+        whether it has for any of them (one all-reduce: every rank must stop at the same step, or the others would
+        wait for it forever in their next gradient all-reduce)."""
+        spent = time.perf_counter() >= deadline
+        if self.world_size == 1:
+            return spent
+        flag = torch.tensor([1.0 if spent else 0.0], device=self.device if dist.get_backend() == "nccl" else "cpu")
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
 
     def log(self, means: dict[str, float], samples_per_second: float, bar: tqdm) -> None:
-        """Show a log window's mean losses on the progress bar and write them to TensorBoard (``loss/<name>``)."""
-        bar.set_postfix({"total": f"{means['total']:.3f}", "rec": f"{means['rec']:.3f}", "id_acc": f"{means['id_acc']:.2f}",
-                         **({"t_cos": f"{means['teacher_cos']:.2f}"} if "teacher_cos" in means else {}),
+        """Show a log window's mean losses on the progress bar and write them to TensorBoard (``loss/<name>``).
+
+        ``means`` holds Python floats (already on the host): nothing here waits for the device."""
+        shown = (("total", "total", "{:.3f}"), ("rec", "rec", "{:.3f}"), ("id_acc", "id_acc", "{:.2f}"), ("teacher_cos", "t_cos", "{:.2f}"))
+        bar.set_postfix({**{label: form.format(means[name]) for name, label, form in shown if name in means},  # a design may not log all
                          "samples/s": f"{samples_per_second:.1f}"}, refresh=False)
         if self.writer is not None:
             for name, value in means.items():
@@ -188,8 +248,8 @@ class Trainer:
         net = unwrap(self.net)
         was_training = net.training
         net.eval()
-        sources, references = (t.to(self.device) for t in self.preview)
-        grid = figure3_grid(net, sources, references)
+        sources, references, targets = (t.to(self.device) if t is not None else None for t in self.preview)
+        grid = figure3_grid(net, sources, references, targets)
         net.train(was_training)
         folder = self.run / "samples"
         folder.mkdir(parents=True, exist_ok=True)
@@ -213,11 +273,8 @@ class Trainer:
                 "num_identities": self.num_identities,
                 "world_size": self.world_size,
                 "lineage": self.lineage,
-                "model": {
-                    "identity_encoder": net.identity_encoder.state_dict(),
-                    "classifier": net.classifier.state_dict(),
-                    "appearance_encoder": net.appearance_encoder.state_dict(),
-                    "generator": net.generator.state_dict(),
+                "model": {  # E_I, the classifier, E_A (paper design only), G, and D
+                    **{name: part.state_dict() for name, part in net.named_children()},
                     "discriminator": discriminator.state_dict(),
                 },
                 "optimizers": self.optimizers.state_dict(),
@@ -227,16 +284,19 @@ class Trainer:
             dist.barrier()
 
 
-def figure3_grid(net, sources: torch.Tensor, references: torch.Tensor) -> np.ndarray:
-    """uint8 ((n+1)*112, (m+1)*112, 3) grid: white corner, m references on top, n sources down the left,
-    cell (i, j) = G(E_I(source_i), E_A(reference_j))."""
+def figure3_grid(net, sources: torch.Tensor, references: torch.Tensor, targets: torch.Tensor | None = None) -> np.ndarray:
+    """uint8 ((n+1)*112, (m+1)*112, 3) grid: white corner, m references on top, n sources down the left, cell (i, j)
+    = source i camouflaged with reference j: G(E_I(source_i), E_A(reference_j)) in the paper design, and
+    G(E_I(source_i), targets[i, j]) in the donor design (``targets``: float (n, m, 3, 112, 112), donor j warped onto
+    source i; the references are then the blended donors)."""
     n, m, size = len(sources), len(references), sources.shape[-1]
     identity = net.identity_encoder(sources)
-    appearance = net.appearance_encoder(references)
+    appearance = net.appearance_encoder(references) if targets is None else None
     grid = np.full(((n + 1) * size, (m + 1) * size, 3), 255, dtype=np.uint8)
     grid[size:, :size] = to_uint8(sources).reshape(n * size, size, 3).cpu().numpy()
     grid[:size, size:] = to_uint8(references).permute(1, 0, 2, 3).reshape(size, m * size, 3).cpu().numpy()
     for i in range(n):
-        faces = net.generator(identity[i : i + 1].expand(m, -1, -1, -1), appearance)
+        codes = identity[i : i + 1].expand(m, *identity.shape[1:])
+        faces = net.generator(codes, appearance if targets is None else targets[i])
         grid[(i + 1) * size : (i + 2) * size, size:] = to_uint8(faces).permute(1, 0, 2, 3).reshape(size, m * size, 3).cpu().numpy()
     return grid

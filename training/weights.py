@@ -1,5 +1,5 @@
-"""Inference weights: what a release ships (E_I, E_A, G and the resolved config; no classifier, discriminator or
-optimiser state), and loading either such a file or a full training checkpoint into an inference network."""
+"""Inference weights: what a release ships (E_I, G, E_A in the paper design, and the resolved config; no classifier,
+discriminator or optimiser state), and loading either such a file or a full training checkpoint into an inference network."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ import torch
 
 from training.checkpoint import FORMAT as CHECKPOINT_FORMAT
 from training.config import Config, config_from_dict
-from training.models import CamouflageNet
+from training.models import build_network, inference_parts
 
 WEIGHTS_FORMAT = "facecamo-weights-v1"
-INFERENCE_PARTS = ("identity_encoder", "appearance_encoder", "generator")
-RELEASE_WEIGHTS = Path(__file__).resolve().parents[1] / "models" / "release" / "facecamo_cpu.pt"
+RELEASE_WEIGHTS = Path(__file__).resolve().parents[1] / "models" / "release" / "facecamo.pt"
 
 
 def export_inference_weights(checkpoint: dict, path: Path, half: bool = False, extra: dict | None = None) -> Path:
@@ -24,7 +23,8 @@ def export_inference_weights(checkpoint: dict, path: Path, half: bool = False, e
         "config": checkpoint["config"],
         "step": checkpoint["step"],
         "lineage": checkpoint.get("lineage", []),  # fine-tuned from: total steps = step + sum of these steps
-        "model": {part: {k: cast(v.clone()) for k, v in checkpoint["model"][part].items()} for part in INFERENCE_PARTS},
+        "model": {part: {k: cast(v.clone()) for k, v in checkpoint["model"][part].items()}
+                  for part in inference_parts(config_from_dict(checkpoint["config"]).model)},
         **(extra or {}),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -46,14 +46,16 @@ def read_weights(path: Path) -> dict:
     return state
 
 
-def load_parts(net: CamouflageNet, state: dict, parts: tuple[str, ...] = INFERENCE_PARTS) -> None:
-    """Copy the named sub-networks of a :func:`read_weights` dict into ``net``, as float32."""
+def load_parts(net: torch.nn.Module, state: dict, parts: tuple[str, ...] | None = None) -> None:
+    """Copy the named sub-networks (default: the design's inference parts) of a :func:`read_weights` dict into
+    ``net``, as float32."""
+    parts = parts if parts is not None else inference_parts(config_from_dict(state["config"]).model)
     for part in parts:
         getattr(net, part).load_state_dict({k: v.float() for k, v in state["model"][part].items()})
 
 
-def load_inference_net(path: str | Path | None = None, device: str | torch.device = "cpu") -> tuple[CamouflageNet, Config, dict]:
-    """Build an eval-mode float32 :class:`CamouflageNet` (no classifier) from release weights or a training checkpoint.
+def load_inference_net(path: str | Path | None = None, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, Config, dict]:
+    """Build an eval-mode float32 network of the file's design (:func:`training.models.build_network`, no classifier) from release weights or a training checkpoint.
 
     Args:
         path: a ``.pt`` written by :func:`export_inference_weights` or by training; None: the committed release model.
@@ -63,7 +65,7 @@ def load_inference_net(path: str | Path | None = None, device: str | torch.devic
     """
     state = read_weights(Path(path) if path is not None else RELEASE_WEIGHTS)
     config = config_from_dict(state["config"])
-    net = CamouflageNet(config.model)
+    net = build_network(config.model)
     load_parts(net, state)
     info = {k: v for k, v in state.items() if k not in ("model", "optimizers", "rng")}
     return net.to(device).eval(), config, info

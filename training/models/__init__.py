@@ -1,4 +1,5 @@
-"""The paper's networks and the bundle that trains them together."""
+"""The networks of both designs (the paper's, and the donor-guided one of :mod:`training.models.donor`) and the
+bundles that train them."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from training.models.discriminator import MultiScaleDiscriminator
 from training.models.generator import Generator
 from training.models.identity_encoder import IdentityClassifier, IdentityEncoder
 
-__all__ = ["AppearanceEncoder", "CamouflageNet", "Generator", "GeneratorOutputs", "IdentityClassifier", "IdentityEncoder",
+__all__ = ["AppearanceEncoder", "CamouflageNet", "build_network", "inference_parts", "Generator", "GeneratorOutputs", "IdentityClassifier", "IdentityEncoder",
            "MultiScaleDiscriminator", "build_discriminator"]
 
 
@@ -102,3 +103,20 @@ class CamouflageNet(nn.Module):
 def build_discriminator(config: ModelConfig) -> MultiScaleDiscriminator:
     """D: a PatchGAN per scale; called on float (N, 3, 112, 112) it returns one (N, 1, h, w) score map per scale."""
     return MultiScaleDiscriminator(config.discriminator_width, config.discriminator_layers, config.discriminator_scales)
+
+
+def build_network(config: ModelConfig, num_identities: int = 0) -> nn.Module:
+    """The generator-side bundle of ``config.design``: :class:`CamouflageNet` (paper) or
+    :class:`training.models.donor.DonorCamouflageNet` (donor); ``num_identities=0`` builds it for inference."""
+    from training.models.donor import DonorCamouflageNet
+
+    if config.design == "donor":
+        return DonorCamouflageNet(config, num_identities)
+    if config.design != "paper":
+        raise ValueError(f"model.design must be paper or donor, got {config.design!r}")
+    return CamouflageNet(config, num_identities)
+
+
+def inference_parts(config: ModelConfig) -> tuple[str, ...]:
+    """The sub-networks a release ships for a design (no classifier, no discriminator)."""
+    return ("identity_encoder", "generator") if config.design == "donor" else ("identity_encoder", "appearance_encoder", "generator")

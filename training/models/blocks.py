@@ -90,3 +90,14 @@ class AdaINResidualBlock(nn.Module):
         y = F.relu(adain(self.conv1(x), gamma1, beta1))
         y = adain(self.conv2(y), gamma2, beta2)
         return x + y
+
+
+def adain_mlp(code_dim: int, hidden: int, num_params: int) -> nn.Sequential:
+    """The MLP that turns a flattened code (float (B, code_dim, ...)) into every AdaIN block's parameters,
+    float (B, num_params): shared by both designs' generators."""
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(code_dim, hidden), nn.ReLU(inplace=True),
+        nn.Linear(hidden, hidden), nn.ReLU(inplace=True),
+        nn.Linear(hidden, num_params),
+    )

@@ -1,14 +1,26 @@
 """A frozen pretrained face-recognition network (e.g. MobileFaceNet from an ONNX file) run in PyTorch, so that
 gradients flow from its embedding back into the generator (teacher identity supervision).
 
-The ONNX graph is interpreted node by node with torch operations. Only the operators such plain CNN embedders
-use are supported (Conv, Clip, Relu, PRelu, Add, Mul, BatchNormalization, Flatten, Reshape, Gemm, MatMul,
-GlobalAveragePool, Constant); another operator is reported by name when the file is loaded.
+The ONNX graph is translated once, when the file is loaded, into a list of small torch modules (:class:`_Layer`)
+wired by slot numbers; :meth:`OnnxFaceEmbedder.forward` only walks that list. Everything that does not depend on the
+input is settled at load time, so a forward pass issues the network's kernels and nothing else (no host-device copy,
+no ``.tolist()``, no dictionary of tensor names):
+
+- BatchNormalization that follows a Conv (whose output nothing else reads) is folded into the Conv's weights;
+- Constant nodes and the constant operands of Clip, Reshape, Add, Mul, MatMul and Gemm become Python numbers or
+  buffers of the layer that reads them (buffers follow ``.to(device)``);
+- PRelu slopes are flattened once to the per-channel vector ``F.prelu`` takes.
+
+Only the operators such plain CNN embedders use are supported (Conv, Clip, Relu, PRelu, Add, Mul,
+BatchNormalization, Flatten, Reshape, Gemm, MatMul, GlobalAveragePool, Constant); another operator, or an operand
+that must be constant but is computed, is reported by name when the file is loaded.
 """
 
 from __future__ import annotations
 
+import operator
 from pathlib import Path
+from typing import Callable, ClassVar
 
 import numpy as np
 import torch
@@ -25,16 +37,24 @@ class OnnxFaceEmbedder(nn.Module):
     """Frozen face embedder.
 
     Input: float (B, 3, 112, 112) RGB in [-1, 1], aligned by :mod:`facecamo.align`.
-    Output: float (B, D) L2-normalised embeddings.
+    Output: float32 (B, D) L2-normalised embeddings, one row per face (D = 128 for the shared MobileFaceNet).
+
+    Args:
+        path: an ONNX face-embedding network taking (N, 3, 112, 112) images normalised as (pixel - 127.5) / 128.
+        channels_last: keep the convolution weights, and convert the input, to ``torch.channels_last`` memory
+            format (faster convolutions with cuDNN under bf16/fp16 autocast; no effect on the result).
+
+    Raises:
+        FileNotFoundError: if ``path`` is not a file.
+        ValueError: for an operator, or a computed operand, that the translation does not support.
     """
 
-    SUPPORTED = {"Conv", "Clip", "Relu", "PRelu", "Add", "Mul", "BatchNormalization", "Flatten", "Reshape", "Gemm",
-                 "MatMul", "GlobalAveragePool", "Constant"}
+    SUPPORTED = frozenset({"Conv", "Clip", "Relu", "PRelu", "Add", "Mul", "BatchNormalization", "Flatten", "Reshape",
+                           "Gemm", "MatMul", "GlobalAveragePool", "Constant"})
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, channels_last: bool = False) -> None:
         super().__init__()
         import onnx
-        from onnx import numpy_helper
 
         path = Path(path)
         if not path.is_file():
@@ -42,23 +62,17 @@ class OnnxFaceEmbedder(nn.Module):
         model = onnx.load(str(path))
         unsupported = sorted({n.op_type for n in model.graph.node} - self.SUPPORTED)
         if unsupported:
-            raise ValueError(f"{path}: operators {unsupported} are not supported by the torch interpreter")
-        self._names: dict[str, str] = {}
-        for index, initializer in enumerate(model.graph.initializer):
-            buffer_name = f"w{index}"
-            self.register_buffer(buffer_name, torch.from_numpy(numpy_helper.to_array(initializer).copy()))
-            self._names[initializer.name] = buffer_name
-        self._constants: dict[str, torch.Tensor] = {}
-        self._nodes = []
-        for node in model.graph.node:
-            attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-            if node.op_type == "Constant":
-                value = numpy_helper.to_array(attributes["value"])
-                self._constants[node.output[0]] = torch.from_numpy(np.array(value, copy=True))
-                continue
-            self._nodes.append((node.op_type, list(node.input), list(node.output), attributes))
-        self._input = model.graph.input[0].name
-        self._output = model.graph.output[0].name
+            raise ValueError(f"{path}: operators {unsupported} are not supported by the torch translation")
+        layers, wiring, slot_count, output_slot = _translate(model, path)
+        self.layers = nn.ModuleList(layers)
+        # (input slots, output slot, slots no later layer reads): plain ints, so walking them never touches the device
+        self._wiring: tuple[tuple[tuple[int, ...], int, tuple[int, ...]], ...] = wiring
+        self._slot_count, self._output_slot = slot_count, output_slot
+        self.channels_last = channels_last
+        if channels_last:
+            for layer in self.layers:
+                if isinstance(layer, _Conv):
+                    layer.weight = layer.weight.contiguous(memory_format=torch.channels_last)
         scale = (_ARCFACE_MOUTH_Y - _ARCFACE_EYE_Y) / (_OURS_MOUTH_Y - _OURS_EYE_Y)
         # affine_grid maps output coords to input coords in [-1, 1] units: input = A @ output.
         centre = 55.5
@@ -68,63 +82,353 @@ class OnnxFaceEmbedder(nn.Module):
         self.requires_grad_(False)
         self.eval()
 
-    def _value(self, name: str, values: dict[str, torch.Tensor]) -> torch.Tensor | None:
-        if name == "":
-            return None
-        if name in values:
-            return values[name]
-        if name in self._names:
-            return getattr(self, self._names[name])
-        return self._constants[name].to(next(iter(values.values())).device)
+    def embed_aligned(self, network_input: torch.Tensor) -> torch.Tensor:
+        """The network alone: float (B, 3, 112, 112) already in the network's template and normalisation
+        ((pixel - 127.5) / 128) -> float32 (B, D) L2-normalised; what ONNX Runtime computes on the same file."""
+        if self.channels_last:
+            network_input = network_input.contiguous(memory_format=torch.channels_last)
+        slots: list[torch.Tensor | None] = [None] * self._slot_count
+        slots[0] = network_input
+        for layer, (inputs, output, released) in zip(self.layers, self._wiring):
+            slots[output] = layer(*[slots[i] for i in inputs])
+            for slot in released:  # let eval-mode passes free activations as soon as nothing reads them
+                slots[slot] = None
+        embedding = slots[self._output_slot]
+        return F.normalize(embedding.float().flatten(1), dim=1)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """float (B, 3, 112, 112) in [-1, 1], our alignment -> float32 (B, D) L2-normalised embeddings."""
         grid = F.affine_grid(self.theta.expand(image.shape[0], 2, 3), list(image.shape), align_corners=False)
         x = F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
         # The embedder expects (x - 127.5) / 128 on 0..255, i.e. our [-1, 1] times 127.5/128.
-        values = {self._input: x * (127.5 / 128.0)}
-        for op, inputs, outputs, attrs in self._nodes:
-            args = [self._value(name, values) for name in inputs]
-            values[outputs[0]] = _run(op, args, attrs)
-        return F.normalize(values[self._output].flatten(1), dim=1)
+        return self.embed_aligned(x * (127.5 / 128.0))
 
 
-def _run(op: str, args: list, attrs: dict) -> torch.Tensor:
-    if op == "Conv":
-        pads = attrs.get("pads", [0, 0, 0, 0])
-        x = args[0]
-        if pads[0] != pads[2] or pads[1] != pads[3]:
-            x = F.pad(x, (pads[1], pads[3], pads[0], pads[2]))
-            pads = [0, 0, 0, 0]
-        return F.conv2d(x, args[1], args[2] if len(args) > 2 else None, attrs.get("strides", [1, 1]),
-                        (pads[0], pads[1]), attrs.get("dilations", [1, 1]), attrs.get("group", 1))
-    if op == "Clip":
-        low = args[1] if len(args) > 1 and args[1] is not None else attrs.get("min")
-        high = args[2] if len(args) > 2 and args[2] is not None else attrs.get("max")
-        return torch.clamp(args[0], float(low) if low is not None else None, float(high) if high is not None else None)
-    if op == "Relu":
-        return F.relu(args[0])
-    if op == "PRelu":
-        slope = args[1]
-        return torch.where(args[0] >= 0, args[0], args[0] * slope.reshape(1, -1, *[1] * (args[0].dim() - 2)))
-    if op == "Add":
-        return args[0] + args[1]
-    if op == "Mul":
-        return args[0] * args[1]
-    if op == "BatchNormalization":
-        return F.batch_norm(args[0], args[3], args[4], args[1], args[2], False, 0.0, attrs.get("epsilon", 1e-5))
-    if op == "Flatten":
-        return args[0].flatten(attrs.get("axis", 1))
-    if op == "Reshape":
-        shape = [int(v) for v in args[1].tolist()]
-        shape = [args[0].shape[i] if v == 0 else v for i, v in enumerate(shape)]
-        return args[0].reshape(shape)
-    if op == "Gemm":
-        a = args[0].t() if attrs.get("transA", 0) else args[0]
-        b = args[1].t() if attrs.get("transB", 0) else args[1]
-        y = attrs.get("alpha", 1.0) * a @ b
-        return y + attrs.get("beta", 1.0) * args[2] if len(args) > 2 and args[2] is not None else y
-    if op == "MatMul":
-        return args[0] @ args[1]
-    if op == "GlobalAveragePool":
-        return args[0].mean(dim=(2, 3), keepdim=True)
-    raise ValueError(f"unsupported operator {op}")
+# -- layers: each holds its constants; forward takes only the tensors computed from the input ----------------------
+
+class _Layer(nn.Module):
+    """One translated ONNX node (or a Conv with its BatchNormalization folded in)."""
+
+
+class _Conv(_Layer):
+    """Conv with constant weight (O, I/groups, kH, kW) and optional bias (O,); asymmetric padding is applied first."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, stride: tuple[int, ...], padding: tuple[int, ...],
+                 dilation: tuple[int, ...], groups: int, pre_pad: tuple[int, ...] | None) -> None:
+        super().__init__()
+        self.register_buffer("weight", weight)
+        self.register_buffer("bias", bias)
+        self.stride, self.padding, self.dilation, self.groups, self.pre_pad = stride, padding, dilation, groups, pre_pad
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pre_pad is not None:
+            x = F.pad(x, self.pre_pad)
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class _Clip(_Layer):
+    """Clip to Python-number bounds. With both bounds it is ``F.hardtanh`` (ReLU6 for MobileFaceNet's 0..6): the
+    same values as ``torch.clamp``, and its backward is one kernel, where clamp's builds scalar tensors every call."""
+
+    def __init__(self, low: float | None, high: float | None) -> None:
+        super().__init__()
+        self.low, self.high = low, high
+        self.bounded = low is not None and high is not None and low < high
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.bounded:
+            return F.hardtanh(x, self.low, self.high)
+        return torch.clamp(x, self.low, self.high)
+
+
+class _Relu(_Layer):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x)
+
+
+class _PRelu(_Layer):
+    """Per-channel (dimension 1) or single-slope PReLU; ``slope`` float (C,) or (1,)."""
+
+    def __init__(self, slope: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("slope", slope)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.prelu(x, self.slope.to(x.dtype))
+
+
+class _BatchNorm(_Layer):
+    """Inference-mode BatchNormalization that could not be folded into a Conv; per-channel (C,) statistics."""
+
+    def __init__(self, scale: torch.Tensor, shift: torch.Tensor, mean: torch.Tensor, variance: torch.Tensor, epsilon: float) -> None:
+        super().__init__()
+        for name, value in (("scale", scale), ("shift", shift), ("mean", mean), ("variance", variance)):
+            self.register_buffer(name, value)
+        self.epsilon = epsilon
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.batch_norm(x, self.mean, self.variance, self.scale, self.shift, False, 0.0, self.epsilon)
+
+
+class _Binary(_Layer):
+    """Add, Mul or MatMul of two computed tensors, or of one computed tensor and a constant (a buffer or a number).
+
+    ``constant_side``: None (both operands computed), 0 (the constant is the left operand) or 1 (the right one)."""
+
+    # operator module functions, not torch.add: ``2.0 * x`` works with a Python number on either side
+    OPERATIONS: ClassVar[dict[str, Callable]] = {"Add": operator.add, "Mul": operator.mul, "MatMul": operator.matmul}
+
+    def __init__(self, op: str, constant: torch.Tensor | float | None = None, constant_side: int | None = None) -> None:
+        super().__init__()
+        self.op, self.operation, self.constant_side = op, self.OPERATIONS[op], constant_side
+        self.number: float | None = None
+        if isinstance(constant, torch.Tensor):
+            self.register_buffer("constant", constant)
+        else:
+            self.constant = None
+            self.number = constant
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+        if self.constant_side is None:
+            return self.operation(a, b)
+        other = self.constant if self.constant is not None else self.number
+        return self.operation(other, a) if self.constant_side == 0 else self.operation(a, other)
+
+
+class _Linear(_Layer):
+    """Gemm with a constant right-hand matrix: y = alpha * A' @ B' + beta * C as ``F.linear`` with the scaling folded
+    into ``weight`` float (N, K) and ``bias`` float (N,) (or any shape broadcastable to (M, N), added separately)."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, transpose_input: bool) -> None:
+        super().__init__()
+        self.register_buffer("weight", weight)
+        self.register_buffer("bias", bias)
+        self.transpose_input = transpose_input
+        self.bias_in_linear = bias is not None and bias.dim() == 1
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        if self.transpose_input:
+            a = a.t()
+        if self.bias_in_linear:
+            return F.linear(a, self.weight, self.bias)
+        y = F.linear(a, self.weight)
+        return y if self.bias is None else y + self.bias
+
+
+class _Gemm(_Layer):
+    """Gemm whose B is computed: y = alpha * A' @ B' (+ beta * C, a constant or computed)."""
+
+    def __init__(self, alpha: float, beta: float, transpose_a: bool, transpose_b: bool, bias: torch.Tensor | None) -> None:
+        super().__init__()
+        self.alpha, self.beta, self.transpose_a, self.transpose_b = alpha, beta, transpose_a, transpose_b
+        self.register_buffer("bias", bias)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        y = self.alpha * ((a.t() if self.transpose_a else a) @ (b.t() if self.transpose_b else b))
+        c = c if c is not None else self.bias
+        return y if c is None else y + self.beta * c
+
+
+class _Flatten(_Layer):
+    """ONNX Flatten: (d0, ..., dn) -> (d0 * ... * d(axis-1), d(axis) * ... * dn)."""
+
+    def __init__(self, axis: int) -> None:
+        super().__init__()
+        self.axis = axis
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        axis = self.axis % x.dim() if self.axis < 0 else self.axis
+        if axis == 0:
+            return x.reshape(1, -1)
+        return x.flatten(axis).flatten(0, axis - 1) if axis > 1 else x.flatten(1)
+
+
+class _Reshape(_Layer):
+    """Reshape to a constant target of Python ints in ONNX's convention: 0 copies that input dimension, -1 is inferred."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.shape = shape
+        self.copies = any(v == 0 for v in shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.copies:
+            return x.reshape(self.shape)
+        return x.reshape([x.shape[i] if v == 0 else v for i, v in enumerate(self.shape)])
+
+
+class _GlobalAveragePool(_Layer):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=tuple(range(2, x.dim())), keepdim=True)
+
+
+# -- translation ------------------------------------------------------------------------------------------------------
+
+def _translate(model, path: Path) -> tuple[list[_Layer], tuple, int, int]:
+    """Translate ``model``'s graph into layers wired by slot numbers (slot 0 is the graph input).
+
+    Returns: (layers, wiring, number of slots, output slot); ``wiring[i]`` is (input slots, output slot, slots
+    to release after layer i) for ``layers[i]``."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = model.graph
+    constants: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    nodes = []
+    for node in graph.node:
+        attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        if node.op_type == "Constant":
+            if "value" not in attributes:
+                raise ValueError(f"{path}: Constant node {node.name!r} has no 'value' tensor attribute; only tensor constants are supported")
+            constants[node.output[0]] = numpy_helper.to_array(attributes["value"])
+        else:
+            nodes.append((node, attributes))
+    graph_inputs = [i for i in graph.input if i.name not in constants]
+    if len(graph_inputs) != 1 or len(graph.output) != 1:
+        raise ValueError(f"{path}: expected one image input and one embedding output, found inputs "
+                         f"{[i.name for i in graph_inputs]} and outputs {[o.name for o in graph.output]}")
+    input_dims = graph_inputs[0].type.tensor_type.shape.dim
+    # Exported with a fixed batch of 1, the graph spells the batch dimension as a literal 1 in Reshape targets
+    # (MobileFaceNet's last node reshapes to [1, -1]); read there as "copy the batch", a batch of B faces stays B rows.
+    fixed_batch_of_one = len(input_dims) > 0 and input_dims[0].HasField("dim_value") and input_dims[0].dim_value == 1
+
+    consumers: dict[str, int] = {}
+    for node, _ in nodes:
+        for name in node.input:
+            consumers[name] = consumers.get(name, 0) + 1
+    output_name = graph.output[0].name
+
+    def constant(name: str, node) -> np.ndarray:
+        if name not in constants:
+            raise ValueError(f"{path}: {node.op_type} node {node.name!r} reads {name!r} as a computed tensor; "
+                             "only constant operands are supported there")
+        return constants[name]
+
+    def tensor(array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.array(array, copy=True))
+
+    def number(array: np.ndarray) -> float:
+        return float(np.asarray(array).reshape(-1)[0])
+
+    slots: dict[str, int] = {graph_inputs[0].name: 0}
+    layers: list[_Layer] = []
+    layer_inputs: list[tuple[int, ...]] = []
+    layer_outputs: list[int] = []
+
+    def slot_of(name: str, node) -> int:
+        if name not in slots:
+            raise ValueError(f"{path}: {node.op_type} node {node.name!r} reads {name!r}, which is neither computed "
+                             "before it nor a supported constant operand")
+        return slots[name]
+
+    def emit(layer: _Layer, inputs: list[str], output: str, node) -> None:
+        layers.append(layer)
+        layer_inputs.append(tuple(slot_of(name, node) for name in inputs))
+        slots[output] = len(slots)
+        layer_outputs.append(slots[output])
+
+    folded: set[int] = set()  # indices (in ``nodes``) of BatchNormalization nodes merged into the Conv before them
+    batch_norms_reading: dict[str, list[int]] = {}
+    for index, (node, _) in enumerate(nodes):
+        if node.op_type == "BatchNormalization":
+            batch_norms_reading.setdefault(node.input[0], []).append(index)
+
+    for index, (node, attributes) in enumerate(nodes):
+        op, inputs = node.op_type, list(node.input)
+        if index in folded:
+            continue
+        if op == "Conv":
+            weight = constant(inputs[1], node).astype(np.float64)
+            bias = constant(inputs[2], node).astype(np.float64) if len(inputs) > 2 and inputs[2] else None
+            output = node.output[0]
+            following = batch_norms_reading.get(output, [])
+            if (len(following) == 1 and consumers.get(output, 0) == 1 and output != output_name
+                    and all(name in constants for name in nodes[following[0]][0].input[1:5])):
+                bn, bn_attributes = nodes[following[0]]
+                gamma, beta, mean, variance = (constants[name].astype(np.float64) for name in bn.input[1:5])
+                scale = gamma / np.sqrt(variance + bn_attributes.get("epsilon", 1e-5))
+                weight = weight * scale.reshape(-1, *[1] * (weight.ndim - 1))
+                bias = (bias if bias is not None else 0.0) - mean
+                bias = bias * scale + beta
+                folded.add(following[0])
+                output = bn.output[0]
+            dtype = constants[inputs[1]].dtype
+            kernel_dims = weight.ndim - 2
+            if kernel_dims != 2:
+                raise ValueError(f"{path}: Conv node {node.name!r} is {kernel_dims}-D; only 2-D convolutions are supported")
+            if attributes.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+                raise ValueError(f"{path}: Conv node {node.name!r} uses auto_pad; only explicit pads are supported")
+            pads = list(attributes.get("pads", [0, 0, 0, 0]))
+            pre_pad = None
+            if pads[0] != pads[2] or pads[1] != pads[3]:
+                pre_pad = (pads[1], pads[3], pads[0], pads[2])  # F.pad: (left, right, top, bottom)
+                pads = [0, 0, 0, 0]
+            emit(_Conv(torch.from_numpy(weight.astype(dtype)),
+                       torch.from_numpy(np.asarray(bias).astype(dtype)) if bias is not None else None,
+                       tuple(attributes.get("strides", [1, 1])), (pads[0], pads[1]), tuple(attributes.get("dilations", [1, 1])),
+                       int(attributes.get("group", 1)), pre_pad),
+                 inputs[:1], output, node)
+        elif op == "BatchNormalization":
+            gamma, beta, mean, variance = (tensor(constant(name, node)) for name in inputs[1:5])
+            emit(_BatchNorm(gamma, beta, mean, variance, float(attributes.get("epsilon", 1e-5))), inputs[:1], node.output[0], node)
+        elif op == "Clip":
+            low = number(constant(inputs[1], node)) if len(inputs) > 1 and inputs[1] else attributes.get("min")
+            high = number(constant(inputs[2], node)) if len(inputs) > 2 and inputs[2] else attributes.get("max")
+            emit(_Clip(float(low) if low is not None else None, float(high) if high is not None else None), inputs[:1], node.output[0], node)
+        elif op == "Relu":
+            emit(_Relu(), inputs[:1], node.output[0], node)
+        elif op == "PRelu":
+            slope = constant(inputs[1], node)
+            emit(_PRelu(tensor(slope).reshape(-1)), inputs[:1], node.output[0], node)
+        elif op in ("Add", "Mul", "MatMul"):
+            computed = [name in slots for name in inputs]
+            if all(computed):
+                emit(_Binary(op), inputs, node.output[0], node)
+            elif computed.count(True) == 1:
+                side = computed.index(False)
+                value = constants.get(inputs[side])
+                if value is None:
+                    slot_of(inputs[side], node)  # raises: names the missing operand
+                # a single number stays a Python scalar (no buffer, no broadcast of a 0-d tensor); MatMul needs a tensor
+                operand = number(value) if op != "MatMul" and np.asarray(value).size == 1 and np.asarray(value).ndim == 0 else tensor(value)
+                emit(_Binary(op, operand, side), [inputs[1 - side]], node.output[0], node)
+            else:
+                raise ValueError(f"{path}: {op} node {node.name!r} has only constant operands; constant folding is not supported")
+        elif op == "Gemm":
+            alpha, beta = float(attributes.get("alpha", 1.0)), float(attributes.get("beta", 1.0))
+            transpose_a, transpose_b = bool(attributes.get("transA", 0)), bool(attributes.get("transB", 0))
+            c_name = inputs[2] if len(inputs) > 2 and inputs[2] else None
+            if inputs[1] in constants and (c_name is None or c_name in constants):
+                b = constants[inputs[1]]
+                weight = (b if transpose_b else b.T) * alpha  # F.linear's (N, K)
+                bias = tensor(constants[c_name] * beta) if c_name else None
+                if bias is not None and bias.dim() > 1 and bias.numel() == weight.shape[0]:
+                    bias = bias.reshape(-1)
+                emit(_Linear(tensor(weight.astype(b.dtype)), bias, transpose_a), inputs[:1], node.output[0], node)
+            else:
+                bias = tensor(constants[c_name]) if c_name in constants else None
+                computed_inputs = inputs[:2] + ([c_name] if c_name and c_name not in constants else [])
+                emit(_Gemm(alpha, beta, transpose_a, transpose_b, bias), computed_inputs, node.output[0], node)
+        elif op == "Flatten":
+            emit(_Flatten(int(attributes.get("axis", 1))), inputs[:1], node.output[0], node)
+        elif op == "Reshape":
+            shape = [int(v) for v in constant(inputs[1], node).reshape(-1)]
+            if fixed_batch_of_one and shape and shape[0] == 1:
+                shape[0] = 0
+            emit(_Reshape(tuple(shape)), inputs[:1], node.output[0], node)
+        elif op == "GlobalAveragePool":
+            emit(_GlobalAveragePool(), inputs[:1], node.output[0], node)
+        else:  # unreachable: SUPPORTED is checked first
+            raise ValueError(f"{path}: unsupported operator {op}")
+
+    output_slot = slot_of(output_name, graph.output[0])
+    last_read = {}
+    for index, inputs in enumerate(layer_inputs):
+        for slot in inputs:
+            last_read[slot] = index
+    released = [[] for _ in layers]
+    for slot, index in last_read.items():
+        if slot != output_slot:
+            released[index].append(slot)
+    wiring = tuple((inputs, output, tuple(sorted(free))) for inputs, output, free in zip(layer_inputs, layer_outputs, released))
+    return layers, wiring, len(slots), output_slot

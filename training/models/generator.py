@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from training.models.blocks import AdaINResidualBlock, conv_unit
+from training.models.blocks import AdaINResidualBlock, adain_mlp, conv_unit
 
 
 class Generator(nn.Module):
@@ -22,12 +22,7 @@ class Generator(nn.Module):
         c = identity_channels
         self.blocks = nn.ModuleList(AdaINResidualBlock(c) for _ in range(res_blocks))
         num_params = sum(block.num_adain_params for block in self.blocks)
-        self.mlp = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(appearance_dim, mlp_dim), nn.ReLU(inplace=True),
-            nn.Linear(mlp_dim, mlp_dim), nn.ReLU(inplace=True),
-            nn.Linear(mlp_dim, num_params),
-        )
+        self.mlp = adain_mlp(appearance_dim, mlp_dim, num_params)
         self.upsample = nn.Sequential(
             nn.Upsample(scale_factor=2, mode="nearest"), conv_unit(c, c // 2, 5, norm="ln"),  # (B, c/2, 56, 56)
             nn.Upsample(scale_factor=2, mode="nearest"), conv_unit(c // 2, c // 4, 5, norm="ln"),  # (B, c/4, 112, 112)
