@@ -167,3 +167,22 @@ def test_make_eval_end_to_end(tmp_path, identity_folders, prepared, preset):
     assert again.returncode == 0
     repeat = json.loads((tmp_path / "eval2" / "results.json").read_text())
     assert repeat["methods"] == results["methods"], "evaluation must be deterministic for a fixed seed"
+
+
+def test_compare_tables_models_on_the_same_evaluation_and_refuses_others(tmp_path, capsys):
+    from training.compare import main as compare_main
+
+    def results(tar: float, images: int) -> dict:
+        judge = {"accuracy": 0.9, "tar": tar, "far": 0.01, "rank1": 0.8}
+        method = {"judges": {"dlib": judge}, "ssim_to_original": 0.7, "ssim28_to_original": 0.8}
+        original = {"judges": {"dlib": {**judge, "tar": 0.96}}, "ssim_to_original": 1.0, "ssim28_to_original": 1.0}
+        setup = {"data": "d", "test_images": images, "genuine_pairs": 10, "impostor_pairs": 10, "seed": 0, "references_per_image": 3}
+        return {"setup": setup, "methods": {"original": original, "camouflage": method}}
+
+    for name, tar, images in (("a", 0.48, 20), ("b", 0.24, 20), ("c", 0.5, 21)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(results(tar, images)))
+    assert compare_main([f"A={tmp_path / 'a.json'}", f"B={tmp_path / 'b.json'}", "--out", str(tmp_path / "t.md")]) == 0
+    table = (tmp_path / "t.md").read_text()
+    assert "| **A** | 0.9000 | 0.4800 | 0.500 |" in table and "| **B** | 0.9000 | 0.2400 | 0.250 |" in table
+    assert compare_main([f"A={tmp_path / 'a.json'}", f"C={tmp_path / 'c.json'}"]) == 2
+    assert "not comparable" in capsys.readouterr().err

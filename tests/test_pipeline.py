@@ -62,6 +62,26 @@ def test_portrait_camouflaged_and_faceless_frame_unchanged(pipeline, portrait):
     assert empty.boxes.shape == (0, 4) and empty.status.shape == (0,)
 
 
+def test_the_donor_design_replaces_forehead_to_chin(pipeline, portrait):
+    """The served (donor) design pastes through the donor's region, forehead to chin and out to the face outline, not
+    the paper design's inner ellipse: the pixels above the eyebrows and along the jaw change too."""
+    from facecamo.donor import control_points
+
+    assert pipeline.donors and pipeline.bank.dtype == np.uint8
+    prepared = pipeline.prepare(portrait)
+    face = prepared.faces[0]
+    result = pipeline.run(portrait)
+    assert result.status.tolist() == [spec.STATUS_CAMOUFLAGED]
+    inverse = np.linalg.inv(np.vstack([face.affine, [0, 0, 1]]))[:2]
+    points = control_points(face.landmarks) @ inverse[:, :2].T + inverse[:, 2]  # crop -> frame pixels
+    brows, forehead, jaw = points[17:27], points[68:78], points[4:13]
+    # Half-way between the brows and the forehead points, and just inside the jaw line (towards the nose).
+    nose = points[30]
+    probes = np.concatenate([(brows + forehead) / 2, jaw + 0.15 * (nose - jaw)])
+    changed = [np.abs(result.frame[int(y), int(x)].astype(int) - portrait[int(y), int(x)]).max() > 0 for x, y in probes]
+    assert np.mean(changed) >= 0.9, f"only {np.mean(changed):.0%} of forehead and jaw probes changed"
+
+
 @pytest.mark.parametrize("broken, expected", [
     (b"not an onnx file", "cannot be loaded"),
     (faults.wrong_shape_generator, "expected float32 [1, 3, 112, 112]"),

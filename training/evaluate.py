@@ -152,6 +152,7 @@ def evaluate(ckpt: Path | None, data: Path, out: Path, count: int, references: i
              onnx_judges: list[tuple[str, float]], teacher_note: str | None = None) -> dict:
     started = time.time()
     rng = np.random.default_rng(seed)
+    blend_rng = np.random.default_rng(seed + 2)
     torch.manual_seed(seed)
     net, config, info = load_inference_net(ckpt)
     camouflager = TorchCamouflager(net)  # the served pipeline settings: its figures describe what users get
@@ -199,8 +200,15 @@ def evaluate(ckpt: Path | None, data: Path, out: Path, count: int, references: i
         image = load_rgb(subject.source)
         faces = subject.faces
         candidates = [n for n in reference_names if n != subject.identity]
-        needed = references * per_reference  # (drawn with replacement only when a small dataset has too few identities)
-        picked = [candidates[i] for i in rng.choice(len(candidates), size=needed, replace=len(candidates) < needed)]
+        # One reference identity per camouflaged version from ``rng``, as for the paper design, so that both designs
+        # are judged on the same pairs (drawn from ``rng`` afterwards); the donor design's other blend members come from
+        # ``blend_rng`` (with replacement only when a small dataset has too few identities).
+        first = [candidates[i] for i in rng.choice(len(candidates), size=references, replace=len(candidates) < references)]
+        picked = []
+        for name in first:
+            others = [n for n in candidates if n != name]
+            extra = blend_rng.choice(len(others), size=per_reference - 1, replace=len(others) < per_reference - 1)
+            picked += [name] + [others[i] for i in extra]
         codes = camouflager.appearance_codes(np.stack([reference_crops[n][0] for n in picked]),
                                              np.stack([reference_points[n][0] for n in picked]) if camouflager.donor_design
                                              else None, per_blend=per_reference)
