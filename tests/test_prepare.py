@@ -67,3 +67,17 @@ def test_missing_and_empty_folders_get_clear_errors(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["--data", str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
     assert "no images" in capsys.readouterr().err
+
+
+def test_pack_training_keeps_the_training_rows_with_their_landmarks(prepared, tmp_path):
+    """What travels to a leased GPU: JPEG crops, a manifest of the training rows and their landmarks, readable by
+    training's own dataset class."""
+    from tools.pack_training import pack
+    from training.data import FaceDataset
+
+    count = pack(prepared, tmp_path / "gpu", quality=80, teacher=None)
+    original = FaceDataset(prepared, "train", progress=False)
+    packed = FaceDataset(tmp_path / "gpu" / "lfw", "train", progress=False)
+    assert count == len(original) == len(packed) and packed.num_identities == original.num_identities
+    np.testing.assert_allclose(packed.landmarks, original.landmarks, atol=1e-3)
+    assert np.abs(packed.images.float() - original.images.float()).mean() < 4.0  # JPEG at quality 80

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import tempfile
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
@@ -17,15 +19,15 @@ from facecamo.donor import build_donor_pool, donor_target
 
 __all__ = ["build_donor_pool", "build_targets"]
 
-_SHARED: dict = {}  # the arrays the workers read (each spawned worker receives them once, not per task)
+_SHARED: dict = {}  # the arrays the workers read (each spawned worker maps them once, not per task)
 
 
-def _init_worker(arrays: dict | None = None) -> None:
+def _init_worker(folder: str | None = None) -> None:
     import cv2
 
     cv2.setNumThreads(1)  # one process per core already
-    if arrays is not None:
-        _SHARED.update(arrays)
+    if folder is not None:  # memory-mapped, not pickled: 16 workers share one copy of the images
+        _SHARED.update({name.stem: np.load(name, mmap_mode="r") for name in Path(folder).glob("*.npy")})
 
 
 def _targets_for(index: int) -> np.ndarray:
@@ -55,11 +57,15 @@ def build_targets(images: np.ndarray, landmarks: np.ndarray, labels: np.ndarray,
     try:
         if workers > 1:
             # Spawned, not forked: a fork after CUDA and OpenCV's thread pool have started can deadlock (it did on
-            # the GPU machine); each worker receives the arrays once.
-            with multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(dict(_SHARED),)) as pool:
-                for index, targets in enumerate(pool.imap(_targets_for, range(len(images)), chunksize=64)):
-                    out[index] = targets
-                    bar.update()
+            # the GPU machine). The arrays go through .npy files the workers memory-map: pickling them to 16 workers
+            # took 100 s there.
+            with tempfile.TemporaryDirectory(prefix="donor_targets_") as folder:
+                for name, array in _SHARED.items():
+                    np.save(Path(folder) / f"{name}.npy", np.ascontiguousarray(array))
+                with multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(folder,)) as pool:
+                    for index, targets in enumerate(pool.imap(_targets_for, range(len(images)), chunksize=64)):
+                        out[index] = targets
+                        bar.update()
         else:
             for index in range(len(images)):
                 out[index] = _targets_for(index)
