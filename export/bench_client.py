@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from export.figures import write_figures
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -96,8 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--videos", type=Path, nargs="+", default=None, help="clips (default: the committed one and ../shared's)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench")
     args = parser.parse_args(argv)
-    from export.triton_server import Supervision, TritonServer
     from facecamo_client.video import VideoReader
+
+    from export.triton_server import Supervision, TritonServer
 
     videos = args.videos or default_videos()
     work = ROOT / "out" / "bench_client"  # the output videos: looked at, not committed
@@ -114,7 +117,6 @@ def main(argv: list[str] | None = None) -> int:
         frames = list(VideoReader(str(videos[0])))
         print("client overhead ...", file=sys.stderr)
         report["client_overhead"] = client_overhead(server.grpc_url, frames)
-    (args.out / "bench_client.json").write_text(json.dumps(report, indent=2))
     o = report["client_overhead"]["ms_per_frame"]
     lines = ["The command line (`make camouflage`, default settings) on each clip, embedded engine and Triton server.", "",
              "| clip | frames | embedded frames/s | server frames/s | embedded wall s incl. start | server wall s incl. start |",
@@ -126,8 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += ["", f"Per-frame client overhead over gRPC (sequential requests, `{report['videos'][0]}`):", "",
               "| total ms | server model ms | encode ms | decode ms | gRPC transport ms | client overhead share |", "|---|---|---|---|---|---|",
               f"| {o['total']} | {o['server_ensemble']} | {o['encode']} | {o['decode']} | {o['transport_grpc']} | {report['client_overhead']['client_overhead_share']:.1%} |"]
-    (args.out / "bench_client.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_figures(args.out, "bench_client", report, "\n".join(lines))
     return 0
 
 

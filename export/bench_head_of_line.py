@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 
 from export.bench_soak import cpu_seconds, cpu_sentence, cpu_use, percentiles_ms, server_memory
+from export.figures import write_figures
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_S = 1.0  # the target: a small request answered within 1 s while a heavy one runs
@@ -199,11 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     path = args.out / "bench_head_of_line.json"
     report = json.loads(path.read_text()) if path.is_file() else {"runs": {}}
     report["runs"][args.label] = run
-    args.out.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    text = markdown(report)
-    (args.out / "bench_head_of_line.md").write_text(text)
-    print(text)
+    write_figures(args.out, "bench_head_of_line", report, markdown(report))
     return 0
 
 

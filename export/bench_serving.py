@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -22,6 +21,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from export.figures import write_figures
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -151,8 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench")
     parser.add_argument("--requests", type=int, default=24)
     args = parser.parse_args(argv)
-    from export.triton_server import Supervision, TritonServer
     from facecamo_client.embedded import EmbeddedEngine
+
+    from export.triton_server import Supervision, TritonServer
 
     frames = synthetic_frames()
     engine = EmbeddedEngine(args.repository)
@@ -172,8 +174,6 @@ def main(argv: list[str] | None = None) -> int:
         entry["server_cost_ratio_at_1_in_flight"] = round(entry["in_process"]["frames_per_second"] / single, 2)
     print("networks alone ...", file=sys.stderr)
     report["networks"] = bench_networks(args.repository, args.ckpt)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bench_serving.json").write_text(json.dumps(report, indent=2))
     lines = [f"Machine: {report['machine']['cores']} cores, CPU only. Repository `{report['repository']}`.", "",
              "| frame | path | in flight | frames/s | p50 ms | p95 ms |", "|---|---|---|---|---|---|"]
     for name, entry in report["frames"].items():
@@ -181,14 +181,14 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| 640x480, {name} | in-process ONNX Runtime | 1 | {p['frames_per_second']} | {p['p50_ms']} | {p['p95_ms']} |")
         for t in entry["triton"]:
             lines.append(f"| 640x480, {name} | Triton gRPC | {t['in_flight']} | {t['frames_per_second']} | {t['p50_ms']} | {t['p95_ms']} |")
-    lines += ["", "Time per stage, in-process (ms per frame):", "", "| frame | " + " | ".join(next(iter(report["frames"].values()))["stages_ms"]) + " |",
-              "|---|" + "---|" * 5]
+    stages = list(next(iter(report["frames"].values()))["stages_ms"])
+    lines += ["", "Time per stage, in-process (ms per frame):", "", "| frame | " + " | ".join(stages) + " |",
+              "|---|" + "---|" * len(stages)]
     for name, entry in report["frames"].items():
         lines.append(f"| {name} | " + " | ".join(str(v) for v in entry["stages_ms"].values()) + " |")
     lines += ["", "Exported networks alone (E_I + G):", "", "| runtime | batch | faces/s |", "|---|---|---|"]
     lines += [f"| {r['runtime']} | {r['batch']} | {r['faces_per_second']} |" for r in report["networks"]]
-    (args.out / "bench_serving.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_figures(args.out, "bench_serving", report, "\n".join(lines))
     return 0
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import collections
 import itertools
-import json
 import os
 import platform
 import signal
@@ -31,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from export.figures import write_figures
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FACECAMO_SHARED", ROOT.parent / "shared"))
@@ -208,9 +209,10 @@ def run_stream(number: int, url: str, clips: list[Path], deadline: float, record
 # -- the run -------------------------------------------------------------------------------------------------------------
 def soak(repository: Path, clips: list[Path], streams: int, seconds: float, window: float, max_in_flight: int,
          timeout_s: float, canary: bool) -> dict:
-    from export.triton_server import Supervision, TritonServer, facecamo_canary
     from facecamo_client import CamouflageClient
     from facecamo_client.video import VideoReader
+
+    from export.triton_server import Supervision, TritonServer, facecamo_canary
 
     supervision = Supervision(canary=facecamo_canary if canary else None)
     with TritonServer(repository, supervision=supervision) as server:
@@ -366,11 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"soak: {args.streams} streams for {args.seconds:g} s over {len(clips)} clips ...", file=sys.stderr)
     report = soak(args.repository, clips, args.streams, args.seconds, args.window, args.max_in_flight, args.timeout, args.canary)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bench_soak.json").write_text(json.dumps(report, indent=2) + "\n")
-    text = markdown(report)
-    (args.out / "bench_soak.md").write_text(text)
-    print(text)
+    write_figures(args.out, "bench_soak", report, markdown(report))
     return 0
 
 
