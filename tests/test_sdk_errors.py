@@ -207,3 +207,24 @@ def test_a_closed_client_raises_the_sdks_type(failing_server):
     client.close()
     with pytest.raises(FacecamoError):
         client.camouflage(np.zeros((32, 32, 3), np.uint8))
+
+
+def test_a_frame_whose_answer_never_comes_is_concealed_not_waited_for_forever():
+    """A server that dies mid-request may never call back: the stream gives up after answer_timeout_s and returns
+    the frame concealed (the one stand-in here: a future nobody completes)."""
+    from concurrent.futures import Future
+
+    from facecamo_client.engine import CamouflageEngine
+
+    class Silent(CamouflageEngine):
+        answer_timeout_s = 0.2
+
+        def submit(self, frame, appearance=None, boxes=None, tracks=None):
+            return Future()
+
+    frame = np.random.default_rng(0).integers(0, 256, (64, 80, 3), dtype=np.uint8)
+    results = list(Silent().stream([frame, frame], track=False))
+    assert len(results) == 2
+    for result in results:
+        assert result.failed and "no answer" in result.failed
+        assert np.abs(result.frame.astype(int) - frame).mean() > 5, "the frame must come back concealed"

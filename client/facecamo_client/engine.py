@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import collections
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeoutError
 from typing import Iterable, Iterator
 
 import numpy as np
 
-from facecamo_client.errors import FacecamoError, InvalidInputError
+from facecamo_client.errors import FacecamoError, InvalidInputError, RequestTimeoutError
 from facecamo_client.result import CamouflageResult
 from facecamo_client.tracking import FaceTracker
 
@@ -23,6 +24,19 @@ class CamouflageEngine:
 
     max_tracks = 256
     """Tracks sent with a frame at most (the server's per-frame limit is higher); the most recently seen are kept."""
+
+    @property
+    def answer_timeout_s(self) -> float | None:
+        """How long :meth:`stream` waits for one frame's answer before concealing that frame (None: no bound)."""
+        return None
+
+    def _wait(self, future: Future) -> CamouflageResult:
+        """The future's result, or :class:`RequestTimeoutError` once :attr:`answer_timeout_s` has passed: a server
+        that died mid-request must not hold a stream forever (the frame is then concealed, never passed through)."""
+        try:
+            return future.result(timeout=self.answer_timeout_s)
+        except FutureTimeoutError:
+            raise RequestTimeoutError(f"no answer for a frame within {self.answer_timeout_s:.0f} s") from None
 
     def submit(self, frame: np.ndarray, appearance=None, boxes=None, tracks=None) -> "Future[CamouflageResult]":
         raise NotImplementedError
@@ -70,13 +84,13 @@ class CamouflageEngine:
     def _finish(self, item, tracker: FaceTracker | None, appearance) -> CamouflageResult:
         index, frame, skipped_detection, future = item
         try:
-            result = future.result()
+            result = self._wait(future)
             corrected = (tracker.corrections(result.faces, index, self.max_tracks)
                          if tracker is not None and not skipped_detection else None)
             if corrected is not None:
                 # A tracked person came back under another look (their hint was stale): this frame is run again
                 # with hints that match its own faces exactly, so nobody flickers between looks.
-                result = self.submit(frame, appearance, None, corrected).result()
+                result = self._wait(self.submit(frame, appearance, None, corrected))
         except InvalidInputError:
             raise
         except FacecamoError as error:  # fail closed: the frame is concealed whole, never passed through

@@ -231,6 +231,12 @@ class CamouflageClient(CamouflageEngine):
         return CamouflageResult(frame, faces_from_arrays(boxes, per_face[spec.FACE_STATUS], per_face[spec.FACE_APPEARANCE],
                                                          per_face.get(spec.FACE_SOURCE)))
 
+    @property
+    def answer_timeout_s(self) -> float:
+        """Every request is answered, retried or failed within its retry window plus one deadline; past that (and a
+        margin) its callback is not coming: the stream conceals the frame instead of waiting forever."""
+        return self.retry_for_s + self.timeout_s + 10.0
+
     def submit(self, frame: np.ndarray, appearance=None, boxes=None, tracks=None) -> Future[CamouflageResult]:
         """Send one frame asynchronously; the future holds a :class:`CamouflageResult` or raises the SDK's error.
 
