@@ -103,6 +103,31 @@ def test_clear_errors(prepared, tmp_path, capsys):
     assert "teacher_path" in capsys.readouterr().err
 
 
+def test_identity_warmup_trains_the_identity_encoder_alone_then_training_goes_on(prepared, tmp_path, capsys):
+    from tests.conftest import require_shared
+
+    teacher = require_shared("models/face_embedding/mobilefacenet.onnx")
+    common = ["--preset", "tiny_donor", "--data", str(prepared)]
+    assert main([*common, "--run-dir", str(tmp_path / "base"), "--steps", "1"]) == 0
+    base_path = tmp_path / "base" / "checkpoints" / "step_00000001.pt"
+    warm = [*common, "--run-dir", str(tmp_path / "warm"), "--init-from", str(base_path), "--steps", "3", "--set",
+            "train.identity_warmup_steps=2", "train.save_every=1", "train.keep_last=5", "loss.identity_distill=1",
+            f"loss.teacher_path={teacher}"]
+    assert main(warm) == 0
+    steps = [weights(tmp_path / "warm" / "checkpoints" / f"step_{n:08d}.pt") for n in (1, 2, 3)]
+
+    def changed(before: dict, after: dict) -> set[str]:
+        return {name.split(".")[0] for name in before if not torch.equal(before[name], after[name])}
+
+    # the warm-up steps (1, 2) move E_I alone: G and the classifier stay the given weights, D its fresh start
+    assert changed(weights(base_path), steps[0]) == {"identity_encoder", "discriminator"}  # D: not in --init-from
+    assert changed(steps[0], steps[1]) == {"identity_encoder"}
+    assert changed(steps[1], steps[2]) >= {"identity_encoder", "generator", "discriminator"}  # then all train
+    # the warm-up needs a teacher, and says so
+    assert main([*common, "--run-dir", str(tmp_path / "no_teacher"), "--set", "train.identity_warmup_steps=2"]) == 2
+    assert "teacher_path" in capsys.readouterr().err
+
+
 def test_run_records_for_the_model_card(tiny_checkpoint, tmp_path, capsys):
     from training.records import main as records_main
 

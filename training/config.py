@@ -66,6 +66,7 @@ class LossConfig:
     coarse_difference: float = 0.0  # hinge on SSIM at 28x28 (the evaluation's SSIM-28) of G(.) vs the source
     coarse_max_ssim: float = 0.5  # ... pushing until it falls below this
     teacher_augment: bool = False  # blur, resize and colour-jitter the generated face before the teacher sees it
+    identity_distill: float = 0.0  # E_I's vectors keep the teacher's cosine similarities between faces (relational)
     teacher_path: str = ""  # ONNX face-embedding network, e.g. ../shared/models/face_embedding/mobilefacenet.onnx
 
 
@@ -86,6 +87,7 @@ class TrainConfig:
     threads: int = 0  # torch threads per process (0: leave torch's default)
     donor_targets: int = 6  # donor design: targets made per training face before the first step (one drawn per step)
     donor_pool: int = 1024  # donor design: blended donors those targets are made from
+    identity_warmup_steps: int = 0  # donor design: first steps train E_I alone on the identity distillation (one process)
 
 
 @dataclass

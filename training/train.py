@@ -37,10 +37,15 @@ class TrainingError(Exception):
 
 
 def resolve_teacher_path(config: Config) -> Path | None:
-    if config.loss.teacher <= 0:
+    """The teacher network's file when a loss or the identity warm-up reads it, else None."""
+    readers = [name for name, on in (("loss.teacher", config.loss.teacher > 0),
+                                     ("loss.identity_distill", config.loss.identity_distill > 0),
+                                     ("train.identity_warmup_steps", config.train.identity_warmup_steps > 0)) if on]
+    if not readers:
         return None
     if not config.loss.teacher_path:
-        raise TrainingError("loss.teacher > 0 but loss.teacher_path is empty; set it to an ONNX face-embedding file or set loss.teacher=0")
+        raise TrainingError(f"{' and '.join(readers)} > 0 need a teacher but loss.teacher_path is empty; set it to an "
+                            "ONNX face-embedding file or set them to 0")
     path = Path(config.loss.teacher_path)
     if not path.is_file():
         raise TrainingError(f"teacher network {path} not found (loss.teacher_path); point it at an ONNX face embedder or pass --set loss.teacher=0")

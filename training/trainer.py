@@ -17,7 +17,7 @@ from tqdm import tqdm
 from training.checkpoint import save_checkpoint
 from training.config import Config
 from training.data import Batch, PairSampler, to_uint8
-from training.losses import Logs, Objective, terms_for
+from training.losses import Logs, Objective, identity_distill_loss, terms_for
 
 
 @dataclass
@@ -124,12 +124,19 @@ class Trainer:
         self.rank, self.world_size, self.step, self.device = rank, world_size, step, device
         self.num_identities = num_identities
         self.lineage = lineage or []  # the weights this run started from, oldest first: [{"weights", "step"}]
+        if config.train.identity_warmup_steps > 0:
+            if config.model.design != "donor" or teacher is None:
+                raise ValueError("train.identity_warmup_steps needs the donor design and a teacher (loss.teacher_path)")
+            if world_size > 1:  # E_I alone, outside DistributedDataParallel's forward: its gradients would not be averaged
+                raise ValueError("train.identity_warmup_steps runs on one process; run the warm-up without torchrun, "
+                                 "then continue with --init-from and train.identity_warmup_steps=0")
 
     def generator_step(self, batch: Batch) -> tuple[torch.Tensor, Logs]:
         """Update E_I, the classifier, E_A and G on L_total. Returns the generated faces the discriminator is to judge,
         float (2B, 3, 112, 112) detached, and the logs (detached tensors)."""
         donor = batch.target is not None
-        outputs = self.net(batch.source, batch.target) if donor else self.net(batch.source, batch.partner, batch.reference)
+        partner = batch.partner if self.config.loss.identity_distill > 0 else None  # E_I reads it for the distillation
+        outputs = self.net(batch.source, batch.target, partner) if donor else self.net(batch.source, batch.partner, batch.reference)
         discriminator = unwrap(self.discriminator)
         discriminator.requires_grad_(False)  # the generator step must not write gradients into D
         try:
@@ -155,9 +162,29 @@ class Trainer:
         self.optimizers.discriminator.step()
         return logs
 
+    def identity_warmup_step(self, batch: Batch) -> Logs:
+        """Train E_I alone on the identity distillation (:func:`training.losses.identity_distill_loss`) over the
+        batch's sources and partners: the first ``train.identity_warmup_steps`` steps, so that G is trained on identity
+        vectors that already tell people apart. Cheap (no G, no D), so these steps run many more images a second."""
+        encoder = unwrap(self.net).identity_encoder
+        images = torch.cat([batch.source, batch.partner])
+        with torch.no_grad():
+            wanted = self.teacher(images)
+        loss, logs = identity_distill_loss(encoder(images), wanted)
+        generator_side = [o for name, o in self.optimizers.all().items() if name != "discriminator"]
+        for optimizer in generator_side:
+            optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        for optimizer in generator_side:  # only E_I has gradients: the others' parameters are left as they are
+            optimizer.step()
+        return logs
+
     def train_step(self) -> Logs:
-        """Draw a batch and run one generator and one discriminator step. Nothing here waits for the GPU."""
+        """Draw a batch and run one generator and one discriminator step (or, during the identity warm-up, one E_I
+        step). Nothing here waits for the GPU."""
         batch = self.sampler().to(self.device)
+        if self.step < self.config.train.identity_warmup_steps:
+            return self.identity_warmup_step(batch)
         fake, logs = self.generator_step(batch)
         logs.update(self.discriminator_step(torch.cat([batch.source, batch.reference]), fake))
         return logs
