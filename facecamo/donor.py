@@ -190,6 +190,13 @@ def target_geometry(landmarks: np.ndarray, blend: float = SHAPE_BLEND) -> np.nda
     return points + blend * (fit_similarity(MEAN_SHAPE, points) - points)
 
 
+def replaced_region(landmarks: np.ndarray, size: int = ALIGN_CROP) -> np.ndarray:
+    """float32 (size, size) in [0, 1]: what the donor design replaces for a face with float (68, 2) ``landmarks``:
+    the union of the source's region and the target geometry's (:func:`target_geometry`), so no outline of the source
+    is left inside it. The evaluation pastes its blur and pixelation baselines through the same region."""
+    return np.maximum(region_mask(landmarks, size), region_mask(target_geometry(landmarks), size))
+
+
 def donor_target(crop: np.ndarray, landmarks: np.ndarray, donor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The generator's target for one face: the donor warped onto the source's pose with :func:`target_geometry`'s
     proportions, colour-matched to the source, blended over the source's crop through the replaced region (the union
@@ -207,7 +214,7 @@ def donor_target(crop: np.ndarray, landmarks: np.ndarray, donor: np.ndarray) -> 
     size = crop.shape[0]
     control_points(landmarks, size)  # invalid landmarks fail here, before any arithmetic on them
     geometry = target_geometry(landmarks)
-    mask = np.maximum(region_mask(landmarks, size), region_mask(geometry, size))
+    mask = replaced_region(landmarks, size)
     warped = match_colour(warp_image(donor, warp_map(geometry, MEAN_SHAPE, size)), crop, mask)
     alpha = mask[..., None]
     target = np.clip(np.rint(warped * alpha + crop.astype(np.float32) * (1 - alpha)), 0, 255).astype(np.uint8)

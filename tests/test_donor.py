@@ -24,6 +24,7 @@ from facecamo.donor import (
     donor_target,
     fit_similarity,
     region_mask,
+    replaced_region,
     target_geometry,
     to_mean_shape,
     warp_image,
@@ -176,6 +177,7 @@ def test_donor_target_replaces_only_the_region(faces):
     target, mask = donor_target(crop, landmarks, donor)
     assert target.shape == (SIZE, SIZE, 3) and target.dtype == np.uint8 and mask.dtype == np.float32
     assert np.all(mask >= region_mask(landmarks))  # at least the source's own region is replaced
+    np.testing.assert_array_equal(mask, replaced_region(landmarks))  # the region the evaluation's baselines use too
     outside = mask == 0
     assert outside.sum() > 2000
     np.testing.assert_array_equal(target[outside], crop[outside])

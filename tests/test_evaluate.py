@@ -147,6 +147,8 @@ def test_make_eval_end_to_end(tmp_path, identity_folders, prepared, preset):
     assert original["ssim_to_original"] == pytest.approx(1.0) and original["judges"]["dlib"]["tar"] > 0.8
     assert results["methods"]["camouflage"]["ssim_to_original"] < 1.0
     assert {"blur_8", "pixelate_16"} <= set(results["methods"])
+    # the donor design is also held against its donor warped in without the network
+    assert ("donor_warp" in results["methods"]) == (preset == "tiny_donor")
     for method, entry in results["methods"].items():  # SSIM-28 beside SSIM for the model and every baseline
         assert -1.0 <= entry["ssim28_to_original"] <= 1.0 + 1e-9, method
     assert original["ssim28_to_original"] == pytest.approx(1.0)
@@ -172,17 +174,21 @@ def test_make_eval_end_to_end(tmp_path, identity_folders, prepared, preset):
 def test_compare_tables_models_on_the_same_evaluation_and_refuses_others(tmp_path, capsys):
     from training.compare import main as compare_main
 
-    def results(tar: float, images: int) -> dict:
+    def results(tar: float, images: int, blur_ssim: float, donor: bool = False) -> dict:
         judge = {"accuracy": 0.9, "tar": tar, "far": 0.01, "rank1": 0.8}
         method = {"judges": {"dlib": judge}, "ssim_to_original": 0.7, "ssim28_to_original": 0.8}
         original = {"judges": {"dlib": {**judge, "tar": 0.96}}, "ssim_to_original": 1.0, "ssim28_to_original": 1.0}
         setup = {"data": "d", "test_images": images, "genuine_pairs": 10, "impostor_pairs": 10, "seed": 0, "references_per_image": 3}
-        return {"setup": setup, "methods": {"original": original, "camouflage": method}}
+        methods = {"original": original, "camouflage": method, "blur_8": {**method, "ssim_to_original": blur_ssim}}
+        return {"setup": setup, "methods": {**methods, **({"donor_warp": method} if donor else {})}}
 
-    for name, tar, images in (("a", 0.48, 20), ("b", 0.24, 20), ("c", 0.5, 21)):
-        (tmp_path / f"{name}.json").write_text(json.dumps(results(tar, images)))
+    for name, tar, images, blur_ssim, donor in (("a", 0.48, 20, 0.8, False), ("b", 0.24, 20, 0.6, True), ("c", 0.5, 21, 0.8, False)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(results(tar, images, blur_ssim, donor)))
     assert compare_main([f"A={tmp_path / 'a.json'}", f"B={tmp_path / 'b.json'}", "--out", str(tmp_path / "t.md")]) == 0
     table = (tmp_path / "t.md").read_text()
     assert "| **A** | 0.9000 | 0.4800 | 0.500 |" in table and "| **B** | 0.9000 | 0.2400 | 0.250 |" in table
+    # the same baseline measured alike once; measured differently (another paste region), or by one only: each named
+    assert table.count("| original |") == 1 and "| donor warp (B) |" in table
+    assert "| blur 8 (A) | 0.9000 | 0.4800 | 0.500 | 0.0100 | 0.8000 | 0.800 |" in table and "| blur 8 (B) |" in table
     assert compare_main([f"A={tmp_path / 'a.json'}", f"C={tmp_path / 'c.json'}"]) == 2
     assert "not comparable" in capsys.readouterr().err

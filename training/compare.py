@@ -1,5 +1,6 @@
-"""Compare evaluations side by side: one row per model (and the shared baselines once), the figures the targets are
-judged on, as a Markdown table for a model card.
+"""Compare evaluations side by side: one row per model, then the baselines (each evaluation's own when they differ:
+the donor design pastes its baselines through the region it replaces, the paper design through its ellipse), the
+figures the targets are judged on, as a Markdown table for a model card.
 
     python -m training.compare NAME=RESULTS.json [NAME=RESULTS.json ...] [--out table.md]
 
@@ -15,7 +16,7 @@ import sys
 from pathlib import Path
 
 SAME_SETUP = ("data", "test_images", "genuine_pairs", "impostor_pairs", "seed", "references_per_image")
-BASELINES = ("original", "blur_4", "blur_8", "pixelate_8")
+BASELINES = ("original", "donor_warp", "blur_4", "blur_8", "pixelate_8")
 
 
 def _row(name: str, entry: dict, real_tar: float) -> str:
@@ -26,7 +27,8 @@ def _row(name: str, entry: dict, real_tar: float) -> str:
 
 
 def comparison_table(evaluations: dict[str, dict]) -> str:
-    """Markdown: each named evaluation's ``camouflage`` row, then the baselines of the first one (dlib's judge)."""
+    """Markdown: each named evaluation's ``camouflage`` row, then the baselines (dlib's judge): once when every
+    evaluation that has one measured the same, else each evaluation's own, named after it."""
     first = next(iter(evaluations.values()))
     real_tar = first["methods"]["original"]["judges"]["dlib"]["tar"]
     lines = ["| method | verification accuracy | genuine TAR | TAR / real TAR (>= 0.90) | FAR | rank-1 | SSIM (<= 0.60) | SSIM-28 (<= 0.67) |",
@@ -34,8 +36,12 @@ def comparison_table(evaluations: dict[str, dict]) -> str:
     for name, results in evaluations.items():
         lines.append(_row(f"**{name}**", results["methods"]["camouflage"], real_tar))
     for baseline in BASELINES:
-        if baseline in first["methods"]:
-            lines.append(_row(baseline.replace("_", " "), first["methods"][baseline], real_tar))
+        measured = {name: r["methods"][baseline] for name, r in evaluations.items() if baseline in r["methods"]}
+        shared = len(measured) == len(evaluations) and len({json.dumps(e, sort_keys=True) for e in measured.values()}) == 1
+        for name, entry in measured.items():
+            lines.append(_row(baseline.replace("_", " ") + ("" if shared else f" ({name})"), entry, real_tar))
+            if shared:
+                break
     return "\n".join(lines) + "\n"
 
 

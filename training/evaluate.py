@@ -42,7 +42,7 @@ from facecamo.align import LandmarkPredictor, load_rgb, save_rgb, warp_face
 from facecamo.pipeline import PreparedFrame
 from facecamo.tracking import nearest_to_centre
 from facecamo.paste import blur_face, paste_face, pixelate_face
-from facecamo.donor import donor_target
+from facecamo.donor import donor_target, replaced_region
 from training.camouflage import TorchCamouflager
 from training.data import to_model_range
 from training.metrics import DlibJudge, Judge, OnnxJudge, mean_abs_difference, rank1, ssim, ssim_coarse, verification
@@ -175,7 +175,10 @@ def evaluate(ckpt: Path | None, data: Path, out: Path, count: int, references: i
     if len(subjects) < 4:
         raise ValueError(f"only {len(subjects)} test faces could be aligned; need at least 4")
 
-    methods = ["original", "camouflage"] + [f"blur_{s:g}" for s in BLUR_SIGMAS] + [f"pixelate_{b}" for b in PIXEL_BLOCKS]
+    # The donor design is held against its own warped donor without the network (``donor_warp``: what G starts from),
+    # and its baselines are pasted through the region it replaces, the paper design's through its ellipse.
+    methods = (["original", "camouflage"] + (["donor_warp"] if camouflager.donor_design else [])
+               + [f"blur_{s:g}" for s in BLUR_SIGMAS] + [f"pixelate_{b}" for b in PIXEL_BLOCKS])
     embeddings = {j.name: {m: [] for m in methods} for j in judges}
     appearance_ssim: dict[str, list[float]] = {m: [] for m in methods}
     appearance_ssim28: dict[str, list[float]] = {m: [] for m in methods}
@@ -217,10 +220,14 @@ def evaluate(ckpt: Path | None, data: Path, out: Path, count: int, references: i
             result, _, status = camouflager.camouflage(image, codes[k : k + 1], faces)
             faces_concealed += int(np.sum(status == spec.STATUS_FALLBACK))
             processed["camouflage"].append(result)
+        region = replaced_region(subject.landmarks) if camouflager.donor_design else None  # None: the ellipse
+        if camouflager.donor_design:
+            processed["donor_warp"] = [paste_face(image, donor_target(subject.crop, subject.landmarks, codes[k])[0],
+                                                  subject.affine, region) for k in range(references)]
         for sigma in BLUR_SIGMAS:
-            processed[f"blur_{sigma:g}"] = [paste_face(image, blur_face(subject.crop, sigma), subject.affine)]
+            processed[f"blur_{sigma:g}"] = [paste_face(image, blur_face(subject.crop, sigma), subject.affine, region)]
         for block in PIXEL_BLOCKS:
-            processed[f"pixelate_{block}"] = [paste_face(image, pixelate_face(subject.crop, block), subject.affine)]
+            processed[f"pixelate_{block}"] = [paste_face(image, pixelate_face(subject.crop, block), subject.affine, region)]
         camouflaged_crops = []
         for method, images in processed.items():
             per_judge = {j.name: [] for j in judges}
@@ -373,9 +380,12 @@ def plot_privacy_utility(results: dict, path: Path, x_key: str = "ssim_to_origin
             axis.plot(np.array(xs)[order], np.array(ys)[order], marker=marker, color=colour, label=family.rstrip("_"))
             for m, x, y in zip(names, xs, ys):
                 axis.annotate(m.split("_")[1], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
-        for name, marker, colour in (("original", "^", "black"), ("camouflage", "*", "tab:red")):
-            axis.scatter(methods[name][x_key], methods[name]["judges"][judge]["accuracy"], marker=marker,
-                         s=160 if name == "camouflage" else 80, color=colour, label="no change" if name == "original" else "camouflage (model)", zorder=5)
+        for name, marker, colour, label in (("original", "^", "black", "no change"),
+                                            ("donor_warp", "D", "tab:green", "donor warp alone (no network)"),
+                                            ("camouflage", "*", "tab:red", "camouflage (model)")):
+            if name in methods:
+                axis.scatter(methods[name][x_key], methods[name]["judges"][judge]["accuracy"], marker=marker,
+                             s=160 if name == "camouflage" else 80, color=colour, label=label, zorder=5)
         axis.axvline(bound, color="grey", linestyle="--", linewidth=1, label=f"target: at most {bound:g}")
         axis.set_xlabel(f"{x_label}; lower: looks more different")
         axis.set_ylabel(f"verification accuracy ({judge} judge)")
