@@ -108,9 +108,10 @@ def test_identity_warmup_trains_the_identity_encoder_alone_then_training_goes_on
 
     teacher = require_shared("models/face_embedding/mobilefacenet.onnx")
     common = ["--preset", "tiny_donor", "--data", str(prepared)]
-    assert main([*common, "--run-dir", str(tmp_path / "base"), "--steps", "1"]) == 0
+    wide = "model.identity_dim=128"  # the teacher's embedding is the first 128 components of the identity vector
+    assert main([*common, "--run-dir", str(tmp_path / "base"), "--steps", "1", "--set", wide]) == 0
     base_path = tmp_path / "base" / "checkpoints" / "step_00000001.pt"
-    warm = [*common, "--run-dir", str(tmp_path / "warm"), "--init-from", str(base_path), "--steps", "3", "--set",
+    warm = [*common, "--run-dir", str(tmp_path / "warm"), "--init-from", str(base_path), "--steps", "3", "--set", wide,
             "train.identity_warmup_steps=2", "train.save_every=1", "train.keep_last=5", "loss.identity_distill=1",
             f"loss.teacher_path={teacher}"]
     assert main(warm) == 0
@@ -123,9 +124,12 @@ def test_identity_warmup_trains_the_identity_encoder_alone_then_training_goes_on
     assert changed(weights(base_path), steps[0]) == {"identity_encoder", "discriminator"}  # D: not in --init-from
     assert changed(steps[0], steps[1]) == {"identity_encoder"}
     assert changed(steps[1], steps[2]) >= {"identity_encoder", "generator", "discriminator"}  # then all train
-    # the warm-up needs a teacher, and says so
+    # the warm-up needs a teacher, and an identity vector at least as long as its embedding, and says so
     assert main([*common, "--run-dir", str(tmp_path / "no_teacher"), "--set", "train.identity_warmup_steps=2"]) == 2
     assert "teacher_path" in capsys.readouterr().err
+    assert main([*common, "--run-dir", str(tmp_path / "short"), "--set", "train.identity_warmup_steps=2",
+                 f"loss.teacher_path={teacher}"]) == 2
+    assert "raise model.identity_dim to at least 128" in capsys.readouterr().err
 
 
 def test_run_records_for_the_model_card(tiny_checkpoint, tmp_path, capsys):

@@ -66,7 +66,7 @@ class LossConfig:
     coarse_difference: float = 0.0  # hinge on SSIM at 28x28 (the evaluation's SSIM-28) of G(.) vs the source
     coarse_max_ssim: float = 0.5  # ... pushing until it falls below this
     teacher_augment: bool = False  # blur, resize and colour-jitter the generated face before the teacher sees it
-    identity_distill: float = 0.0  # E_I's vectors keep the teacher's cosine similarities between faces (relational)
+    identity_distill: float = 0.0  # the first E components of E_I's vector point where the teacher's embedding does
     teacher_path: str = ""  # ONNX face-embedding network, e.g. ../shared/models/face_embedding/mobilefacenet.onnx
 
 

@@ -135,8 +135,7 @@ class Trainer:
         """Update E_I, the classifier, E_A and G on L_total. Returns the generated faces the discriminator is to judge,
         float (2B, 3, 112, 112) detached, and the logs (detached tensors)."""
         donor = batch.target is not None
-        partner = batch.partner if self.config.loss.identity_distill > 0 else None  # E_I reads it for the distillation
-        outputs = self.net(batch.source, batch.target, partner) if donor else self.net(batch.source, batch.partner, batch.reference)
+        outputs = self.net(batch.source, batch.target) if donor else self.net(batch.source, batch.partner, batch.reference)
         discriminator = unwrap(self.discriminator)
         discriminator.requires_grad_(False)  # the generator step must not write gradients into D
         try:

@@ -97,7 +97,6 @@ class DonorOutputs:
     recon_self: torch.Tensor  # (B, 3, 112, 112) G(E_I(source), source): should give back the source
     logits_source: torch.Tensor  # (B, K) identity classifier on E_I(source)
     logits_generated: torch.Tensor  # (B, K) ... on E_I(generated)
-    id_partner: torch.Tensor | None = None  # (B, D, 1, 1) E_I(partner: another photo of each source's person)
 
     def fake_images(self) -> torch.Tensor:
         """float (2B, 3, 112, 112): what the discriminator judges (camouflaged faces, then reconstructions)."""
@@ -123,9 +122,8 @@ class DonorCamouflageNet(nn.Module):
         """float (B, 3, 112, 112) source and donor target in [-1, 1] -> the camouflaged face, same shape."""
         return self.generator(self.identity_encoder(source), target)
 
-    def forward(self, source: torch.Tensor, target: torch.Tensor, partner: torch.Tensor | None = None) -> DonorOutputs:
-        """One step: float (B, 3, 112, 112) sources and their donor targets in [-1, 1] (and optionally each source's
-        partner, another photo of the same person, for the identity distillation) -> :class:`DonorOutputs`."""
+    def forward(self, source: torch.Tensor, target: torch.Tensor) -> DonorOutputs:
+        """One step: float (B, 3, 112, 112) sources and their donor targets in [-1, 1] -> :class:`DonorOutputs`."""
         if self.classifier is None:
             raise RuntimeError("this DonorCamouflageNet was built for inference (num_identities=0); training needs the classifier")
         id_source = self.identity_encoder(source)
@@ -137,7 +135,6 @@ class DonorCamouflageNet(nn.Module):
             recon_self=recon_self,
             logits_source=self.classifier(id_source),
             logits_generated=self.classifier(self.identity_encoder(generated)),
-            id_partner=self.identity_encoder(partner) if partner is not None else None,
         )
 
 
