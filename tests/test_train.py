@@ -203,3 +203,16 @@ def test_log_window_averages_an_interval_in_one_transfer():
     window.add({"rec": torch.tensor(3.0), "id_acc": torch.tensor(1.0), "teacher": torch.tensor(2.0)})
     assert window.means() == {"rec": 2.0, "id_acc": 0.75, "teacher": 2.0}  # each name over the steps that logged it
     assert window.means() == {}  # emptied for the next interval
+
+
+@pytest.mark.parametrize("preset", sorted(p.stem for p in (ROOT / "training" / "presets").glob("*.yaml")))
+def test_every_shipped_preset_loads_and_builds_its_networks(preset):
+    """A preset that only a GPU lease trains must not first fail there: each loads, builds, and its identity warm-up
+    (when it has one) fits the teacher's 128-long embedding into the identity vector."""
+    from training.models import build_network
+
+    config = load_config(preset)
+    net = build_network(config.model, num_identities=4)
+    assert sum(p.numel() for p in net.parameters()) > 0
+    if config.train.identity_warmup_steps > 0 or config.loss.identity_distill > 0:
+        assert config.model.design == "donor" and config.model.identity_dim >= 128 and config.loss.teacher_path

@@ -13,11 +13,11 @@ test -n "${SKIP_SPEED:-}" || python3 -m training.train --preset cpu --data .gpu/
   --set train.batch_size=128 $TEACHER train.threads=0 train.log_every=20 train.image_every=100000 train.save_every=100000 \
   > "$OUT/speed_cpu128.log" 2>&1; echo "cpu128 exit $?" >> "$OUT/env.txt"
 # Two variants share the GPU (the loop is bound by per-step overhead, so each keeps most of its speed):
-# A = the donor preset; B = identity weighted twice as much against the target.
+# A = the donor preset (E_I warmed up on the identity distillation first); B = the same without the distillation.
 python3 -m training.train --preset donor --data .gpu/lfw --run-dir /tmp/runs/donor --steps 100000 --minutes "$DONOR_MIN" \
   --set $TEACHER $EXTRA > "$OUT/train_donor.log" 2>&1 &
 test -n "${SKIP_B:-}" || python3 -m training.train --preset donor --data .gpu/lfw --run-dir /tmp/runs/donorB --steps 100000 --minutes "$DONOR_MIN" \
-  --set $TEACHER loss.teacher=16 loss.target_coarse=2 $EXTRA > "$OUT/train_donorB.log" 2>&1 &
+  --set $TEACHER train.identity_warmup_steps=0 loss.identity_distill=0 $EXTRA > "$OUT/train_donorB.log" 2>&1 &
 wait; echo "donor runs done" >> "$OUT/env.txt"
 python3 - "$OUT" <<'PY' >> "$OUT/env.txt" 2>&1
 import shutil, sys
