@@ -126,6 +126,17 @@ def test_losses_on_known_cases():
     assert losses.adversarial_discriminator_loss([torch.ones(2, 1)], [torch.zeros(2, 1)])[0].item() == 0.0
 
 
+def test_identity_vector_from_the_mean_or_from_every_position():
+    from training.models.donor import IdentityVectorEncoder
+
+    faces = torch.rand(2, 3, 112, 112) * 2 - 1
+    for pool, inputs in (("mean", 32), ("flatten", 32 * 49)):
+        encoder = IdentityVectorEncoder(width=4, res_blocks=1, dim=16, pool=pool)
+        assert encoder(faces).shape == (2, 16, 1, 1) and encoder.project.in_features == inputs
+    with pytest.raises(ValueError, match="identity_pool"):
+        IdentityVectorEncoder(width=4, res_blocks=1, dim=16, pool="max")
+
+
 def test_identity_distillation_asks_the_vectors_first_components_for_the_teachers_embedding():
     torch.manual_seed(0)
     teacher = torch.nn.functional.normalize(torch.randn(8, 16), dim=1)

@@ -56,7 +56,7 @@ def test_resume_continues_exactly(prepared, tmp_path):
     assert len(list((tmp_path / "split" / "checkpoints").glob("*.pt"))) == 2
 
 
-def test_fine_tune_starts_from_given_weights(prepared, tmp_path):
+def test_fine_tune_starts_from_given_weights(prepared, tmp_path, capsys):
     common = ["--preset", "tiny", "--data", str(prepared)]
     assert main([*common, "--run-dir", str(tmp_path / "base"), "--steps", "2"]) == 0
     base_path = tmp_path / "base" / "checkpoints" / "step_00000002.pt"
@@ -73,6 +73,7 @@ def test_fine_tune_starts_from_given_weights(prepared, tmp_path):
     assert load_checkpoint(first_steps[0])["lineage"] == [{"weights": base_path.name, "step": 2}]
     mismatched = [*common, "--run-dir", str(tmp_path / "wide"), "--init-from", str(base_path), "--set", "model.identity_width=12"]
     assert main(mismatched) == 2
+    assert "model.identity_width is 4 there, 12 here; build its model with --set model.identity_width=4" in capsys.readouterr().err
     assert main([*common, "--run-dir", str(tmp_path / "none"), "--init-from", str(tmp_path / "missing.pt")]) == 2
 
 

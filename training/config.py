@@ -41,6 +41,7 @@ class ModelConfig:
     discriminator_layers: int = 3
     discriminator_scales: int = 3  # 112, 56 and 28 px
     identity_dim: int = 256  # donor design: length of the pooled identity vector that drives G's AdaIN blocks
+    identity_pool: str = "mean"  # donor design: E_I's 7x7 features to that vector: "mean" over positions or "flatten"
     structure_width: int = 32  # donor design: base width of G's encoder of the donor target
     donors_per_blend: int = 3  # donor design: portraits averaged into one donor (k-same style: the donor is nobody)
 

@@ -14,6 +14,7 @@ every ``train.log_every`` steps, and cuDNN picks its fastest convolution algorit
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -141,6 +142,8 @@ def train(args: argparse.Namespace) -> int:
         rng = checkpoint["rng"]["per_rank"][rank]
         sampler.load_state(rng["sampler"])
         torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and device.type == "cuda":  # (a run resumed on another kind of device draws afresh there)
+            torch.cuda.set_rng_state(rng["cuda"], device)
         step = checkpoint["step"]
         if rank == 0:
             print(f"resumed from {checkpoint_path} at step {step}", file=sys.stderr)
@@ -181,9 +184,15 @@ def init_network(net: torch.nn.Module, config: Config, path: Path, num_identitie
 
     Returns: the lineage to record in this run's checkpoints: the file's own lineage plus the file and its step."""
     state = read_weights(path)  # FileNotFoundError / ValueError name the file; main() prints them
-    if config_from_dict(state["config"]).model != config.model:
-        raise TrainingError(f"--init-from {path} holds model {state['config']['model']}, but this run builds "
-                            f"{config.to_dict()['model']}; use the preset it was trained with ({state['config']['preset']!r})")
+    saved_model = config_from_dict(state["config"]).model
+    if saved_model != config.model:
+        differing = [f.name for f in dataclasses.fields(saved_model) if getattr(saved_model, f.name) != getattr(config.model, f.name)]
+        keep = " ".join(f"model.{name}={getattr(saved_model, name)}" for name in differing)
+        raise TrainingError(
+            f"--init-from {path} holds another model than this run builds: "
+            + ", ".join(f"model.{n} is {getattr(saved_model, n)!r} there, {getattr(config.model, n)!r} here" for n in differing)
+            + f"; build its model with --set {keep} (SET='{keep}' for make), or use the preset it was trained with "
+            f"({state['config']['preset']!r})")
     same_classes = "classifier" in state["model"] and state.get("num_identities") == num_identities
     load_parts(net, state, inference_parts(config.model) + (("classifier",) if same_classes else ()))
     return [*state.get("lineage", []), {"weights": path.name, "step": int(state["step"])}]

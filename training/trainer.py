@@ -285,6 +285,8 @@ class Trainer:
 
     def save(self) -> None:
         rng = {"sampler": self.sampler.state(), "torch": torch.get_rng_state()}
+        if self.device.type == "cuda":  # the teacher's augmentations draw on the GPU
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
         if self.world_size > 1:
             gathered: list = [None] * self.world_size
             dist.all_gather_object(gathered, rng)
