@@ -114,6 +114,8 @@ def test_objective_weighs_each_term_and_takes_a_new_term_in_one_place(tiny):
         losses.Objective(config, terms=(losses.Term("sharpness", lambda i: (torch.zeros(()), {})),))
     with pytest.raises(ValueError, match="needs a teacher"):
         losses.Objective(dataclasses.replace(config, teacher=1.0), teacher=None)
+    with pytest.raises(ValueError, match="loss.identity_distill > 0 but this model design has no such loss"):
+        losses.Objective(dataclasses.replace(config, identity_distill=1.0), teacher=None)  # a donor-design loss
 
 
 def test_losses_on_known_cases():

@@ -9,7 +9,9 @@ original detection box, as a recognition system would.
 
 Methods compared on the same images and pairs: the model (``camouflage``; each query made with several reference
 faces of other identities), ``original`` (no change: the reference a method is held against), Gaussian blur and
-pixelation of the face region at several strengths (pasted through the same feathered mask as the model).
+pixelation of the face region at several strengths (pasted through the region the model replaces: the donor
+design's :func:`facecamo.donor.replaced_region`, the paper design's ellipse) and, for the donor design,
+``donor_warp``: the donor target pasted in without the network (what G starts from).
 
 Figures per method and judge: verification accuracy on genuine + impostor pairs (processed query vs an original of
 the same / another person), TAR and FAR at the judge's threshold, rank-1 identification of processed queries against

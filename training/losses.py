@@ -351,11 +351,16 @@ class Objective:
         if missing:
             raise ValueError(f"loss terms {missing} have no weight: add a float field of that name to LossConfig")
         self.config, self.teacher = config, teacher
+        other_designs = {t.name for t in (*TERMS, *DONOR_TERMS)} - {t.name for t in terms}
+        ignored = sorted(name for name in other_designs if getattr(config, name, 0.0) > 0)
+        if ignored:  # a weight the design has no term for would be silently ignored
+            raise ValueError(f"{', '.join(f'loss.{n}' for n in ignored)} > 0 but this model design has no such loss; "
+                             "set them to 0 (see the design's preset)")
         self.terms = [t for t in terms if not t.optional or getattr(config, t.name) > 0]
         for term in self.terms:
             if term.needs_teacher and teacher is None:
                 raise ValueError(f"loss.{term.name} = {getattr(config, term.name)} needs a teacher network; "
-                                 "set loss.teacher_path, or loss.teacher=0")
+                                 f"set loss.teacher_path, or loss.{term.name}=0")
 
     def generator(self, outputs: GeneratorOutputs, batch: Batch,
                   discriminator: Callable[[torch.Tensor], list[torch.Tensor]]) -> tuple[torch.Tensor, Logs]:

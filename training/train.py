@@ -49,19 +49,31 @@ def resolve_teacher_path(config: Config) -> Path | None:
                             "ONNX face-embedding file or set them to 0")
     path = Path(config.loss.teacher_path)
     if not path.is_file():
-        raise TrainingError(f"teacher network {path} not found (loss.teacher_path); point it at an ONNX face embedder or pass --set loss.teacher=0")
+        raise TrainingError(f"teacher network {path} not found (loss.teacher_path); point it at an ONNX face embedder or set {' and '.join(readers)} to 0")
     return path
+
+
+def model_mismatch(saved_config: dict, config: Config) -> str | None:
+    """None when a saved config's model is the one ``config`` builds, else what differs and the ``--set`` that builds
+    the saved one (a preset can change after a file was made: donor_cpu's E_I pool did)."""
+    # compared as typed configs: a file that stored 16.0 or [0.5, 0.999] matches a preset's 16 or (0.5, 0.999)
+    saved = config_from_dict(saved_config).model
+    differing = [f.name for f in dataclasses.fields(saved) if getattr(saved, f.name) != getattr(config.model, f.name)]
+    if not differing:
+        return None
+    keep = " ".join(f"model.{name}={getattr(saved, name)}" for name in differing)
+    return (", ".join(f"model.{n} is {getattr(saved, n)!r} there, {getattr(config.model, n)!r} here" for n in differing)
+            + f"; build its model with --set {keep} (SET='{keep}' for make)")
 
 
 def check_compatible(checkpoint: dict, config: Config, path: Path) -> None:
     saved = checkpoint["config"]
-    # compared as typed configs: a checkpoint that stored 16.0 or [0.5, 0.999] matches a preset's 16 or (0.5, 0.999)
-    if saved["preset"] != config.preset or config_from_dict(saved).model != config.model:
-        raise TrainingError(
-            f"checkpoint {path} was trained with preset {saved['preset']!r} and model {saved['model']}, "
-            f"but this run uses preset {config.preset!r} and model {config.to_dict()['model']}; "
-            "resume with the same preset, or start a new RUN folder"
-        )
+    if saved["preset"] != config.preset:
+        raise TrainingError(f"checkpoint {path} was trained with preset {saved['preset']!r}, but this run uses preset "
+                            f"{config.preset!r}; resume with the same preset, or start a new RUN folder")
+    mismatch = model_mismatch(saved, config)
+    if mismatch:
+        raise TrainingError(f"checkpoint {path} holds another model than this run builds: {mismatch}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -184,15 +196,10 @@ def init_network(net: torch.nn.Module, config: Config, path: Path, num_identitie
 
     Returns: the lineage to record in this run's checkpoints: the file's own lineage plus the file and its step."""
     state = read_weights(path)  # FileNotFoundError / ValueError name the file; main() prints them
-    saved_model = config_from_dict(state["config"]).model
-    if saved_model != config.model:
-        differing = [f.name for f in dataclasses.fields(saved_model) if getattr(saved_model, f.name) != getattr(config.model, f.name)]
-        keep = " ".join(f"model.{name}={getattr(saved_model, name)}" for name in differing)
-        raise TrainingError(
-            f"--init-from {path} holds another model than this run builds: "
-            + ", ".join(f"model.{n} is {getattr(saved_model, n)!r} there, {getattr(config.model, n)!r} here" for n in differing)
-            + f"; build its model with --set {keep} (SET='{keep}' for make), or use the preset it was trained with "
-            f"({state['config']['preset']!r})")
+    mismatch = model_mismatch(state["config"], config)
+    if mismatch:
+        raise TrainingError(f"--init-from {path} holds another model than this run builds: {mismatch}, or use the "
+                            f"preset it was trained with ({state['config']['preset']!r})")
     same_classes = "classifier" in state["model"] and state.get("num_identities") == num_identities
     load_parts(net, state, inference_parts(config.model) + (("classifier",) if same_classes else ()))
     return [*state.get("lineage", []), {"weights": path.name, "step": int(state["step"])}]

@@ -96,12 +96,14 @@ class LogWindow:
 
 
 class Trainer:
-    """Alternates a generator-side step (E_I, E_A, G, classifier) and a discriminator step.
+    """Alternates a generator-side step (E_I, E_A, G, classifier) and a discriminator step; in the donor design's
+    first ``train.identity_warmup_steps`` steps, trains E_I alone on the identity distillation instead.
 
     Args:
         net: :class:`training.models.CamouflageNet`, possibly wrapped in DistributedDataParallel.
         discriminator: :class:`training.models.MultiScaleDiscriminator`, possibly wrapped likewise.
-        teacher: frozen face embedder or None (needed when ``config.loss.teacher > 0``).
+        teacher: frozen face embedder or None (needed when ``loss.teacher``, ``loss.identity_distill`` or
+            ``train.identity_warmup_steps`` is > 0).
         optimizers: from :func:`build_optimizers`.
         sampler: draws each step's :class:`Batch` (on ``device``).
         config: the resolved config (saved into every checkpoint).
@@ -127,7 +129,7 @@ class Trainer:
         if config.train.identity_warmup_steps > 0:
             if config.model.design != "donor" or teacher is None:
                 raise ValueError("train.identity_warmup_steps needs the donor design and a teacher (loss.teacher_path)")
-            if world_size > 1:  # E_I alone, outside DistributedDataParallel's forward: its gradients would not be averaged
+            if world_size > 1 and step < config.train.identity_warmup_steps:  # E_I alone, outside DistributedDataParallel's forward: its gradients would not be averaged
                 raise ValueError("train.identity_warmup_steps runs on one process; run the warm-up without torchrun, "
                                  "then continue with --init-from and train.identity_warmup_steps=0")
 
@@ -142,13 +144,18 @@ class Trainer:
             total, logs = self.objective.generator(outputs, batch, discriminator)
         finally:
             discriminator.requires_grad_(True)
+        self._step_generator_side(total)
+        return outputs.fake_images().detach(), logs
+
+    def _step_generator_side(self, loss: torch.Tensor) -> None:
+        """Back-propagate ``loss`` and step every optimiser but D's (one whose parameters got no gradient, such as G's
+        during the identity warm-up, leaves them as they are)."""
         generator_side = [o for name, o in self.optimizers.all().items() if name != "discriminator"]
         for optimizer in generator_side:
             optimizer.zero_grad(set_to_none=True)
-        total.backward()
+        loss.backward()
         for optimizer in generator_side:
             optimizer.step()
-        return outputs.fake_images().detach(), logs
 
     def discriminator_step(self, real: torch.Tensor, fake: torch.Tensor) -> Logs:
         """Update D on real float (N, 3, 112, 112) and generated (M, 3, 112, 112) faces; returns its logs."""
@@ -170,12 +177,7 @@ class Trainer:
         with torch.no_grad():
             wanted = self.teacher(images)
         loss, logs = identity_distill_loss(encoder(images), wanted)
-        generator_side = [o for name, o in self.optimizers.all().items() if name != "discriminator"]
-        for optimizer in generator_side:
-            optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        for optimizer in generator_side:  # only E_I has gradients: the others' parameters are left as they are
-            optimizer.step()
+        self._step_generator_side(loss)
         return logs
 
     def train_step(self) -> Logs:
@@ -228,7 +230,8 @@ class Trainer:
                 if log_now:
                     means = window.means()  # waits for the device: once per interval
                     self.log(means, window_samples / (time.perf_counter() - window_started), bar)
-            if self.step % train.image_every == 0 or last:
+            warming_up = self.step <= train.identity_warmup_steps and not last  # G untouched: no grid to draw
+            if (self.step % train.image_every == 0 and not warming_up) or last:
                 self.save_preview()
             if self.step % train.save_every == 0 or last:
                 self.save()
@@ -258,7 +261,8 @@ class Trainer:
         """Show a log window's mean losses on the progress bar and write them to TensorBoard (``loss/<name>``).
 
         ``means`` holds Python floats (already on the host): nothing here waits for the device."""
-        shown = (("total", "total", "{:.3f}"), ("rec", "rec", "{:.3f}"), ("id_acc", "id_acc", "{:.2f}"), ("teacher_cos", "t_cos", "{:.2f}"))
+        shown = (("total", "total", "{:.3f}"), ("rec", "rec", "{:.3f}"), ("id_acc", "id_acc", "{:.2f}"), ("teacher_cos", "t_cos", "{:.2f}"),
+                 ("distill_cos", "d_cos", "{:.2f}"))
         bar.set_postfix({**{label: form.format(means[name]) for name, label, form in shown if name in means},  # a design may not log all
                          "samples/s": f"{samples_per_second:.1f}"}, refresh=False)
         if self.writer is not None:
