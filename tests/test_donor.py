@@ -462,3 +462,21 @@ def test_donor_design_trains_saves_serves_and_resumes_exactly(prepared, tmp_path
     for part in whole["model"]:
         for name, value in whole["model"][part].items():
             assert torch.equal(value, split["model"][part][name]), f"{part}.{name} differs after resume"
+
+
+def test_identity_probe_says_where_identity_is_lost(tiny_checkpoint, prepared, capsys):
+    from tests.conftest import require_shared
+    from training.probe_identity import best_threshold_accuracy, main as probe_main
+
+    teacher = require_shared("models/face_embedding/mobilefacenet.onnx")
+    assert probe_main(["--data", str(prepared), "--ckpt", str(tiny_checkpoint), "--teacher", str(teacher),
+                       "--split", "train", "--faces", "18"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "accuracy" not in line]
+    accuracies = {line.split(" | ")[0][2:]: float(line.split(" | ")[1].rstrip(" |")) for line in rows}
+    assert len(accuracies) == 5 and all(0.5 <= a <= 1.0 for a in accuracies.values())
+    assert accuracies["teacher: original vs original"] > 0.9  # the committed portraits: the teacher tells them apart
+    labels = np.array([0, 0, 1, 1])
+    perfect = np.where(labels[:, None] == labels[None, :], 0.9, 0.1)
+    assert best_threshold_accuracy(perfect, labels) == 1.0
+    with pytest.raises(ValueError, match="genuine and one impostor"):
+        best_threshold_accuracy(perfect, np.zeros(4, int))
