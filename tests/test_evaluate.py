@@ -192,5 +192,7 @@ def test_compare_tables_models_on_the_same_evaluation_and_refuses_others(tmp_pat
     # the same baseline measured alike once; measured differently (another paste region), or by one only: each named
     assert table.count("| original |") == 1 and "| donor warp (B) |" in table
     assert "| blur 8 (A) | 0.9000 | 0.4800 | 0.500 | 0.0100 | 0.8000 | 0.800 |" in table and "| blur 8 (B) |" in table
+    assert compare_main([f"A={tmp_path / 'a.json'}", f"A2={tmp_path / 'a.json'}", f"B={tmp_path / 'b.json'}", "--out", str(tmp_path / "t.md")]) == 0
+    assert "| blur 8 (A, A2) |" in (tmp_path / "t.md").read_text()  # measured alike: one row naming both
     assert compare_main([f"A={tmp_path / 'a.json'}", f"C={tmp_path / 'c.json'}"]) == 2
     assert "not comparable" in capsys.readouterr().err

@@ -37,11 +37,12 @@ def comparison_table(evaluations: dict[str, dict]) -> str:
         lines.append(_row(f"**{name}**", results["methods"]["camouflage"], real_tar))
     for baseline in BASELINES:
         measured = {name: r["methods"][baseline] for name, r in evaluations.items() if baseline in r["methods"]}
-        shared = len(measured) == len(evaluations) and len({json.dumps(e, sort_keys=True) for e in measured.values()}) == 1
+        alike: dict[str, list[str]] = {}  # the entry's JSON -> the evaluations that measured exactly that
         for name, entry in measured.items():
-            lines.append(_row(baseline.replace("_", " ") + ("" if shared else f" ({name})"), entry, real_tar))
-            if shared:
-                break
+            alike.setdefault(json.dumps(entry, sort_keys=True), []).append(name)
+        for key, names in alike.items():
+            shared = len(alike) == 1 and len(names) == len(evaluations)
+            lines.append(_row(baseline.replace("_", " ") + ("" if shared else f" ({', '.join(names)})"), json.loads(key), real_tar))
     return "\n".join(lines) + "\n"
 
 
