@@ -190,11 +190,13 @@ def target_geometry(landmarks: np.ndarray, blend: float = SHAPE_BLEND) -> np.nda
     return points + blend * (fit_similarity(MEAN_SHAPE, points) - points)
 
 
-def replaced_region(landmarks: np.ndarray, size: int = ALIGN_CROP) -> np.ndarray:
+def replaced_region(landmarks: np.ndarray, size: int = ALIGN_CROP, geometry: np.ndarray | None = None) -> np.ndarray:
     """float32 (size, size) in [0, 1]: what the donor design replaces for a face with float (68, 2) ``landmarks``:
-    the union of the source's region and the target geometry's (:func:`target_geometry`), so no outline of the source
-    is left inside it. The evaluation pastes its blur and pixelation baselines through the same region."""
-    return np.maximum(region_mask(landmarks, size), region_mask(target_geometry(landmarks), size))
+    the union of the source's region and the target geometry's (``geometry``, :func:`target_geometry` of the
+    landmarks when not given), so no outline of the source is left inside it. The evaluation pastes its blur and
+    pixelation baselines through the same region."""
+    geometry = target_geometry(landmarks) if geometry is None else geometry
+    return np.maximum(region_mask(landmarks, size), region_mask(geometry, size))
 
 
 def donor_target(crop: np.ndarray, landmarks: np.ndarray, donor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -214,7 +216,7 @@ def donor_target(crop: np.ndarray, landmarks: np.ndarray, donor: np.ndarray) -> 
     size = crop.shape[0]
     control_points(landmarks, size)  # invalid landmarks fail here, before any arithmetic on them
     geometry = target_geometry(landmarks)
-    mask = replaced_region(landmarks, size)
+    mask = replaced_region(landmarks, size, geometry)
     warped = match_colour(warp_image(donor, warp_map(geometry, MEAN_SHAPE, size)), crop, mask)
     alpha = mask[..., None]
     target = np.clip(np.rint(warped * alpha + crop.astype(np.float32) * (1 - alpha)), 0, 255).astype(np.uint8)
