@@ -44,6 +44,8 @@ class ModelConfig:
     identity_pool: str = "mean"  # donor design: E_I's 7x7 features to that vector: "mean" over positions or "flatten"
     structure_width: int = 32  # donor design: base width of G's encoder of the donor target
     donors_per_blend: int = 3  # donor design: portraits averaged into one donor (k-same style: the donor is nobody)
+    generator: str = "adain"  # donor design: "adain" (G decodes a new face, v2/v3) or "inject" (target + bounded residual)
+    residual_bound: float = 0.094  # inject: the largest |residual| per channel G may learn, model range (12/255 of 0..255)
 
 
 @dataclass
@@ -68,6 +70,9 @@ class LossConfig:
     coarse_max_ssim: float = 0.5  # ... pushing until it falls below this
     teacher_augment: bool = False  # blur, resize and colour-jitter the generated face before the teacher sees it
     identity_distill: float = 0.0  # the first E components of E_I's vector point where the teacher's embedding does
+    teacher_copies: int = 1  # augmented copies of each generated face the teacher reads per step (the loss averages them)
+    residual_colour: float = 0.0  # inject: mean square of the residual blurred to 8x8-pixel cells, over bound^2 (no colour drift)
+    residual_size: float = 0.0  # inject: the learned bound over its maximum (pushes the residual to the smallest that works)
     teacher_path: str = ""  # ONNX face-embedding network, e.g. ../shared/models/face_embedding/mobilefacenet.onnx
 
 

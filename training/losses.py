@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -233,8 +235,10 @@ def coarse_difference_loss(generated: torch.Tensor, source: torch.Tensor, max_ss
 
 def augment_for_teacher(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Random degradations, per image, before the teacher reads a generated face: Gaussian blur (sigma 0 to 1.5),
-    down- and up-sizing (to 56..112 px), brightness/contrast/colour jitter. Identity that survives these lives in
-    the face's shape, not in details only one network reads. float (B, 3, 112, 112) in [-1, 1] -> same."""
+    down- and up-sizing (to 56..112 px), a shift of up to 4 px (the alignment of another recogniser differs),
+    brightness/contrast/colour jitter and, for half of the images, JPEG at quality 30 to 90 (its rounding passed
+    straight through for the gradient). Identity that survives these lives in the face's shape, not in details only
+    one network reads. float (B, 3, 112, 112) in [-1, 1] -> same."""
     batch, device = images.shape[0], images.device
     draw = lambda *shape: torch.rand(*shape, device=device)
     # Blur: a 5x5 separable Gaussian whose sigma varies per image (sigma 0 leaves the image as it is).
@@ -253,13 +257,34 @@ def augment_for_teacher(images: torch.Tensor, generator: torch.Generator | None 
     small = F.interpolate(F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True),
                           size=images.shape[-1], mode="bilinear", align_corners=False)
     x = torch.where(draw(batch, 1, 1, 1) < 0.5, small, x)
+    # Shift: one offset per step (cheap), replicated at the border.
+    dx, dy = (int(v) for v in torch.randint(-4, 5, (2,), generator=generator))
+    if dx or dy:
+        padded = F.pad(x, (4, 4, 4, 4), mode="replicate")
+        x = padded[:, :, 4 + dy : 4 + dy + images.shape[2], 4 + dx : 4 + dx + images.shape[3]]
     # Colour: brightness, contrast and per-channel gains.
     brightness = (draw(batch, 1, 1, 1) - 0.5) * 0.3
     contrast = 0.8 + draw(batch, 1, 1, 1) * 0.4
     gains = 0.9 + draw(batch, 3, 1, 1) * 0.2
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    x = ((x - mean) * contrast + mean) * gains + brightness
-    return x.clamp(-1, 1)
+    x = (((x - mean) * contrast + mean) * gains + brightness).clamp(-1, 1)
+    return _jpeg_straight_through(x, draw(batch) < 0.5, generator)
+
+
+def _jpeg_straight_through(images: torch.Tensor, chosen: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """The ``chosen`` (bool (B,)) images JPEG-compressed at a random quality (30-90, one per step) by OpenCV; the
+    difference is added as a constant, so the gradient flows as if no compression happened (straight-through)."""
+    if not bool(chosen.any()):
+        return images
+    quality = int(torch.randint(30, 91, (1,), generator=generator))
+    pixels = ((images.detach() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    out = pixels.copy()
+    for n in np.flatnonzero(chosen.cpu().numpy()):
+        _, data = cv2.imencode(".jpg", np.ascontiguousarray(pixels[n, :, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])  # RGB -> BGR
+        out[n] = cv2.imdecode(data, cv2.IMREAD_COLOR)[:, :, ::-1]
+    compressed = torch.from_numpy(out).to(images.device).permute(0, 3, 1, 2).to(images.dtype) / 127.5 - 1
+    change = torch.where(chosen.to(images.device).view(-1, 1, 1, 1), compressed - images, torch.zeros_like(images))
+    return images + change.detach()
 
 
 def identity_distill_loss(vectors: torch.Tensor, teacher_embeddings: torch.Tensor) -> tuple[torch.Tensor, Logs]:
@@ -301,23 +326,56 @@ def _distill_term(inputs: LossInputs) -> tuple[torch.Tensor, Logs]:
 
 
 def _donor_teacher_term(inputs: LossInputs) -> tuple[torch.Tensor, Logs]:
+    """The teacher's cosine between the source and ``loss.teacher_copies`` copies of the camouflaged face (each
+    degraded independently when ``loss.teacher_augment``), read in one batch and averaged."""
     embed_source = teacher_of_sources(inputs)
     generated = inputs.outputs.generated
+    copies = max(1, inputs.config.teacher_copies)
     if inputs.config.teacher_augment:
-        generated = augment_for_teacher(generated)
-    return teacher_identity_loss(inputs.teacher(generated), embed_source)
+        generated = torch.cat([augment_for_teacher(generated) for _ in range(copies)])
+    elif copies > 1:
+        generated = generated.repeat(copies, 1, 1, 1)
+    return teacher_identity_loss(inputs.teacher(generated), embed_source.repeat(copies, 1))
+
+
+def residual_colour_loss(residual: torch.Tensor, bound: torch.Tensor) -> tuple[torch.Tensor, Logs]:
+    """The injection residual's low frequencies: mean square of float (B, 3, 112, 112) ``residual`` averaged over
+    8x8-pixel cells, relative to ``bound`` squared. What is left may carry identity as fine texture, but cannot
+    lighten, darken or tint the face against its scene (v3's faces glowed in dim scenes: issue 17)."""
+    low = F.avg_pool2d(residual, 8)
+    loss = (low ** 2).mean() / bound.detach().clamp(min=1e-4) ** 2
+    return loss, {"res_colour": loss.detach(), "res_abs": residual.detach().abs().mean()}
+
+
+def residual_size_loss(bound: torch.Tensor, share: torch.Tensor) -> tuple[torch.Tensor, Logs]:
+    """The injection G's learned bound (0-dim, model range) as a ``share`` of its maximum (0-dim, differentiable):
+    pushes towards the smallest residual that still carries identity."""
+    return share, {"res_bound": bound.detach() * 127.5}  # logged in 0..255 grey levels
+
+
+def _residual_term(compute: Callable[[DonorOutputs], tuple[torch.Tensor, Logs]]) -> Callable[[LossInputs], tuple[torch.Tensor, Logs]]:
+    def term(inputs: LossInputs) -> tuple[torch.Tensor, Logs]:
+        if inputs.outputs.residual is None:
+            raise ValueError("loss.residual_colour and loss.residual_size need the injection generator (model.generator=inject)")
+        return compute(inputs.outputs)
+    return term
 
 
 DONOR_TERMS: tuple[Term, ...] = (
-    Term("target_coarse", lambda i: target_coarse_loss(i.outputs.generated, i.batch.target)),
+    Term("target_coarse", lambda i: target_coarse_loss(i.outputs.generated, i.batch.target), optional=True),
     Term("target_pixel", lambda i: target_pixel_loss(i.outputs.generated, i.batch.target), optional=True),
-    Term("self_reconstruction", lambda i: _self_reconstruction(i.outputs.recon_self, i.batch.source)),
-    Term("identity", lambda i: identity_loss([i.outputs.logits_source, i.outputs.logits_generated], i.batch.labels)),
+    # Optional from here: the injection G needs neither a reconstruction nor the softmax classifier (a network
+    # trained with either at 0 is built without the classifier: training.train.needs_classifier).
+    Term("self_reconstruction", lambda i: _self_reconstruction(i.outputs.recon_self, i.batch.source), optional=True),
+    Term("identity", lambda i: identity_loss([i.outputs.logits_source, i.outputs.logits_generated], i.batch.labels),
+         optional=True),
     Term("coarse_difference", lambda i: coarse_difference_loss(i.outputs.generated, i.batch.source, i.config.coarse_max_ssim),
          optional=True),
-    Term("adversarial", lambda i: adversarial_generator_loss(i.discriminator(i.outputs.fake_images()))),
+    Term("adversarial", lambda i: adversarial_generator_loss(i.discriminator(i.outputs.fake_images())), optional=True),
     Term("teacher", _donor_teacher_term, optional=True, needs_teacher=True),
     Term("identity_distill", _distill_term, optional=True, needs_teacher=True),
+    Term("residual_colour", _residual_term(lambda o: residual_colour_loss(o.residual, o.bound)), optional=True),
+    Term("residual_size", _residual_term(lambda o: residual_size_loss(o.bound, o.bound_share)), optional=True),
 )
 
 

@@ -53,6 +53,12 @@ def resolve_teacher_path(config: Config) -> Path | None:
     return path
 
 
+def needs_classifier(config: Config) -> bool:
+    """Whether training reads the softmax identity classifier: always in the paper design (every one of its terms
+    runs, for DistributedDataParallel), in the donor design only while ``loss.identity`` > 0."""
+    return config.model.design != "donor" or config.loss.identity > 0
+
+
 def model_mismatch(saved_config: dict, config: Config) -> str | None:
     """None when a saved config's model is the one ``config`` builds, else what differs and the ``--set`` that builds
     the saved one (a preset can change after a file was made: donor_cpu's E_I pool did)."""
@@ -89,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--init-from", dest="init_from", type=Path, default=None,
                         help="fine-tune: start E_I, E_A and G from these weights (release .pt or checkpoint; same model "
                              "config) instead of random ones; used only when the run starts fresh")
+    parser.add_argument("--init-matching", dest="init_matching", action="store_true",
+                        help="with --init-from: the file may hold another model; copy every tensor whose name and shape "
+                             "match (e.g. E_I and G's body of an AdaIN donor model into an injection model) and list the rest")
     parser.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE", help="config overrides")
     args = parser.parse_args(argv)
     try:
@@ -139,7 +148,7 @@ def train(args: argparse.Namespace) -> int:
             raise TrainingError(f"checkpoint {checkpoint_path} was written by {checkpoint['world_size']} processes; resume with as many")
 
     torch.manual_seed(config.train.seed)  # identical initial weights on every rank
-    net = build_network(config.model, dataset.num_identities).to(device)
+    net = build_network(config.model, dataset.num_identities if needs_classifier(config) else 0).to(device)
     discriminator = build_discriminator(config.model).to(device)
     optimizers = build_optimizers(net, discriminator, config)
     sampler = PairSampler(dataset, config.train.batch_size, seed=config.train.seed * 1000 + rank, device=device)
@@ -160,7 +169,7 @@ def train(args: argparse.Namespace) -> int:
         if rank == 0:
             print(f"resumed from {checkpoint_path} at step {step}", file=sys.stderr)
     elif args.init_from is not None:
-        lineage = init_network(net, config, args.init_from, dataset.num_identities)
+        lineage = init_network(net, config, args.init_from, dataset.num_identities, matching_only=args.init_matching)
         if rank == 0:
             print(f"starting from the weights in {args.init_from}", file=sys.stderr)
     if step >= steps:
@@ -190,13 +199,27 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
-def init_network(net: torch.nn.Module, config: Config, path: Path, num_identities: int) -> list[dict]:
+def init_network(net: torch.nn.Module, config: Config, path: Path, num_identities: int, matching_only: bool = False) -> list[dict]:
     """Load E_I, E_A and G (and the identity classifier when the file has one for as many identities) from release
     weights or a training checkpoint into ``net``; D, optimisers and step start afresh.
+
+    ``matching_only``: the file may hold another model; every inference tensor of the same name and shape is copied
+    and the tensors left at their initial values are printed.
 
     Returns: the lineage to record in this run's checkpoints: the file's own lineage plus the file and its step."""
     state = read_weights(path)  # FileNotFoundError / ValueError name the file; main() prints them
     mismatch = model_mismatch(state["config"], config)
+    if matching_only:
+        fresh = []
+        for part in inference_parts(config.model):
+            module, saved = getattr(net, part), state["model"].get(part, {})
+            own = module.state_dict()
+            copied = {k: v.float() for k, v in saved.items() if k in own and own[k].shape == v.shape}
+            module.load_state_dict({**own, **copied})
+            fresh += [f"{part}.{k}" for k in own if k not in copied]
+        print(f"--init-matching: {len(fresh)} tensors not in {path} (or of another shape) start fresh: {', '.join(fresh) or 'none'}",
+              file=sys.stderr)
+        return [*state.get("lineage", []), {"weights": path.name, "step": int(state["step"])}]
     if mismatch:
         raise TrainingError(f"--init-from {path} holds another model than this run builds: {mismatch}, or use the "
                             f"preset it was trained with ({state['config']['preset']!r})")

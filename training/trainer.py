@@ -137,7 +137,8 @@ class Trainer:
         """Update E_I, the classifier, E_A and G on L_total. Returns the generated faces the discriminator is to judge,
         float (2B, 3, 112, 112) detached, and the logs (detached tensors)."""
         donor = batch.target is not None
-        outputs = self.net(batch.source, batch.target) if donor else self.net(batch.source, batch.partner, batch.reference)
+        outputs = (self.net(batch.source, batch.target, self.config.loss.self_reconstruction > 0) if donor
+                   else self.net(batch.source, batch.partner, batch.reference))
         discriminator = unwrap(self.discriminator)
         discriminator.requires_grad_(False)  # the generator step must not write gradients into D
         try:
@@ -187,7 +188,8 @@ class Trainer:
         if self.step < self.config.train.identity_warmup_steps:
             return self.identity_warmup_step(batch)
         fake, logs = self.generator_step(batch)
-        logs.update(self.discriminator_step(torch.cat([batch.source, batch.reference]), fake))
+        if self.config.loss.adversarial > 0:  # (the injection G trains without D: its output is the target to 12/255)
+            logs.update(self.discriminator_step(torch.cat([batch.source, batch.reference]), fake))
         return logs
 
     def train(self, until_step: int, max_seconds: float | None = None) -> bool:

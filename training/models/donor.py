@@ -89,15 +89,62 @@ class DonorGenerator(nn.Module):
         self.decode_112 = conv_unit(2 * width, width, 5, norm="ln")
         self.to_rgb = nn.Sequential(conv_unit(width, 3, 7, norm="none", activation="none"), nn.Tanh())
 
-    def forward(self, identity: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def features(self, identity: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """float (B, w, 112, 112): the decoder's last features, before the output head."""
         params = self.mlp(identity)
         skip_56 = self.encode_56(self.encode_112(target))
         x = self.encode_28(skip_56)
         for block, block_params in zip(self.blocks, params.split([b.num_adain_params for b in self.blocks], dim=1)):
             x = block(x, block_params)
         x = self.decode_56(torch.cat([F.interpolate(x, scale_factor=2.0, mode="nearest"), skip_56], dim=1))
-        x = self.decode_112(F.interpolate(x, scale_factor=2.0, mode="nearest"))
-        return self.to_rgb(x)
+        return self.decode_112(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+    def forward(self, identity: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.to_rgb(self.features(identity, target))
+
+
+class InjectionGenerator(DonorGenerator):
+    """G as identity injection (``model.generator: inject``, issue 17): the donor target plus a small bounded residual.
+
+    ``output = clamp(target + bound * tanh(r), -1, 1)`` with ``r`` a 3-channel map decoded from the target's features
+    under the identity vector's AdaIN (the same body as :class:`DonorGenerator`) and ``bound`` learned, at most
+    ``max_bound`` (model range [-1, 1]: 12/255 of the 0..255 scale is 0.094). The face a viewer sees is the donor
+    target's, exactly, up to that bound; everything the person's identity adds for a recogniser is in the residual,
+    which is penalised at low frequencies (``loss.residual_colour``: no colour or lightness drift against the scene).
+    Why: v3's free decoder turned the natural donor target into blotched, glowing faces and still lost identity; a
+    per-face optimised residual of 12/255 on the bare donor target raised an independent recogniser's TAR at FAR 1e-5
+    from 0.02% to 23% (issue 17). This network amortises that optimisation.
+
+    Same inputs and output as :class:`DonorGenerator` (so the served generator's tensors are unchanged), plus
+    :meth:`residual_and_bound` for the losses.
+    """
+
+    def __init__(self, identity_dim: int, width: int = 32, res_blocks: int = 4, mlp_dim: int = 256,
+                 max_bound: float = 0.094) -> None:
+        super().__init__(identity_dim, width, res_blocks, mlp_dim)
+        del self.to_rgb
+        if not 0 < max_bound <= 1:
+            raise ValueError(f"model.residual_bound must be in (0, 1] (model range; 12/255 of 0..255 is 0.094), got {max_bound}")
+        self.max_bound = float(max_bound)
+        # A new head (not to_rgb: weights copied from an AdaIN generator must not seed it), zero at the start, so
+        # training starts from the bare donor target.
+        self.to_residual = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(width, 3, 3))
+        nn.init.zeros_(self.to_residual[1].weight)
+        nn.init.zeros_(self.to_residual[1].bias)
+        self.bound_logit = nn.Parameter(torch.tensor(2.0))  # sigmoid(2) = 0.88 of max_bound to start
+
+    def bound(self) -> torch.Tensor:
+        """float 0-dim: the learned bound, in (0, max_bound)."""
+        return self.max_bound * torch.sigmoid(self.bound_logit)
+
+    def residual_and_bound(self, identity: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(float (B, 3, 112, 112) residual in [-bound, bound], the bound): what :meth:`forward` adds to the target."""
+        bound = self.bound()
+        return bound * torch.tanh(self.to_residual(self.features(identity, target))), bound
+
+    def forward(self, identity: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        residual, _ = self.residual_and_bound(identity, target)
+        return (target + residual).clamp(-1, 1)
 
 
 @dataclass
@@ -109,13 +156,16 @@ class DonorOutputs:
 
     id_source: torch.Tensor  # (B, D, 1, 1) E_I(source)
     generated: torch.Tensor  # (B, 3, 112, 112) G(E_I(source), target): the camouflaged face
-    recon_self: torch.Tensor  # (B, 3, 112, 112) G(E_I(source), source): should give back the source
-    logits_source: torch.Tensor  # (B, K) identity classifier on E_I(source)
-    logits_generated: torch.Tensor  # (B, K) ... on E_I(generated)
+    recon_self: torch.Tensor | None = None  # (B, 3, 112, 112) G(E_I(source), source); None when not asked for
+    logits_source: torch.Tensor | None = None  # (B, K) identity classifier on E_I(source); None without a classifier
+    logits_generated: torch.Tensor | None = None  # (B, K) ... on E_I(generated)
+    residual: torch.Tensor | None = None  # (B, 3, 112, 112) generated - target before clamping (injection G only)
+    bound: torch.Tensor | None = None  # 0-dim: the injection G's learned bound on |residual|
+    bound_share: torch.Tensor | None = None  # 0-dim: that bound over its maximum (model.residual_bound)
 
     def fake_images(self) -> torch.Tensor:
-        """float (2B, 3, 112, 112): what the discriminator judges (camouflaged faces, then reconstructions)."""
-        return torch.cat([self.generated, self.recon_self])
+        """float (B or 2B, 3, 112, 112): what the discriminator judges (camouflaged faces, then reconstructions)."""
+        return self.generated if self.recon_self is None else torch.cat([self.generated, self.recon_self])
 
 
 class DonorCamouflageNet(nn.Module):
@@ -132,25 +182,37 @@ class DonorCamouflageNet(nn.Module):
                                                       config.identity_pool)
         self.classifier = (_VectorClassifier(config.identity_dim, num_identities, config.classifier_embedding)
                            if num_identities > 0 else None)
-        self.generator = DonorGenerator(config.identity_dim, config.structure_width, config.generator_res_blocks, config.mlp_dim)
+        if config.generator not in ("adain", "inject"):
+            raise ValueError(f"model.generator must be adain or inject, got {config.generator!r}")
+        self.generator = (InjectionGenerator(config.identity_dim, config.structure_width, config.generator_res_blocks,
+                                             config.mlp_dim, config.residual_bound) if config.generator == "inject" else
+                          DonorGenerator(config.identity_dim, config.structure_width, config.generator_res_blocks, config.mlp_dim))
 
     def camouflage(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """float (B, 3, 112, 112) source and donor target in [-1, 1] -> the camouflaged face, same shape."""
         return self.generator(self.identity_encoder(source), target)
 
-    def forward(self, source: torch.Tensor, target: torch.Tensor) -> DonorOutputs:
-        """One step: float (B, 3, 112, 112) sources and their donor targets in [-1, 1] -> :class:`DonorOutputs`."""
-        if self.classifier is None:
-            raise RuntimeError("this DonorCamouflageNet was built for inference (num_identities=0); training needs the classifier")
+    def forward(self, source: torch.Tensor, target: torch.Tensor, reconstruct: bool = True) -> DonorOutputs:
+        """One step: float (B, 3, 112, 112) sources and their donor targets in [-1, 1] -> :class:`DonorOutputs`.
+
+        ``reconstruct``: also run G on the source as its own target (``recon_self``). The classifier's logits are
+        computed when the network has one (built with ``num_identities > 0``)."""
         id_source = self.identity_encoder(source)
-        generated = self.generator(id_source, target)
-        recon_self = self.generator(id_source, source)
+        residual = bound = None
+        if isinstance(self.generator, InjectionGenerator):
+            residual, bound = self.generator.residual_and_bound(id_source, target)
+            generated = (target + residual).clamp(-1, 1)
+        else:
+            generated = self.generator(id_source, target)
         return DonorOutputs(
             id_source=id_source,
             generated=generated,
-            recon_self=recon_self,
-            logits_source=self.classifier(id_source),
-            logits_generated=self.classifier(self.identity_encoder(generated)),
+            recon_self=self.generator(id_source, source) if reconstruct else None,
+            logits_source=self.classifier(id_source) if self.classifier is not None else None,
+            logits_generated=self.classifier(self.identity_encoder(generated)) if self.classifier is not None else None,
+            residual=residual,
+            bound=bound,
+            bound_share=bound / self.generator.max_bound if bound is not None else None,
         )
 
 
@@ -166,4 +228,4 @@ class _VectorClassifier(nn.Module):
         return self.logits(self.embed(code))
 
 
-__all__ = ["DonorCamouflageNet", "DonorGenerator", "DonorOutputs", "IdentityVectorEncoder"]
+__all__ = ["DonorCamouflageNet", "DonorGenerator", "DonorOutputs", "IdentityVectorEncoder", "InjectionGenerator"]

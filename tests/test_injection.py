@@ -1,0 +1,146 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The injection design (issue 17): the generator's bound, its losses, the test-time baseline, realism figures and
+the evaluation's own FAR operating points."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from training.config import load_config
+from training.models import build_network
+
+
+@pytest.fixture(scope="module")
+def inject_net():
+    torch.manual_seed(0)
+    return build_network(load_config("tiny_inject").model, num_identities=0).eval()
+
+
+def test_injection_generator_starts_at_the_donor_target_and_stays_within_its_bound(inject_net):
+    torch.manual_seed(1)
+    source, target = torch.rand(2, 3, 112, 112) * 2 - 1, torch.rand(2, 3, 112, 112) * 1.6 - 0.8
+    with torch.no_grad():
+        assert torch.equal(inject_net.camouflage(source, target), target)  # zero head: the bare donor target
+        for p in inject_net.generator.to_residual.parameters():
+            p.normal_(0, 5.0)  # a head gone wild still cannot leave the bound
+        out = inject_net.camouflage(source, target)
+    bound = float(inject_net.generator.bound().detach())
+    assert 0 < bound <= inject_net.generator.max_bound
+    assert (out - target).abs().max() <= bound + 1e-6
+    assert (out - target).abs().max() > 0.5 * bound  # ... and does use it
+    with pytest.raises(ValueError, match="residual_bound"):
+        build_network(load_config("tiny_inject", ["model.residual_bound=0"]).model)
+
+
+def test_injection_losses_read_the_residual_and_refuse_the_adain_generator():
+    from training.data import Batch
+    from training.losses import DONOR_TERMS, LossInputs, Objective, residual_colour_loss
+
+    torch.manual_seed(0)
+    bound = torch.tensor(0.1)
+    flat = torch.full((2, 3, 112, 112), 0.1)  # a tint: all low frequency
+    texture = 0.1 * torch.sign(torch.randn(2, 3, 112, 112))  # fine texture: almost none
+    assert residual_colour_loss(flat, bound)[0] > 0.9 and residual_colour_loss(texture, bound)[0] < 0.05
+    config = load_config("tiny_donor", ["loss.residual_colour=1"])
+    net = build_network(config.model, num_identities=4)
+    batch = Batch(*(torch.zeros(4, 3, 112, 112) for _ in range(3)), torch.arange(4), torch.zeros(4, 3, 112, 112))
+    outputs = net(batch.source, batch.target)
+    term = next(t for t in DONOR_TERMS if t.name == "residual_colour")
+    with pytest.raises(ValueError, match="model.generator=inject"):
+        term.compute(LossInputs(outputs, batch, lambda x: [], None, config.loss))
+    objective = Objective(load_config("tiny_inject").loss, None, DONOR_TERMS)
+    assert {t.name for t in objective.terms} >= {"residual_colour", "residual_size"}
+    assert "adversarial" not in {t.name for t in objective.terms}  # no D for the injection G
+
+
+def test_jpeg_augmentation_passes_the_gradient_straight_through():
+    from training.losses import _jpeg_straight_through
+
+    images = (torch.rand(3, 3, 112, 112) * 2 - 1).requires_grad_(True)
+    out = _jpeg_straight_through(images, torch.tensor([True, False, True]), torch.Generator().manual_seed(0))
+    assert not torch.equal(out[0], images[0]) and torch.equal(out[1], images[1])
+    out.sum().backward()
+    assert torch.allclose(images.grad, torch.ones_like(images))
+
+
+def test_test_time_injection_raises_the_teachers_similarity_within_the_bound():
+    from training.injection import InjectionSettings, inject_identity
+
+    torch.manual_seed(0)
+
+    class Teacher(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = nn.Sequential(nn.Conv2d(3, 8, 5, stride=4), nn.ReLU(), nn.Flatten(), nn.LazyLinear(16))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return nn.functional.normalize(self.net(x), dim=1)
+
+    teacher = Teacher()
+    teacher(torch.zeros(1, 3, 112, 112))
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    sources, targets = torch.rand(2, 3, 112, 112) * 2 - 1, torch.rand(2, 3, 112, 112) * 2 - 1
+    settings = InjectionSettings(steps=15, bound=12.0, copies=1)
+    injected = inject_identity(teacher, sources, targets, settings)
+    assert (injected - targets).abs().max() <= 2 * 12 / 255 + 1e-6
+    before = (teacher(targets) * teacher(sources)).sum(1)
+    after = (teacher(injected) * teacher(sources)).sum(1)
+    assert bool((after > before + 0.01).all())
+
+
+def test_ciede2000_matches_sharmas_published_pairs():
+    from training.realism import ciede2000
+
+    pairs = [((50.0, 2.6772, -79.7751), (50.0, 0.0, -82.7485), 2.0425),
+             ((50.0, 3.1571, -77.2803), (50.0, 0.0, -82.7485), 2.8615),
+             ((50.0, 0.0, 0.0), (50.0, -1.0, 2.0), 2.3669),
+             ((50.0, 2.5, 0.0), (73.0, 25.0, -18.0), 27.1492),
+             ((60.2574, -34.0099, 36.2677), (60.4626, -34.1751, 39.4387), 1.2644)]
+    first, second, expected = (np.array(column) for column in zip(*pairs))
+    np.testing.assert_allclose(ciede2000(first, second), expected, atol=1e-4)
+
+
+def test_realism_sees_a_lighter_face_and_blotches_but_not_the_same_face(portrait):
+    import cv2
+
+    from facecamo.align import FaceAligner
+    from training.realism import realism
+
+    face = FaceAligner()(portrait)[0]
+    crop, points = face.crop, face.landmarks
+    same = realism(crop, crop, points)
+    assert same.delta_e == pytest.approx(0, abs=1e-6) and same.lightness == pytest.approx(0, abs=1e-6)
+    assert same.chroma_ratio == pytest.approx(1.0)
+    lighter = realism(crop, cv2.convertScaleAbs(crop, alpha=1.0, beta=40), points)
+    assert lighter.lightness > 8 and lighter.delta_e > 5
+    rng = np.random.default_rng(0)
+    blotches = cv2.resize(rng.normal(0, 30, (7, 7, 3)), (112, 112), interpolation=cv2.INTER_CUBIC)
+    blotched = np.clip(crop + blotches * np.array([1.0, -1.0, 1.0]), 0, 255).astype(np.uint8)
+    assert realism(crop, blotched, points).chroma_ratio > 1.6
+
+
+def test_far_thresholds_come_from_the_impostor_pairs_of_originals():
+    from training.evaluate import accepts_at, far_thresholds
+    from training.metrics import Judge
+
+    class Cosine(Judge):
+        name, threshold, lower_is_same = "c", 0.5, False
+
+        def score_matrix(self, a, b):
+            return a @ b.T
+
+    rng = np.random.default_rng(0)
+    embeddings = rng.normal(size=(300, 8))
+    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
+    identities = np.arange(300) // 2
+    found = far_thresholds(Cosine(), embeddings, identities, (1e-2, 1e-3))
+    scores = embeddings @ embeddings.T
+    impostor = scores[(identities[:, None] != identities[None]) & np.triu(np.ones((300, 300), bool), 1)]
+    assert found["impostor_pairs"] == len(impostor)
+    for rate in (1e-2, 1e-3):
+        assert accepts_at(Cosine(), impostor, found[f"{rate:.0e}"]).mean() <= rate
+    assert found["1e-03"] > found["1e-02"]  # a stricter FAR needs a higher similarity
