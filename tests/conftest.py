@@ -1,9 +1,11 @@
-"""Shared fixtures: committed portraits, a tiny prepared dataset built from them, paths to ../shared."""
+"""Shared fixtures: committed portraits, a tiny prepared dataset built from them, paths to ../shared; and the note of
+which tests look at ../shared (``FACECAMO_RECORD_SHARED_USE``), which ``.ci/run`` re-runs from a clone without it."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -62,6 +64,61 @@ def require_shared(relative: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent: this test needs the project's shared data (../shared/{relative})")
     return path
+
+
+# -- which tests look at ../shared ---------------------------------------------------------------------------------
+class SharedUseRecorder:
+    """Notes every test that opens, lists or checks for a path under ../shared (or ``$FACECAMO_SHARED``) and writes
+    their node ids to ``out``, one a line, when the session ends. ``.ci/run`` runs the suite with it, then runs those
+    tests again from a clone that has no ../shared beside it, as a user's has not: each must pass or skip with its
+    reason. Seen: Python's opens and listings (an audit hook) and ``os.stat`` (``Path.exists``, ``is_file``: checks that
+    open nothing), in this process; not a native library opening a file itself, nor a subprocess."""
+
+    EVENTS = {"open", "os.listdir", "os.scandir", "glob.glob"}
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        folders = {SHARED, ROOT.parent / "shared"}  # the presets name ../shared itself, whatever $FACECAMO_SHARED says
+        self.prefixes = tuple({os.path.join(os.path.abspath(f), "") for f in folders} |
+                              {os.path.join(os.path.realpath(f), "") for f in folders})
+        self.current: str | None = None
+        self.users: set[str] = set()
+        self._stat = os.stat
+        os.stat = self._noting_stat
+        sys.addaudithook(self._audit)
+
+    def _note(self, path) -> None:
+        if self.current is None or not isinstance(path, (str, bytes, os.PathLike)):
+            return
+        try:
+            where = os.path.join(os.path.abspath(os.fsdecode(path)), "")
+        except (TypeError, ValueError, OSError):
+            return
+        if where.startswith(self.prefixes):
+            self.users.add(self.current)
+
+    def _noting_stat(self, path, *args, **kwargs):
+        self._note(path)
+        return self._stat(path, *args, **kwargs)
+
+    def _audit(self, event: str, args: tuple) -> None:
+        if event in self.EVENTS and args:
+            self._note(args[0])
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(self, item, nextitem):
+        self.current = item.nodeid
+        yield
+        self.current = None
+
+    def pytest_sessionfinish(self, session) -> None:
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.out.write_text("".join(f"{node}\n" for node in sorted(self.users)))
+
+
+def pytest_configure(config) -> None:
+    if os.environ.get("FACECAMO_RECORD_SHARED_USE"):
+        config.pluginmanager.register(SharedUseRecorder(Path(os.environ["FACECAMO_RECORD_SHARED_USE"])), "facecamo-shared-use")
 
 
 # -- a real Triton server for the serving and client tests (one per session) -------------------------------------
