@@ -234,6 +234,21 @@ def test_command_line_names_the_extensions_that_work_before_any_work(tmp_path, s
     assert "Traceback" not in result.stderr and not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("blocked, source, extra, served", [
+    ("cv2", PORTRAITS / "congress_B000589.jpg", "video", True),  # `pip install .` then --server: was a traceback
+    ("av", VIDEO, "video", False),
+    ("onnxruntime", PORTRAITS / "congress_B000589.jpg", "embedded", False),
+])
+def test_command_line_names_the_extra_to_install_for_a_missing_package(request, tmp_path, blocked, source, extra, served):
+    # the console script's entry point, in a process where `blocked` cannot be imported (as on a box without it)
+    code = f"import sys; sys.modules[{blocked!r}] = None; from facecamo_client.cli import main; sys.exit(main(sys.argv[1:]))"
+    where = ["--server", request.getfixturevalue("server").grpc_url] if served else ["--repository", str(tmp_path)]
+    result = subprocess.run([sys.executable, "-c", code, str(source), str(tmp_path / f"out{source.suffix}"), *where],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and f'pip install "facecamo[{extra}]"' in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and not list(tmp_path.iterdir())
+
+
 def test_command_line_refuses_a_repository_whose_generator_is_garbage(repository, tmp_path, portrait_rgb):
     broken = tmp_path / "repository"
     shutil.copytree(repository, broken)

@@ -4,6 +4,8 @@ answers (caused for real by small python models on a real tritonserver)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 import time
 
@@ -228,3 +230,14 @@ def test_a_frame_whose_answer_never_comes_is_concealed_not_waited_for_forever():
     for result in results:
         assert result.failed and "no answer" in result.failed
         assert np.abs(result.frame.astype(int) - frame).mean() > 5, "the frame must come back concealed"
+
+
+def test_the_embedded_engine_without_its_extra_names_the_pip_install():
+    """`pip install .` has no OpenCV: EmbeddedEngine raised a bare ModuleNotFoundError (not one of the SDK's types)."""
+    code = ("import sys; sys.modules['cv2'] = None\n"
+            "from facecamo_client import EmbeddedEngine, FacecamoError, MissingExtraError\n"
+            "try:\n    EmbeddedEngine('model_repository')\n"
+            "except MissingExtraError as error:\n    assert isinstance(error, FacecamoError) and isinstance(error, ImportError); print(error)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert 'OpenCV' in result.stdout and 'pip install "facecamo[embedded]"' in result.stdout

@@ -9,13 +9,15 @@
 
 Frames whose faces could not be camouflaged are still concealed (``face.status == "fallback"``); an error raises one
 of the SDK's exception types (:mod:`facecamo_client.errors`: InvalidInputError, ServerUnavailableError,
-RequestTimeoutError, ServerError, TLSError, ModelError, all FacecamoError) and returns no frame at all.
+RequestTimeoutError, ServerError, TLSError, ModelError, MissingExtraError, all FacecamoError) and returns no frame
+at all.
 """
 
 from facecamo_client.engine import CamouflageEngine
 from facecamo_client.errors import (
     FacecamoError,
     InvalidInputError,
+    MissingExtraError,
     ModelError,
     RequestTimeoutError,
     ServerError,
@@ -34,6 +36,7 @@ __all__ = [
     "FaceTracker",
     "FacecamoError",
     "InvalidInputError",
+    "MissingExtraError",
     "ModelError",
     "RequestTimeoutError",
     "ServerError",

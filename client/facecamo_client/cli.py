@@ -15,7 +15,7 @@ What the command line promises:
 - One unreadable file in a folder does not stop the others; failures are listed at the end.
 - The run ends with a summary (JSON on stdout); the exit code is 0 only when every frame and file went through:
   1 when a frame or file failed (or the engine refused its model repository), 2 for a usage error (bad input or
-  output path, unreachable server), 130 when interrupted.
+  output path, unreachable server, a package of the "video" or "embedded" extra not installed), 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ from typing import Iterator
 
 import numpy as np
 
-from facecamo_client.errors import FacecamoError, ServerUnavailableError
+from facecamo_client.errors import FacecamoError, MissingExtraError, ServerUnavailableError
 from facecamo_client.video import (
     IMAGE_SUFFIXES, VIDEO_OUTPUT_SUFFIXES, VIDEO_SUFFIXES, VideoReader, VideoWriter, check_output_suffix, conceal_frame,
-    is_stream, kind_of, read_image, side_by_side, write_image,
+    is_stream, kind_of, read_image, require_extra, side_by_side, write_image,
 )
 
 # Per-frame warnings printed for one file before they are only counted (the summary has them all).
@@ -362,6 +362,7 @@ def run(args, summary: Summary) -> dict:
         if not files:
             raise UsageError(f"{args.input} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}) or videos "
                              f"({', '.join(sorted(VIDEO_SUFFIXES))})")
+    require_extra(videos=kind == "video" or any(file.suffix.lower() in VIDEO_SUFFIXES for file in files))
     details: dict = {"input": str(args.input), "output": str(args.output),
                      "engine": f"server {args.server}" if args.server else "embedded"}
     with open_engine(args) as engine:
@@ -457,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     details: dict = {"input": str(args.input), "output": str(args.output)}
     try:
         details = run(args, summary)
-    except UsageError as error:
+    except (UsageError, MissingExtraError) as error:  # MissingExtraError: before any work, or at the engine's start
         print(f"error: {error}", file=sys.stderr)
         return 2
     except ServerUnavailableError as error:  # at start: nothing was processed

@@ -34,7 +34,8 @@ class EmbeddedEngine(CamouflageEngine):
         threads: ONNX Runtime intra-op threads (0: its default).
 
     Opening checks every model against the spec (names, dtypes, shapes, one tiny inference) and raises
-    :class:`ModelError` naming what is wrong.
+    :class:`ModelError` naming what is wrong; :class:`MissingExtraError` when a package of the ``embedded`` extra is
+    not installed (``pip install "facecamo[embedded]"``).
 
     Attributes:
         last_timings: seconds per stage of the latest frame (detect, align, identity_encoder, generator, paste).
@@ -43,6 +44,10 @@ class EmbeddedEngine(CamouflageEngine):
     def __init__(self, repository: str | Path | None = None, threads: int = 0) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
+        from facecamo_client.extras import EMBEDDED, need
+
+        for module in EMBEDDED:
+            need(module, "embedded", "EmbeddedEngine")
         from facecamo.repository import RepositoryError, open_pipeline
 
         self.repository = Path(repository) if repository is not None else default_repository()

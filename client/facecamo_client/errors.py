@@ -12,6 +12,8 @@ What to do about each:
 - :class:`TLSError`: a certificate or TLS handshake problem (a missing or unreadable file, an untrusted server, a
   client certificate the server rejects, TLS on one side only); raised at once, never retried.
 - :class:`ModelError`: an exported model repository the embedded engine cannot use.
+- :class:`MissingExtraError`: a part of the SDK used without the packages of its extra (the message names the
+  ``pip install`` that adds them); also an ``ImportError``.
 """
 
 from __future__ import annotations
@@ -52,3 +54,9 @@ class ServerError(FacecamoError):
 class ModelError(FacecamoError):
     """An exported model repository that cannot work (a missing, corrupt or mismatched model): the message names the
     model and what is wrong; re-export it (``make export``)."""
+
+
+class MissingExtraError(FacecamoError, ImportError):
+    """A part of the SDK was used without the packages its extra installs (``pip install .`` gives the gRPC client
+    only): :class:`EmbeddedEngine` needs ``facecamo[embedded]``, the command line's images and videos
+    ``facecamo[video]``. The message names the missing module and the ``pip install`` that adds it."""

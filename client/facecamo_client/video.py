@@ -21,6 +21,8 @@ from typing import Iterator
 
 import numpy as np
 
+from facecamo_client.extras import need
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".3gp", ".flv", ".wmv"}
 # What a camouflaged video can be written as: containers that hold H.264 and AAC and that players open everywhere.
@@ -28,6 +30,23 @@ VIDEO_OUTPUT_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv"}
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://")
 # Seconds to wait for a network stream to open, and for its next packet, before giving up.
 STREAM_TIMEOUTS_S = (20.0, 30.0)
+
+
+def _cv2(what: str = "reading and writing images"):
+    return need("cv2", "video", what)
+
+
+def _av(what: str = "reading and writing videos"):
+    return need("av", "video", what)
+
+
+def require_extra(videos: bool) -> None:
+    """Raise :class:`facecamo_client.errors.MissingExtraError` (``pip install "facecamo[video]"``) unless what this
+    module needs is installed: OpenCV always (images, and concealing a failed frame), PyAV for ``videos``."""
+    what = "camouflaging videos" if videos else "camouflaging images"
+    _cv2(what)
+    if videos:
+        _av(what)
 
 
 def is_stream(source: str | Path) -> bool:
@@ -63,7 +82,7 @@ def check_output_suffix(path: Path, kind: str) -> None:
 
 def read_image(path: Path) -> np.ndarray:
     """uint8 (H, W, 3) RGB; ValueError when the file is missing, unreadable or not an image."""
-    import cv2
+    cv2 = _cv2()
 
     data = np.fromfile(str(path), np.uint8) if Path(path).is_file() else None
     bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
@@ -74,7 +93,7 @@ def read_image(path: Path) -> np.ndarray:
 
 def write_image(path: Path, rgb: np.ndarray) -> None:
     """Write uint8 (H, W, 3) RGB; the format follows the extension (see IMAGE_SUFFIXES)."""
-    import cv2
+    cv2 = _cv2()
 
     path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
@@ -82,7 +101,7 @@ def write_image(path: Path, rgb: np.ndarray) -> None:
 
 
 def _ffmpeg_errors() -> tuple[type[BaseException], ...]:
-    import av
+    av = _av()
 
     # FFmpegError covers decode and demux failures; OSError covers a stream that drops (PyAV raises OSError subclasses).
     return (av.FFmpegError, OSError)
@@ -104,7 +123,7 @@ class VideoReader:
     """
 
     def __init__(self, source: str | Path) -> None:
-        import av
+        av = _av()
 
         self.source = str(source)
         self.is_stream = is_stream(self.source)
@@ -223,7 +242,7 @@ class VideoWriter:
 
     def __init__(self, path: Path, fps: float | Fraction, size: tuple[int, int], audio_from: str | Path | None = None,
                  start_time: float = 0.0, crf: int = 20, preset: str = "medium") -> None:
-        import av
+        av = _av()
 
         path = Path(path)
         check_output_suffix(path, "video")
@@ -246,7 +265,7 @@ class VideoWriter:
             self._open_audio(str(audio_from))
 
     def _open_audio(self, source: str) -> None:
-        import av
+        av = _av()
 
         try:
             self._audio_input = av.open(source)
@@ -270,7 +289,7 @@ class VideoWriter:
 
     def write(self, rgb: np.ndarray) -> None:
         """Encode one uint8 (H, W, 3) RGB frame of the ``size`` given at construction."""
-        import av
+        av = _av()
 
         if rgb.shape[:2] != (self.size[1], self.size[0]) or rgb.dtype != np.uint8:
             raise ValueError(f"frame of shape {rgb.shape} ({rgb.dtype}) given to a writer of {self.size[0]}x{self.size[1]} uint8")
@@ -344,7 +363,7 @@ def conceal_frame(frame: np.ndarray) -> np.ndarray:
     """Fail closed for a frame the engine could not process: the whole uint8 (H, W, 3) frame pixelated (24x) and
     blurred. A pixel the blur happens to leave at its input value (flat areas) is shifted, so no pixel of the input
     passes through."""
-    import cv2
+    cv2 = _cv2()
 
     small = cv2.resize(frame, (max(1, frame.shape[1] // 24), max(1, frame.shape[0] // 24)), interpolation=cv2.INTER_AREA)
     concealed = cv2.GaussianBlur(cv2.resize(small, frame.shape[1::-1], interpolation=cv2.INTER_LINEAR), (0, 0), 3)
