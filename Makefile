@@ -94,10 +94,17 @@ model_repository/facecamo/config.pbtxt: $(RELEASE) $(wildcard export/*.py export
 demo: $(READY) model_repository/facecamo/config.pbtxt
 	$(BIN)/python -m tools.demo
 
+# make exits 2 whenever a recipe fails, so `make camouflage` prints the command line's own exit code (1: a frame or
+# file failed, 2: a usage error); bin/facecamo-camouflage (the same set-up, then the command line) returns it.
 camouflage: $(READY)
-	@test -n "$(IN)" -a -n "$(OUT)" || { echo "usage: make camouflage IN=<image, folder, video or rtsp://...> OUT=<path> [SERVER=host:port]"; exit 2; }
-	$(if $(SERVER),,@$(MAKE) --no-print-directory model_repository/facecamo/config.pbtxt)
-	$(BIN)/python -m facecamo_client.cli "$(IN)" "$(OUT)" $(if $(SERVER),--server "$(SERVER)") $(ARGS)
+ifneq ($(filter -h --help,$(ARGS)),)
+	@$(BIN)/python -m facecamo_client.cli --help
+else
+	@test -n "$(IN)" -a -n "$(OUT)" || { echo "usage: make camouflage IN=<image, folder, video or rtsp://...> OUT=<path> [SERVER=host:port] [ARGS='<options>'] (ARGS=--help lists the options)"; exit 2; }
+	$(if $(SERVER)$(filter --repository%,$(ARGS)),,@$(MAKE) --no-print-directory model_repository/facecamo/config.pbtxt)
+	@$(BIN)/python -m facecamo_client.cli "$(IN)" "$(OUT)" $(if $(SERVER),--server "$(SERVER)") $(ARGS) || { code=$$?; \
+		echo "make camouflage: facecamo-camouflage exited $$code ($$( ((code == 1)) && echo 'a frame or file failed' || echo 'see the error above')); make itself exits 2 for any failure: bin/facecamo-camouflage returns the command line's own code" >&2; exit $$code; }
+endif
 
 bench-serving: $(READY) model_repository/facecamo/config.pbtxt
 	$(BIN)/python -m export.bench_serving --out "$(or $(OUT),bench)"

@@ -396,3 +396,24 @@ def test_command_line_errors(server, repository, tmp_path):
     assert result.returncode == 2 and "cannot read" in result.stderr
     result = cli(str(PORTRAITS / "congress_B000589.jpg"), str(tmp_path / "o.jpg"), "--server", f"127.0.0.1:{free_port()}", "--retry-for", "1")
     assert result.returncode == 2 and "cannot reach the server" in result.stderr
+
+
+def test_make_camouflage_shows_help_and_says_the_exit_code_the_wrapper_returns(repository, tmp_path):
+    """make can only exit 0 or 2: `make camouflage` names the command line's own code, bin/facecamo-camouflage returns
+    it; ARGS=--help reaches the command line instead of make's usage line."""
+    (tmp_path / "ready").touch()  # this interpreter's environment is already set up: make must not rebuild it
+    make = ["make", "--no-print-directory", "camouflage", f"BIN={Path(sys.executable).parent}", f"READY={tmp_path / 'ready'}"]
+    shown = subprocess.run([*make, "ARGS=--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0 and "usage: facecamo-camouflage" in shown.stdout and "--side-by-side" in shown.stdout
+    source = tmp_path / "in"
+    source.mkdir()
+    (source / "broken.jpg").write_bytes(b"not a jpeg")  # a file that fails: exit 1, not a usage error
+    made = subprocess.run([*make, f"IN={source}", f"OUT={tmp_path / 'made'}", f"ARGS=--repository {repository}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert made.returncode == 2 and "facecamo-camouflage exited 1 (a frame or file failed)" in made.stderr, made.stderr[-2000:]
+    if Path(sys.prefix) != ROOT / ".venv":
+        pytest.skip("bin/facecamo-camouflage runs the checkout's .venv, and this interpreter is another one")
+    wrapped = subprocess.run([str(ROOT / "bin" / "facecamo-camouflage"), str(source), str(tmp_path / "wrapped"),
+                              "--repository", str(repository)], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert wrapped.returncode == 1, wrapped.stderr[-2000:]
+    assert [Path(f["file"]).name for f in json.loads(wrapped.stdout)["files_failed"]] == ["broken.jpg"]
