@@ -54,6 +54,9 @@ FACE_APPEARANCE = "FACE_APPEARANCE"  # int32 [N]: the bank entry each face was g
 FACE_SOURCE = "FACE_SOURCE"  # int32 [N]: SOURCE_DETECTED, SOURCE_GIVEN (the caller's box) or SOURCE_TRACK
 SOURCE_DETECTED, SOURCE_GIVEN, SOURCE_TRACK = 0, 1, 2  # a track: a tracked person the detector missed in this frame
 SOURCE_NAMES = {SOURCE_DETECTED: "detected", SOURCE_GIVEN: "given", SOURCE_TRACK: "track"}
+# Request parameter (bool) of a frame the client sends again, not a new frame: the SDK's stream() re-runs a frame whose
+# result gave a tracked person another look; the server counts it as facecamo_frames_total{result="rerun"} only.
+RERUN_PARAMETER = "facecamo_rerun"
 
 STATUS_CAMOUFLAGED = 0
 STATUS_FALLBACK = 1  # detected but concealed (blurred) because landmarks or generation failed

@@ -201,3 +201,39 @@ def test_product_metrics_move_with_requests(server, client, portrait_rgb):
     assert after['facecamo_faces_total{status="camouflaged"}'] >= before['facecamo_faces_total{status="camouflaged"}'] + 1
     assert after['facecamo_frames_total{result="rejected"}'] == before['facecamo_frames_total{result="rejected"}'] + 1
     assert 'facecamo_faces_over_limit_total' in after and 'facecamo_faces_total{status="fallback"}' in after
+
+
+def test_the_sdks_reruns_are_counted_apart_from_frames(server, sdk, portrait_rgb):
+    """stream() sends a frame again when its result gave a tracked person another look: the server counts that as
+    result="rerun", so facecamo_frames_total{result="ok"} counts each frame of the stream once, and its faces once."""
+    from facecamo_client import FaceTracker
+
+    class CorrectsEveryFrame(FaceTracker):
+        """Asks for a re-run of every frame with faces (hints matching them exactly): what a stale hint causes."""
+
+        def corrections(self, faces, index, limit=None):
+            observed = [face for face in faces if face.source != "track"]
+            if not observed:
+                return None
+            return np.array([f.box for f in observed], np.float32), np.array([f.appearance for f in observed], np.int32)
+
+    reruns = []
+    send = sdk._submit_rerun
+
+    def counted(*args):
+        reruns.append(1)
+        return send(*args)
+
+    before = scrape(server)
+    sdk._submit_rerun = counted
+    try:
+        results = list(sdk.stream([portrait_rgb] * 3, max_in_flight=2, tracker=CorrectsEveryFrame()))
+    finally:
+        del sdk._submit_rerun
+    after = scrape(server)
+    delta = {key: after[key] - before.get(key, 0.0) for key in after}
+    faces = sum(len(result.faces) for result in results)
+    assert len(reruns) == 3 and not any(result.failed for result in results)
+    assert delta['facecamo_frames_total{result="ok"}'] == 3 and delta['facecamo_frames_total{result="rerun"}'] == 3
+    assert delta['facecamo_frames_total{result="failed"}'] == 0
+    assert sum(value for key, value in delta.items() if key.startswith("facecamo_faces_total")) == faces

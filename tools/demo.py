@@ -5,12 +5,21 @@
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def describe_faces(statuses: Counter) -> str:
+    """Faces by what happened to them (:attr:`facecamo_client.FaceResult.status`), in words."""
+    words = {"camouflaged": "camouflaged", "concealed": "pixelated (too small to camouflage)",
+             "fallback": "concealed because camouflaging failed (fallback)"}
+    return ", ".join(f"{statuses[status]} {text}" for status, text in words.items()
+                     if statuses[status] or status == "camouflaged")
 
 
 def fit_height(image: np.ndarray, height: int) -> np.ndarray:
@@ -45,17 +54,19 @@ def main() -> int:
             originals[index] = frame
             yield frame
 
-    faces = 0
+    statuses, failed = Counter(), 0
     for result in tqdm(engine.stream(frames(), max_in_flight=1), total=reader.frame_count, unit="frame", desc="video"):
         original = originals.pop(result.index)
         camouflaged.write(result.frame)
         review.write(side_by_side(original, result.frame))
-        faces += len(result.faces)
+        statuses.update(face.status for face in result.faces)
+        failed += bool(result.failed)
         if first is None:
             first = (original, result.frame)
     camouflaged.close()
     review.close()
-    print(f"video: {reader.frame_count} frames at {reader.fps:.2f} fps, {faces} faces camouflaged ({camouflaged.codec})")
+    print(f"video: {reader.frame_count} frames at {reader.fps:.2f} fps ({camouflaged.codec}); faces: {describe_faces(statuses)}"
+          + (f"; {failed} frame(s) failed and were concealed whole" if failed else ""))
 
     # One picture for people who would rather look than read: before | after, portrait above, a video frame below.
     rows = [side_by_side(fit_height(portrait, 480), engine.camouflage(fit_height(portrait, 480)).frame), side_by_side(*first)]

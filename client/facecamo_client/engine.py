@@ -41,6 +41,11 @@ class CamouflageEngine:
     def submit(self, frame: np.ndarray, appearance=None, boxes=None, tracks=None) -> "Future[CamouflageResult]":
         raise NotImplementedError
 
+    def _submit_rerun(self, frame: np.ndarray, appearance, tracks) -> "Future[CamouflageResult]":
+        """Submit a frame again (:meth:`stream`'s re-run with corrected hints). A server is told it is not a new frame
+        (its metrics count it apart); the embedded engine has nothing to tell."""
+        return self.submit(frame, appearance, None, tracks)
+
     def camouflage(self, frame: np.ndarray, appearance=None, boxes=None) -> CamouflageResult:
         """Camouflage one frame and wait for it."""
         return self.submit(frame, appearance, boxes).result()
@@ -90,7 +95,7 @@ class CamouflageEngine:
             if corrected is not None:
                 # A tracked person came back under another look (their hint was stale): this frame is run again
                 # with hints that match its own faces exactly, so nobody flickers between looks.
-                result = self._wait(self.submit(frame, appearance, None, corrected))
+                result = self._wait(self._submit_rerun(frame, appearance, corrected))
         except InvalidInputError:
             raise
         except FacecamoError as error:  # fail closed: the frame is concealed whole, never passed through

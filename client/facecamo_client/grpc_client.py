@@ -243,6 +243,14 @@ class CamouflageClient(CamouflageEngine):
         Invalid arguments raise :class:`InvalidInputError` here, before anything is sent. While the server or the
         model is unavailable the request is retried with backoff for up to ``retry_for_s`` (the retries wait on a
         timer, not on the thread that delivers other answers)."""
+        return self._send(frame, appearance, boxes, tracks)
+
+    def _submit_rerun(self, frame: np.ndarray, appearance, tracks) -> Future[CamouflageResult]:
+        """The frame again, marked so (:data:`facecamo.spec.RERUN_PARAMETER`): the server counts it as
+        ``facecamo_frames_total{result="rerun"}``, not as a new frame."""
+        return self._send(frame, appearance, None, tracks, {spec.RERUN_PARAMETER: True})
+
+    def _send(self, frame: np.ndarray, appearance, boxes, tracks, parameters: dict | None = None) -> Future[CamouflageResult]:
         future: Future = Future()
         inputs = self._inputs(frame, appearance, boxes, tracks)
         frame_shape = tuple(np.shape(frame))
@@ -256,7 +264,8 @@ class CamouflageClient(CamouflageEngine):
 
         def send() -> None:
             try:
-                self._client.async_infer(self.model, inputs, callback, outputs=outputs, client_timeout=self.timeout_s)
+                self._client.async_infer(self.model, inputs, callback, outputs=outputs, client_timeout=self.timeout_s,
+                                         parameters=parameters)
             except InferenceServerException as error:
                 callback(result=None, error=error)
             except Exception as error:  # noqa: BLE001 - e.g. a closed client: still one of the SDK's types

@@ -48,9 +48,10 @@ class TritonNetworks:
         return dict(zip(names, self._infer(spec.FACE_DETECTOR, {spec.DETECTOR_IMAGE: images}, names)))
 
 
-def _is_canary(request) -> bool:
+def _flag(request, name: str) -> bool:
+    """Whether the request carries the bool parameter ``name`` set to true."""
     try:
-        return bool(json.loads(request.parameters() or "{}").get("facecamo_canary"))
+        return bool(json.loads(request.parameters() or "{}").get(name))
     except (AttributeError, ValueError):
         return False
 
@@ -58,8 +59,9 @@ def _is_canary(request) -> bool:
 class ProductMetrics:
     """The product's own counters on Triton's Prometheus endpoint (python backend custom metrics): what an operator
     alerts on. ``facecamo_faces_total{status}``: faces camouflaged, concealed by fallback (a failure), concealed by
-    design (too small); ``facecamo_frames_total{result}``: frames ok, failed (concealed whole), rejected (bad input);
-    ``facecamo_faces_over_limit_total``: faces beyond the per-frame limit (concealed without landmarks)."""
+    design (too small); ``facecamo_frames_total{result}``: frames ok, failed (concealed whole), rejected (bad input),
+    rerun (a frame the client sent again, :data:`facecamo.spec.RERUN_PARAMETER`: not a new frame, its faces counted the
+    first time); ``facecamo_faces_over_limit_total``: faces beyond the per-frame limit (concealed without landmarks)."""
 
     def __init__(self):
         faces = pb_utils.MetricFamily(name="facecamo_faces_total", description="Faces by outcome",
@@ -71,10 +73,13 @@ class ProductMetrics:
                                      kind=pb_utils.MetricFamily.COUNTER)
         self.families = (faces, frames, over)  # a family must outlive its metrics
         self.faces = {code: faces.Metric(labels={"status": name}) for code, name in spec.STATUS_NAMES.items()}
-        self.frames = {name: frames.Metric(labels={"result": name}) for name in ("ok", "failed", "rejected")}
+        self.frames = {name: frames.Metric(labels={"result": name}) for name in ("ok", "failed", "rejected", "rerun")}
         self.over_limit = over.Metric(labels={})
 
-    def record(self, result) -> None:
+    def record(self, result, rerun: bool = False) -> None:
+        if rerun:
+            self.frames["rerun"].increment(1)
+            return
         for code, metric in self.faces.items():
             count = int((result.status == code).sum())
             if count:
@@ -119,8 +124,8 @@ class TritonPythonModel:
             raise RequestError("FRAME is required: uint8 [height, width, 3] RGB")
         result = self.pipeline.run(frame, optional(spec.APPEARANCE_INDEX), optional(spec.FACE_BOXES),
                                    optional(spec.TRACK_BOXES), optional(spec.TRACK_APPEARANCE))
-        if not _is_canary(request):  # the launcher's health probes are not traffic
-            self.metrics.record(result)
+        if not _flag(request, "facecamo_canary"):  # the launcher's health probes are not traffic
+            self.metrics.record(result, rerun=_flag(request, spec.RERUN_PARAMETER))
         outputs = {spec.CAMOUFLAGED_FRAME: result.frame, spec.FACE_BOXES_OUT: result.boxes, spec.FACE_STATUS: result.status,
                    spec.FACE_APPEARANCE: result.appearance, spec.FACE_SOURCE: result.source_codes}
         return pb_utils.InferenceResponse(output_tensors=[
