@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``make export``: checkpoint -> ONNX (parity-checked, linted) -> TensorRT (where possible) -> Triton repository.
 
     python -m export [--ckpt <.pt>] [--out model_repository] [--flavour python|onnxruntime|tensorrt]

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Client benchmark: figures to ``OUT/bench_client.json`` and ``.md``.
 
     python -m export.bench_client [--repository model_repository] [--videos CLIP ...] [--out bench]

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Head-of-line benchmark: how long one heavy request holds the server, what small requests wait meanwhile, and what
 it does to memory; figures to ``OUT/bench_head_of_line.json`` and ``.md``.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Serving benchmark: figures to ``OUT/bench_serving.json`` and ``.md``.
 
     python -m export.bench_serving [--repository model_repository] [--out bench] [--requests 24]

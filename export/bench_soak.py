@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Soak benchmark: N SDK streams over the sample clips for a set time against a real tritonserver; figures to
 ``OUT/bench_soak.json`` and ``.md``.
 

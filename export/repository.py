@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Write a Triton model repository from exported ONNX files, the appearance bank and facecamo.spec (the layout is
 described in :mod:`facecamo.repository`).
 

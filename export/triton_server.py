@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Start, supervise and stop a real ``tritonserver`` without Docker or a GPU, using the binary and python backend shipped
 in the ``nvidia-pytriton`` wheel (see ../shared/ENVIRONMENT.md for why each setting is needed).
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """facecamo: the torch-free core shared by training, the Triton python models and the client.
 
 - :mod:`facecamo.spec`: tensor names, dtypes and shapes of the served pipeline, and the frame check (numpy only);

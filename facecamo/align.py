@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Face detection, 68-point landmarks and the paper's alignment (Li et al., ICPR 2020, Sec. IV-A).
 
 The recipe, applied to dlib's 68 landmarks:

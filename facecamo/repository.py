@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Reading an exported model repository without a server: its layout, its pipeline settings and its bank.
 
 Layout (what ``make export`` writes and ``tritonserver --model-repository`` serves)::

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The tensor-name specification: every model name, tensor name, dtype and shape of the served pipeline, written
 once. The ONNX export, every ``config.pbtxt`` and the client read them from here.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Matching face boxes across frames (numpy only, so the gRPC-only client can track without OpenCV or dlib)."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Shared fixtures: committed portraits, a tiny prepared dataset built from them, paths to ../shared; and the note of
 which tests look at ../shared (``FACECAMO_RECORD_SHARED_USE``), which ``.ci/run`` re-runs from a clone without it."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Broken generators, built as real ONNX files, to cause the pipeline's failures for real (no mocks): each has the
 generator's input and output names and the shipped (donor) design's input shapes, so it loads wherever the real one
 does, and fails in one specific way. They compute from APPEARANCE_CODE, the donor target (zeros for the load-time

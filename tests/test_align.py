@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The paper's alignment on a committed public-domain portrait, and input validation."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The leak benchmark's counting (tools/bench_leak.py): what counts as an unchanged face, by width; orientation."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The command line and its video I/O: upright video with its sound, and a run people can trust with an archive
 (failed frames concealed and counted, truncated videos kept as partial, one bad file does not stop a folder, clear
 errors before any work). Real PyAV, real embedded engine over the exported test repository; a stub engine only for

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The SDK and the command line, against a real Triton started by the suite and against the embedded engine."""
 
 from __future__ import annotations

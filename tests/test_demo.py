@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`make demo`'s report (tools/demo.py): faces are counted by what happened to them."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """CenterFace: the export's rewrite (dynamic dims, parity with the original graph) and the detector around it
 (faces HOG misses, batching, the landmark rectangle for dlib, input errors). Real ONNX Runtime and dlib throughout."""
 

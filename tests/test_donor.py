@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The donor-guided design (issue 11): the numpy/OpenCV donor geometry that training and serving share
 (:mod:`facecamo.donor`), the landmarks `make prepare` keeps, the donor targets training makes from them
 (:mod:`training.donors`, :class:`training.data.PairSampler`), the donor losses, and a donor run end to end.

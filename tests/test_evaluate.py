@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Paste-back, the metrics on hand-made cases, the whole-image camouflage and `make eval` end to end."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The frozen teacher (training.models.face_embedder) translated once into torch layers: the same numbers as ONNX
 Runtime on the same file, one embedding per face of a batch, no device-to-host reads in a training step's forward and
 backward; and the training loop's wall-clock budget (``--minutes``) that stops with weights saved.

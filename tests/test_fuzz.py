@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Malformed requests of every kind against the real server (the session's tritonserver, raw tritonclient gRPC): each
 is answered with the error it deserves (INVALID_ARGUMENT naming the input at fault, NOT_FOUND for a model that does
 not exist), in a message of a few hundred characters at most, and the server stays live, ready and useful: after

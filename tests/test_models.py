@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Every network's shapes, the paper preset's code sizes, and that every trainable parameter learns."""
 
 from __future__ import annotations

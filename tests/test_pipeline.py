@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The one frame pipeline: validation, every failure caused for real and concealed, tracks, many faces."""
 
 from __future__ import annotations

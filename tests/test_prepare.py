@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`make prepare`'s engine on committed portraits laid out like LFW."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The committed release weights: small, inference parts only, loadable as the donor design; and the previous releases
 (v1 the paper's design, v2 the donor design with a mean-pooled E_I), kept for the model card's comparison and one
 `make export CKPT=...` away, still load."""

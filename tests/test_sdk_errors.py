@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Every error the SDK raises is one of its own types, says what to fix in a bounded message, and converts nothing
 silently: bad arguments (both engines), TLS options that cannot work, server-side model failures and malformed
 answers (caused for real by small python models on a real tritonserver)."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Operating the server (`make serve` = export.triton_server): ports, a model that cannot load, killed model processes
 that heal while readiness tells the truth, TLS and mutual TLS, the metrics port on loopback, and nothing left behind.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The exported pipeline served by a real tritonserver, over real gRPC."""
 
 from __future__ import annotations

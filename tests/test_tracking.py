@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Tracks in the SDK's stream: one appearance per person whatever the number of frames in flight, and faces covered
 in frames where detection is skipped or misses them (the embedded engine; the server runs the same pipeline)."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Training through the real command lines: `make train`, resume, two processes, and the errors users meet."""
 
 from __future__ import annotations

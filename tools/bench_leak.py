@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Leak benchmark: which faces come out of the command line unchanged, by face width; rotation and audio kept.
 
     python -m tools.bench_leak [--clips CLIP ...] [--out bench] [--name bench_leak] [--cli-args "--max-in-flight 4"]

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`make demo`: camouflage the committed portrait and sample video with the committed release model, in-process
 (no server), and write the results and side-by-side pictures to out/demo/.
 """

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Which faces each detection setting catches, how fast, and how CenterFace boxes map to dlib's landmark rectangle:
 figures to bench/detector_sizes.{json,md}.
 

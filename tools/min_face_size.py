@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Where camouflage stops being worth it: how well faces of a given width are found and aligned.
 
     python -m tools.min_face_size [--repository model_repository] [--lfw ../shared/data/lfw/images] [--out bench]

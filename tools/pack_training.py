@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Pack a prepared folder's training split for a leased GPU machine: JPEG crops, manifest, landmarks and the teacher,
 in one ignored folder small enough to travel with the repository (the device tool carries at most 64 MiB in all).
 

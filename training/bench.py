@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Training and inference speed per preset, written to ``OUT/bench_training.json`` and ``.md`` (on a GPU:
 ``bench_training_cuda.*``, so that the CPU figures are kept).
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Camouflage whole images with the networks in PyTorch, through the one frame pipeline
 (:class:`facecamo.pipeline.FramePipeline`) that the Triton model and the client's embedded engine run: the same
 detector and settings (the served defaults, :class:`facecamo.pipeline.PipelineSettings`), alignment, output checks,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """One checkpoint dict per save: resolved config, step, weights, optimiser and RNG state; files named by step."""
 
 from __future__ import annotations

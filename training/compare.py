@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Compare evaluations side by side: one row per model, then the baselines (each evaluation's own when they differ:
 the donor design pastes its baselines through the region it replaces, the paper design through its ellipse), the
 figures the targets are judged on, as a Markdown table for a model card.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The prepared dataset in memory and the pair sampler that builds each step's batch."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Donor targets for training the donor design: blended donors (nobody's face) and, for every training face, a few
 targets made with :func:`facecamo.donor.donor_target`, the very function the frame pipeline serves with.
 

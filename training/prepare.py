@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Data preparation: detect, align and split a folder of identities into a training-ready dataset.
 
     python -m training.prepare --data <folder of identities> --out <folder>

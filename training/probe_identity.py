@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Where does a donor-design model lose the identity? A quick diagnostic on prepared crops, before a full `make eval`.
 
     python -m training.probe_identity --data <prepared folder> [--ckpt <.pt>] --teacher <onnx> [--faces 450]

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A run's records in a form that can be committed next to release weights: the resolved config, the losses every
 N steps as CSV (from the run's TensorBoard scalars), and some Figure-3 grids as JPEG.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Turn a training checkpoint into the release weights that ship in the repository (inference parts only: E_I, E_A,
 G and the resolved config; fp16 storage to keep the clone small; no classifier, discriminator or optimiser state).
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Inference weights: what a release ships (E_I, G, E_A in the paper design, and the resolved config; no classifier,
 discriminator or optimiser state), and loading either such a file or a full training checkpoint into an inference network."""
 

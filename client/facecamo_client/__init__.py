@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """facecamo_client: camouflage faces in frames, on a Triton server (gRPC) or in-process.
 
     from facecamo_client import CamouflageClient, EmbeddedEngine

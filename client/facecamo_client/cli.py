@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Camouflage every face in an image, a folder of images and videos, a video file or a stream.
 
     facecamo-camouflage IN OUT [--server HOST:PORT]        (make camouflage IN=... OUT=... [SERVER=...])

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Whole-frame concealment for a frame no engine could process, with numpy alone (the gRPC-only client has no
 OpenCV): a coarse mosaic of 24-pixel blocks, nothing of a face recognisable in it."""
 

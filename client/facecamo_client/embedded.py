@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The same interface as the gRPC client, run in-process: the one frame pipeline
 (:class:`facecamo.pipeline.FramePipeline`) on ONNX Runtime, from an exported model repository (``python`` or
 ``onnxruntime`` flavour): its ONNX files, its appearance bank and its pipeline settings, so its results match the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The interface both back-ends implement: the gRPC client and the embedded engine."""
 
 from __future__ import annotations

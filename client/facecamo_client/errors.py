@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The SDK's own exception types: every error the SDK raises is one of these (an exception of another type is a bug).
 Each keeps the server's message (``str(error)``, bounded in length) and, where there is one, the gRPC status code
 (``error.status``).

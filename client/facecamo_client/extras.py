@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The SDK's optional parts and the extras that install them (``[project.optional-dependencies]`` in pyproject.toml).
 ``pip install .`` gives the gRPC client only; a part used without its extra raises :class:`MissingExtraError` naming
 the ``pip install`` that adds it, not a bare ``No module named 'cv2'``."""

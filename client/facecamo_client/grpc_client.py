@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Camouflage frames on a Triton server over gRPC (tritonclient). Needs only numpy and tritonclient[grpc].
 
 Every failure comes out as one of the SDK's types (:mod:`facecamo_client.errors`):

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What a camouflage call returns."""
 
 from __future__ import annotations

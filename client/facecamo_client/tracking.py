@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Keep each person covered and their camouflage stable from frame to frame: a constant-velocity IoU/centre tracker of
 the faces a stream returns.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Client-side checks of what a caller passes to the SDK, before anything is sent: every value is converted exactly or
 rejected with :class:`InvalidInputError` (never silently wrapped, truncated or rounded), and every message is bounded
 (:data:`MAX_MESSAGE_CHARACTERS`) however large the offending array is.

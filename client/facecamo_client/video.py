@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Reading and writing images and videos for the command line.
 
 Images go through OpenCV. Videos go through PyAV (FFmpeg's libraries, in its wheels), because one library does all

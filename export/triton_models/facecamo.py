@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Triton python model ``facecamo``: the public model. It runs the one frame pipeline
 (:class:`facecamo.pipeline.FramePipeline`: detect, landmarks and alignment, paste-back, failing closed) and calls the
 networks served beside it (``face_detector``, ``identity_encoder``, ``generator``) through BLS, so they are batched

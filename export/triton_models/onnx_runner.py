@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Triton python model that runs an exported network (``model.onnx`` beside this file) with ONNX Runtime: the
 ``python`` flavour, for a Triton without the onnxruntime backend (the CPU-only server on these machines).
 
