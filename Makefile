@@ -55,10 +55,17 @@ train: $(READY)
 		--preset "$(PRESET)" --data "$(DATA)" --run-dir "$(RUN)" $(if $(STEPS),--steps $(STEPS)) $(if $(MINUTES),--minutes $(MINUTES)) $(if $(RESUME),--resume) $(if $(INIT),--init-from "$(INIT)") \
 		$(if $(SET),--set $(SET))
 
+# `make eval`: the sample clips (the committed one, and ../shared's where present) are measured for realism, as they
+# are and darkened; the teacher, where present, is the second judge (it flatters: the model trained against it) and
+# runs the test-time injection baseline. COMPARE='v3=<ckpt> ...' judges other models on the same images and donors.
+CLIPS ?= $(wildcard assets/video/video_01.mp4 ../shared/samples/video/new_face_video-90.mp4 ../shared/samples/video/person_video_02.mp4)
+JUDGE ?= $(if $(wildcard $(TEACHER)),$(TEACHER):0.35)
+COMPARE ?=
 eval: $(READY)
-	@test -n "$(DATA)" -a -n "$(OUT)" || { echo "usage: make eval DATA=<prepared folder> OUT=<folder> [CKPT=<checkpoint>] [JUDGE=<onnx>:<threshold>]"; exit 2; }
+	@test -n "$(DATA)" -a -n "$(OUT)" || { echo "usage: make eval DATA=<prepared folder> OUT=<folder> [CKPT=<checkpoint>] [COMPARE='NAME=<ckpt> ...'] [JUDGE=<onnx>:<threshold>] [CLIPS='<videos>'] [ARGS='--inject-steps 0 ...']"; exit 2; }
 	$(BIN)/python -m training.evaluate --data "$(DATA)" --out "$(OUT)" $(if $(CKPT),--ckpt "$(CKPT)") \
-		$(if $(JUDGE),--onnx-judge "$(JUDGE)") $(if $(IMAGES),--images $(IMAGES)) $(if $(PAIRS),--pairs $(PAIRS))
+		$(if $(JUDGE),--onnx-judge "$(JUDGE)") $(if $(IMAGES),--images $(IMAGES)) $(if $(PAIRS),--pairs $(PAIRS)) \
+		$(foreach c,$(COMPARE),--compare "$(c)") $(if $(wildcard $(TEACHER)),--teacher "$(TEACHER)") $(if $(strip $(CLIPS)),--clips $(CLIPS)) $(ARGS)
 
 FLAVOUR ?= python
 # `make serve`: gRPC on GRPC_ADDRESS:GRPC_PORT; HTTP (health, the launcher's model control) and Prometheus metrics on

@@ -84,8 +84,26 @@ def export_onnx(net, folder: Path) -> dict[str, Path]:
             input_names=[t.name for t in network.inputs], output_names=[t.name for t in network.outputs],
             dynamic_axes={n: {0: "batch"} for n in names},
         )
+        declare_output_shapes(path, network, sizes)
         paths[name] = path
     return paths
+
+
+def declare_output_shapes(path: Path, network: "spec.NetworkSpec", sizes: dict[str, int]) -> None:
+    """Write the spec's fixed sizes into the ONNX outputs' declared shapes (all but the batch axis). The legacy
+    exporter's shape inference named the generator's height axis "batch" (``GENERATED_FACES ['batch', 3, 'batch',
+    112]``), which breaks shape inference downstream and TensorRT optimisation profiles."""
+    import onnx
+
+    model = onnx.load(str(path))
+    for output, tensor in zip(model.graph.output, network.outputs):
+        dims = output.type.tensor_type.shape.dim
+        for dim, value in zip(list(dims)[1:], tensor.resolved(sizes)):
+            if value < 0:  # a variable axis stays symbolic
+                continue
+            dim.ClearField("dim_param")
+            dim.dim_value = int(value)
+    onnx.save(model, str(path))
 
 
 @dataclass

@@ -172,6 +172,33 @@ def match_colour(image: np.ndarray, reference: np.ndarray, mask: np.ndarray) -> 
     return np.clip(np.rint((source - mean_s) * gain + mean_t), 0, 255).astype(np.uint8)
 
 
+SHARPNESS_SIGMAS = (0.6, 0.9, 1.3, 1.8, 2.5, 3.5)
+"""Gaussian sigmas (crop pixels) tried, in order, to soften a donor that is sharper than the face it replaces."""
+
+
+def sharpness(image: np.ndarray, mask: np.ndarray) -> float:
+    """Mean squared Laplacian of the grey image inside ``mask`` (weights): how much fine detail a face shows.
+    uint8 or float (S, S, 3) image, float32 (S, S) mask."""
+    grey = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    laplacian = cv2.Laplacian(grey, cv2.CV_32F, ksize=3)
+    return float((laplacian ** 2 * mask).sum() / max(float(mask.sum()), 1.0))
+
+
+def match_sharpness(image: np.ndarray, reference: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``image`` blurred just enough (the first of :data:`SHARPNESS_SIGMAS` that suffices) to be no sharper inside
+    ``mask`` than ``reference``: a crisp portrait pasted into a blurred, low-light or distant face would stand out
+    (issue 17). Never sharpens. uint8 (S, S, 3) image and reference, float32 (S, S) mask -> uint8 (S, S, 3)."""
+    wanted = sharpness(reference, mask)
+    if sharpness(image, mask) <= wanted:
+        return image
+    softened = image
+    for sigma in SHARPNESS_SIGMAS:
+        softened = cv2.GaussianBlur(image, (0, 0), sigma)
+        if sharpness(softened, mask) <= wanted:
+            break
+    return softened
+
+
 def fit_similarity(points: np.ndarray, onto: np.ndarray) -> np.ndarray:
     """float (68, 2) ``points`` moved by the least-squares similarity (rotation, scale, shift) that best lays them
     onto ``onto`` (Umeyama)."""
@@ -201,8 +228,9 @@ def replaced_region(landmarks: np.ndarray, size: int = ALIGN_CROP, geometry: np.
 
 def donor_target(crop: np.ndarray, landmarks: np.ndarray, donor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The generator's target for one face: the donor warped onto the source's pose with :func:`target_geometry`'s
-    proportions, colour-matched to the source, blended over the source's crop through the replaced region (the union
-    of the source's region and the new face's, so no outline of the source is left inside it).
+    proportions, softened to the source's sharpness (:func:`match_sharpness`), colour-matched to the source,
+    blended over the source's crop through the replaced region (the union of the source's region and the new face's,
+    so no outline of the source is left inside it).
 
     Args:
         crop: uint8 (112, 112, 3) RGB aligned source crop.
@@ -217,7 +245,7 @@ def donor_target(crop: np.ndarray, landmarks: np.ndarray, donor: np.ndarray) -> 
     control_points(landmarks, size)  # invalid landmarks fail here, before any arithmetic on them
     geometry = target_geometry(landmarks)
     mask = replaced_region(landmarks, size, geometry)
-    warped = match_colour(warp_image(donor, warp_map(geometry, MEAN_SHAPE, size)), crop, mask)
+    warped = match_colour(match_sharpness(warp_image(donor, warp_map(geometry, MEAN_SHAPE, size)), crop, mask), crop, mask)
     alpha = mask[..., None]
     target = np.clip(np.rint(warped * alpha + crop.astype(np.float32) * (1 - alpha)), 0, 255).astype(np.uint8)
     return target, mask

@@ -195,6 +195,24 @@ def test_donor_target_replaces_only_the_region(faces):
             donor_target(crop, bad, donor)
 
 
+def test_donor_target_is_never_sharper_than_a_blurred_face(faces):
+    """A crisp donor pasted into a blurred (distant, moving, low-light) face would stand out: it is softened."""
+    import cv2
+
+    from facecamo.donor import sharpness
+
+    donor = blend_donors(faces.images[[3, 6, 9]].numpy(), faces.landmarks[[3, 6, 9]])
+    crop, landmarks = faces.images[0].numpy(), faces.landmarks[0]
+    mask = replaced_region(landmarks)
+    sharp_target = donor_target(crop, landmarks, donor)[0]
+    blurred = cv2.GaussianBlur(crop, (0, 0), 2.0)
+    soft_target = donor_target(blurred, landmarks, donor)[0]
+    assert sharpness(soft_target, mask) <= 1.25 * sharpness(blurred, mask)
+    assert sharpness(soft_target, mask) < 0.6 * sharpness(sharp_target, mask)
+    # a face at least as sharp as the donor keeps the donor's own detail
+    assert sharpness(sharp_target, mask) > 0.5 * sharpness(crop, mask)
+
+
 def test_blend_donors_averages_faces_moved_onto_the_mean_shape(faces):
     images, landmarks = faces.images.numpy(), faces.landmarks
     blend = blend_donors(images[[0, 3, 6]], landmarks[[0, 3, 6]])
