@@ -144,3 +144,30 @@ def test_far_thresholds_come_from_the_impostor_pairs_of_originals():
     for rate in (1e-2, 1e-3):
         assert accepts_at(Cosine(), impostor, found[f"{rate:.0e}"]).mean() <= rate
     assert found["1e-03"] > found["1e-02"]  # a stricter FAR needs a higher similarity
+
+
+def test_compact_checkpoint_resumes_a_run_on_another_machine(prepared, tmp_path):
+    """The repository keeps one compact (bfloat16) checkpoint; a fresh run folder resumes from it at its step."""
+    from training.checkpoint import compact_checkpoint, latest_checkpoint, load_checkpoint
+    from training.train import main as train_main
+
+    first = tmp_path / "first"
+    assert train_main(["--preset", "tiny_inject", "--data", str(prepared), "--run-dir", str(first), "--steps", "2"]) == 0
+    full = latest_checkpoint(first)
+    small = compact_checkpoint(full, tmp_path / "resume" / "tiny_inject.pt")
+    assert small.stat().st_size < 0.7 * full.stat().st_size
+    restored, original = load_checkpoint(small), load_checkpoint(full)
+    assert restored["step"] == 2
+    for name, tensor in original["model"]["generator"].items():
+        assert restored["model"]["generator"][name].dtype == tensor.dtype
+        torch.testing.assert_close(restored["model"]["generator"][name], tensor, rtol=1e-2, atol=1e-3)
+    second = tmp_path / "second"
+    assert train_main(["--preset", "tiny_inject", "--data", str(prepared), "--run-dir", str(second), "--steps", "3",
+                       "--resume-from", str(small)]) == 0
+    assert load_checkpoint(latest_checkpoint(second))["step"] == 3
+    # the run's own newer checkpoint wins over the file it started from
+    assert train_main(["--preset", "tiny_inject", "--data", str(prepared), "--run-dir", str(second), "--steps", "4",
+                       "--resume-from", str(small)]) == 0
+    assert load_checkpoint(latest_checkpoint(second))["step"] == 4
+    assert train_main(["--preset", "tiny_inject", "--data", str(prepared), "--run-dir", str(tmp_path / "x"),
+                       "--resume-from", str(tmp_path / "missing.pt")]) == 2

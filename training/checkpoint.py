@@ -52,7 +52,50 @@ def load_checkpoint(path: Path) -> dict:
     state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"{path} is not a facecamo training checkpoint (format {FORMAT})")
+    if state.get("compact"):
+        state = _map_floats(state, lambda t: t.float() if t.dtype == torch.bfloat16 else t)
     return state
+
+
+def _map_floats(value, cast):
+    if isinstance(value, torch.Tensor):
+        return cast(value)
+    if isinstance(value, dict):
+        return {k: _map_floats(v, cast) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_map_floats(v, cast) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_map_floats(v, cast) for v in value)
+    return value
+
+
+def compact_checkpoint(source: Path, destination: Path) -> Path:
+    """Write a training checkpoint with its float32 weights and optimiser moments stored as bfloat16 (half the bytes,
+    float32's range: Adam's second moments would underflow in float16), for the one resumable checkpoint kept in the
+    repository (``models/resume/``). :func:`load_checkpoint` casts them back; a run resumed from it continues from the
+    same step, weights and RNG state up to bfloat16 rounding (about 3 significant digits)."""
+    state = load_checkpoint(source)
+    small = _map_floats(state, lambda t: t.to(torch.bfloat16) if t.dtype == torch.float32 and t.numel() > 1 else t.clone())
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({**small, "compact": True}, destination)
+    return destination
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m training.checkpoint SRC DST``: write the compact copy of checkpoint SRC to DST."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("source", type=Path)
+    parser.add_argument("destination", type=Path)
+    args = parser.parse_args(argv)
+    path = compact_checkpoint(args.source, args.destination)
+    print(f"{path}: {path.stat().st_size / 1e6:.1f} MB (from {args.source.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
 
 
 def latest_checkpoint(run: Path) -> Path | None:

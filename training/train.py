@@ -89,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-dir", dest="run", type=Path, required=True, help="run folder: checkpoints, samples, tensorboard (`--run` clashes with torchrun's own options)")
     parser.add_argument("--steps", type=int, default=None, help="train until this step (default: the preset's train.steps)")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --run-dir")
+    parser.add_argument("--resume-from", dest="resume_from", type=Path, default=None,
+                        help="continue from this checkpoint file instead (e.g. the repository's compact one in models/resume/: "
+                             "a new machine carries training on where the last one stopped); implies --resume")
     parser.add_argument("--minutes", type=float, default=None,
                         help="wall-clock budget for the training loop: stop when it is spent, saving a checkpoint and grid "
                              "(leave time for start-up and that save inside a machine's hard limit); resume with --resume")
@@ -135,8 +138,13 @@ def train(args: argparse.Namespace) -> int:
     steps = args.steps if args.steps is not None else config.train.steps
 
     checkpoint, checkpoint_path = None, None
-    if args.resume:
-        checkpoint_path = latest_checkpoint(args.run)
+    if args.resume or args.resume_from is not None:
+        if args.resume_from is not None and not args.resume_from.is_file():
+            raise TrainingError(f"--resume-from {args.resume_from} not found")
+        newest = latest_checkpoint(args.run)
+        # the run's own newer checkpoint wins over the file it was started from (RESUME=<file> twice in a row)
+        checkpoint_path = args.resume_from if args.resume_from is not None and (
+            newest is None or load_checkpoint(newest)["step"] <= load_checkpoint(args.resume_from)["step"]) else newest
         if checkpoint_path is None:
             raise TrainingError(f"--resume given but {args.run}/checkpoints holds no checkpoint; drop RESUME=1 to start fresh")
         checkpoint = load_checkpoint(checkpoint_path)
