@@ -52,7 +52,7 @@ prepare: $(READY)
 train: $(READY)
 	@test -n "$(DATA)" -a -n "$(RUN)" || { echo "usage: make train DATA=<prepared folder> RUN=<folder> [PRESET=donor_cpu] [STEPS=N] [MINUTES=M] [RESUME=1|<checkpoint>] [INIT=<weights .pt>] [NPROC=N] [SET='section.key=value ...']"; exit 2; }
 	$(if $(filter-out 1,$(NPROC)),$(BIN)/torchrun --standalone --nproc_per_node=$(NPROC),$(BIN)/python) -m training.train \
-		--preset "$(PRESET)" --data "$(DATA)" --run-dir "$(RUN)" $(if $(STEPS),--steps $(STEPS)) $(if $(MINUTES),--minutes $(MINUTES)) $(if $(RESUME),$(if $(filter 1,$(RESUME)),--resume,--resume-from "$(RESUME)")) $(if $(INIT),--init-from "$(INIT)") \
+		--preset "$(PRESET)" --data "$(DATA)" --run-dir "$(RUN)" $(if $(STEPS),--steps $(STEPS)) $(if $(MINUTES),--minutes $(MINUTES)) $(if $(RESUME),$(if $(filter 1,$(RESUME)),--resume,--resume-from "$(RESUME)")) $(if $(INIT),--init-from "$(INIT)") $(if $(INIT_MATCHING),--init-matching) \
 		$(if $(SET),--set $(SET))
 
 # `make eval`: the sample clips (the committed one, and ../shared's where present) are measured for realism, as they

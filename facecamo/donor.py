@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Donor faces: another face warped onto a source face's 68 landmarks, the target that the donor-guided generator
 (the ``donor`` preset, issue 11) turns into a face with the source's identity and the donor's look.
 

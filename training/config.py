@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Typed configuration: dataclasses loaded from commented YAML presets (``training/presets/*.yaml``), overridable
 from the command line with ``section.key=value``; the resolved config is saved beside every run and in every
 checkpoint.

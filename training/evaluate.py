@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Evaluation: do machines still recognise the camouflaged person, and do people see a different face?
 
     python -m training.evaluate --data <prepared folder> --out <folder> [--ckpt <.pt>] [--compare NAME=CKPT ...]

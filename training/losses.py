@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The paper's losses (1)-(7) and the objective that weighs them.
 
 Each loss function returns ``(loss, logs)``: a scalar tensor and named scalar tensors for TensorBoard and the

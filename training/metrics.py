@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Evaluation metrics and the face-recognition judges that decide whether two faces are the same person."""
 
 from __future__ import annotations

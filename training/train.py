@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Train the camouflage model.
 
     python -m training.train --preset cpu --data <prepared folder> --run-dir <folder> [--steps N] [--resume]
@@ -156,7 +157,7 @@ def train(args: argparse.Namespace) -> int:
             raise TrainingError(f"checkpoint {checkpoint_path} was written by {checkpoint['world_size']} processes; resume with as many")
 
     torch.manual_seed(config.train.seed)  # identical initial weights on every rank
-    net = build_network(config.model, dataset.num_identities if needs_classifier(config) else 0).to(device)
+    net = build_network(config.model, dataset.num_identities if needs_classifier(config) else 0, inference=False).to(device)
     discriminator = build_discriminator(config.model).to(device)
     optimizers = build_optimizers(net, discriminator, config)
     sampler = PairSampler(dataset, config.train.batch_size, seed=config.train.seed * 1000 + rank, device=device)

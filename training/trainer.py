@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The training loop. It is handed built objects (networks, optimisers, sampler, writer) and builds nothing."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The networks of both designs (the paper's, and the donor-guided one of :mod:`training.models.donor`) and the
 bundles that train them."""
 
@@ -105,13 +106,14 @@ def build_discriminator(config: ModelConfig) -> MultiScaleDiscriminator:
     return MultiScaleDiscriminator(config.discriminator_width, config.discriminator_layers, config.discriminator_scales)
 
 
-def build_network(config: ModelConfig, num_identities: int = 0) -> nn.Module:
+def build_network(config: ModelConfig, num_identities: int = 0, inference: bool | None = None) -> nn.Module:
     """The generator-side bundle of ``config.design``: :class:`CamouflageNet` (paper) or
-    :class:`training.models.donor.DonorCamouflageNet` (donor); ``num_identities=0`` builds it for inference."""
+    :class:`training.models.donor.DonorCamouflageNet` (donor); ``num_identities=0`` builds it for inference unless
+    ``inference=False`` (the donor design trained without its classifier)."""
     from training.models.donor import DonorCamouflageNet
 
     if config.design == "donor":
-        return DonorCamouflageNet(config, num_identities)
+        return DonorCamouflageNet(config, num_identities, inference)
     if config.design != "paper":
         raise ValueError(f"model.design must be paper or donor, got {config.design!r}")
     return CamouflageNet(config, num_identities)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """E_A, the appearance encoder: a hand-written ResNet (no torchvision here) without pooling and fc, then adaptive
 max pooling to (C, 4, 1) as in the paper (C = 2048 for ResNet-50)."""
 

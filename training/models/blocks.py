@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Building blocks shared by the networks: convolution units, residual blocks and AdaIN as a plain function."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """D, the multi-scale PatchGAN discriminator (paper: 112, 56 and 28 px), least-squares objective."""
 
 from __future__ import annotations

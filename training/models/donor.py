@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The donor-guided design (``model.design: donor``, issue 11): identity as a vector, structure from a donor.
 
 The paper's G decodes E_I's 28x28 spatial code, which hands it the source's layout: trained variants only recoloured
@@ -171,13 +172,15 @@ class DonorOutputs:
 class DonorCamouflageNet(nn.Module):
     """E_I (vector), its identity classifier and G (donor-guided): everything the generator-side optimiser updates.
 
-    Built with ``num_identities=0`` it has no classifier and serves inference only.
+    Built with ``num_identities=0`` it has no classifier and, unless ``inference=False``, serves inference only.
     """
 
     design = "donor"
 
-    def __init__(self, config: ModelConfig, num_identities: int = 0) -> None:
+    def __init__(self, config: ModelConfig, num_identities: int = 0, inference: bool | None = None) -> None:
         super().__init__()
+        # (the injection G trains without a classifier: built with num_identities=0 and inference=False)
+        self.inference = num_identities == 0 if inference is None else inference
         self.identity_encoder = IdentityVectorEncoder(config.identity_width, config.identity_res_blocks, config.identity_dim,
                                                       config.identity_pool)
         self.classifier = (_VectorClassifier(config.identity_dim, num_identities, config.classifier_embedding)
@@ -196,7 +199,13 @@ class DonorCamouflageNet(nn.Module):
         """One step: float (B, 3, 112, 112) sources and their donor targets in [-1, 1] -> :class:`DonorOutputs`.
 
         ``reconstruct``: also run G on the source as its own target (``recon_self``). The classifier's logits are
-        computed when the network has one (built with ``num_identities > 0``)."""
+        computed when the network has one (built with ``num_identities > 0``).
+
+        Raises:
+            RuntimeError: for a network built for inference (load it for training with ``inference=False``)."""
+        if self.inference:
+            raise RuntimeError("this DonorCamouflageNet was built for inference (num_identities=0); build it with "
+                               "inference=False (and num_identities > 0 when loss.identity is on) to train")
         id_source = self.identity_encoder(source)
         residual = bound = None
         if isinstance(self.generator, InjectionGenerator):

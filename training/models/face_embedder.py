@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A frozen pretrained face-recognition network (e.g. MobileFaceNet from an ONNX file) run in PyTorch, so that
 gradients flow from its embedding back into the generator (teacher identity supervision).
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """G, the generator: AdaIN residual blocks on the identity code, driven by the appearance code, then upsampling."""
 
 from __future__ import annotations

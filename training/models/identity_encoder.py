@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """E_I, the identity encoder, and the softmax identity classifier that trains it (paper Sec. III-A, Eq. 5)."""
 
 from __future__ import annotations
