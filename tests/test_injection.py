@@ -171,3 +171,25 @@ def test_compact_checkpoint_resumes_a_run_on_another_machine(prepared, tmp_path)
     assert load_checkpoint(latest_checkpoint(second))["step"] == 4
     assert train_main(["--preset", "tiny_inject", "--data", str(prepared), "--run-dir", str(tmp_path / "x"),
                        "--resume-from", str(tmp_path / "missing.pt")]) == 2
+
+
+def test_the_injection_generator_exports_with_todays_tensors_and_matches_onnx_runtime(inject_net, portrait, tmp_path):
+    """Served as the generator model with the donor design's tensors; its output declares its fixed sizes (the legacy
+    exporter named the height axis "batch")."""
+    import onnx
+
+    from facecamo import spec
+    from facecamo.align import FaceAligner
+    from export.onnx_export import check_parity, export_onnx
+
+    with torch.no_grad():
+        for p in inject_net.generator.to_residual.parameters():
+            p.normal_(0, 0.5)  # a residual that is not zero, so parity means something
+    paths = export_onnx(inject_net, tmp_path)
+    output = onnx.load(str(paths[spec.GENERATOR])).graph.output[0]
+    dims = [d.dim_value or d.dim_param for d in output.type.tensor_type.shape.dim]
+    assert output.name == spec.GENERATED_FACES and dims == ["batch", 3, 112, 112]
+    crop = FaceAligner()(portrait)[0].crop
+    faces = (np.stack([crop, crop[:, ::-1]]).astype(np.float32) / 127.5 - 1).transpose(0, 3, 1, 2)
+    results = check_parity(inject_net, paths, np.ascontiguousarray(faces))
+    assert results and all(r.ok for r in results), [(r.name, r.case, r.max_abs_difference) for r in results if not r.ok]
