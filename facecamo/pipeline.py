@@ -421,13 +421,22 @@ class FramePipeline:
         given = validate_boxes(boxes, frame.shape, settings.max_faces)
         hints, hint_rows = validate_tracks(track_boxes, track_appearance, self.bank_size, frame.shape, settings.max_faces)
         index = None if appearance is None or np.asarray(appearance).size == 0 else _indices(appearance, self.bank_size, "APPEARANCE_INDEX")
+        per_box = index is not None and len(index) > 1
+        if per_box and (given is None or not len(given)):
+            raise RequestError(f"APPEARANCE_INDEX has {len(index)} entries but no FACE_BOXES: several entries pair one with "
+                               "each FACE_BOXES box (detected faces come in an order known only after the call); give 1 "
+                               "entry for every face, or FACE_BOXES")
+        if per_box and len(index) != len(given):
+            raise RequestError(f"APPEARANCE_INDEX has {len(index)} entries for {len(given)} FACE_BOXES boxes; give 1 (for "
+                               "every face) or one per box")
         started = time.perf_counter()
         prepared = PreparedFrame(frame, [])
         if given is not None and len(given):
             faces = [Face(tuple(map(float, b)), SOURCE_GIVEN) for b in given]
             if len(hints):
                 # A given box that is a track's own box (the SDK skipping detection on this frame) is that track's
-                # prediction of a detector box: it gets the detector's landmark mapping and the track's look.
+                # prediction of a detector box: it gets the detector's landmark mapping and the track's look (unless
+                # APPEARANCE_INDEX fixes one).
                 overlap = box_iou(given, hints)
                 for number, (face, best) in enumerate(zip(faces, overlap.argmax(axis=1))):
                     if overlap[number, best] >= TRACK_BOX_IOU:
@@ -452,18 +461,21 @@ class FramePipeline:
             if right - left >= 2 and bottom - top >= 2:
                 faces.append(Face((left, top, right, bottom), SOURCE_TRACK, row=int(hint_rows[track])))
                 matches.append(track)
-        # The caller's faces (detected or given) get their bank entries by the spec's rule; a face covered for a track
-        # keeps the track's entry (or the one explicit entry for all faces).
-        own = [number for number, f in enumerate(faces) if f.source != SOURCE_TRACK]
-        if own and index is not None and len(index) not in (1, len(own)):
-            raise RequestError(f"APPEARANCE_INDEX has {len(index)} entries for {len(own)} faces; give 1 (for all) or one per face")
-        own_boxes = np.array([faces[n].box for n in own], np.float64).reshape(-1, 4)
-        rows = assign_appearance(own_boxes, self.bank_size, index, hints, hint_rows, matches=[matches[n] for n in own])
-        for number, row in zip(own, rows):
-            faces[number].row = int(row)
-        if index is not None and len(index) == 1:
-            for face in faces:
-                face.row = int(index[0])
+        # Bank entries by the spec's rule: one explicit entry is every face's, tracked people covered here included;
+        # several pair with the given boxes (which come first in ``faces``), a person covered for a track keeping the
+        # track's entry; without APPEARANCE_INDEX the caller's faces (detected or given) get the default.
+        if index is not None:
+            for number, face in enumerate(faces):
+                if not per_box:
+                    face.row = int(index[0])
+                elif number < len(given):
+                    face.row = int(index[number])
+        else:
+            own = [number for number, f in enumerate(faces) if f.source != SOURCE_TRACK]
+            own_boxes = np.array([faces[n].box for n in own], np.float64).reshape(-1, 4)
+            rows = assign_appearance(own_boxes, self.bank_size, None, hints, hint_rows, matches=[matches[n] for n in own])
+            for number, row in zip(own, rows):
+                faces[number].row = int(row)
         for number, face in enumerate(faces):
             if number >= settings.max_faces:
                 face.concealed_why, face.over_limit = f"over the limit of {settings.max_faces} faces per frame", True

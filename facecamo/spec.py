@@ -16,10 +16,14 @@ networks served beside it through BLS):
         -> generator: IDENTITY_CODE, APPEARANCE_CODE -> GENERATED_FACES (checked: float32, shape, finite)
         -> paste-back -> CAMOUFLAGED_FRAME, FACE_BOXES_OUT, FACE_STATUS, FACE_APPEARANCE, FACE_SOURCE
 
-Appearance per face (:func:`facecamo.pipeline.assign_appearance`): an explicit APPEARANCE_INDEX wins; otherwise a
-face that overlaps a TRACK_BOXES entry keeps that track's TRACK_APPEARANCE (the same person keeps the same look from
-frame to frame); any other face gets the lowest bank entry no track and no other face uses, faces taken left to
-right. Without tracks that default is deterministic: 0, 1, 2, ... from left to right.
+Appearance per face (:meth:`facecamo.pipeline.FramePipeline.prepare`, :func:`facecamo.pipeline.assign_appearance`):
+an explicit APPEARANCE_INDEX wins and never turns tracking off. One entry (K=1) is every face's, the tracked people
+covered at their track's box included. K > 1 entries pair with FACE_BOXES, entry k for box k, and need exactly K boxes
+(detected faces come in an order known only after the call, so a list without boxes is refused); a tracked person the
+detector missed is still covered, with their TRACK_APPEARANCE. Without APPEARANCE_INDEX a face that overlaps a
+TRACK_BOXES entry keeps that track's TRACK_APPEARANCE (the same person keeps the same look from frame to frame); any
+other face gets the lowest bank entry no track and no other face uses, faces taken left to right. Without tracks that
+default is deterministic: 0, 1, 2, ... from left to right.
 
 Two designs share these names (the bank says which one a repository serves):
 
@@ -44,7 +48,7 @@ import numpy as np
 # -- public request/response of the ensemble -------------------------------------------------------------------
 ENSEMBLE = "facecamo"
 FRAME = "FRAME"  # uint8 [H, W, 3] RGB
-APPEARANCE_INDEX = "APPEARANCE_INDEX"  # int32 [K], optional: one bank entry for all faces (K=1) or one per face
+APPEARANCE_INDEX = "APPEARANCE_INDEX"  # int32 [K], optional: one bank entry for all faces (K=1) or one per FACE_BOXES box
 FACE_BOXES = "FACE_BOXES"  # float32 [N, 4], optional: left, top, right, bottom in pixels; skips detection
 TRACK_BOXES = "TRACK_BOXES"  # float32 [T, 4], optional: where the caller's tracked people were last seen ...
 TRACK_APPEARANCE = "TRACK_APPEARANCE"  # int32 [T], optional: ... and the bank entry each of them keeps

@@ -169,9 +169,11 @@ def catalogue(portrait: np.ndarray, bank: int) -> list[Case]:
                  req(FRAME=f, APPEARANCE_INDEX=np.full(size, bank + 7, np.int32)), says=("APPEARANCE_INDEX", f"({size} values)")))
     add(Case("APPEARANCE_INDEX 1,000,000 entries, mixed", req(FRAME=f, APPEARANCE_INDEX=rng.integers(-5, bank + 5, 1_000_000).astype(np.int32)),
              says=("APPEARANCE_INDEX", "out of range")))
-    for values in ([0, 1], [0, 1, 2, 3, 4], np.ones(1_000_000)):
-        add(Case("APPEARANCE_INDEX wrong count for the faces", req(FRAME=portrait, APPEARANCE_INDEX=np.asarray(values, np.int32)),
-                 says=("APPEARANCE_INDEX", "for 1 faces")))
+    for values in ([0, 1], [0, 1, 2, 3, 4], np.ones(1_000_000)):  # several entries pair with FACE_BOXES only
+        add(Case("APPEARANCE_INDEX several entries, no FACE_BOXES", req(FRAME=portrait, APPEARANCE_INDEX=np.asarray(values, np.int32)),
+                 says=("APPEARANCE_INDEX", "no FACE_BOXES")))
+        add(Case("APPEARANCE_INDEX wrong count for the boxes", req(FRAME=portrait, FACE_BOXES=box, APPEARANCE_INDEX=np.asarray(values, np.int32)),
+                 says=("APPEARANCE_INDEX", "for 1 FACE_BOXES")))
     for dtype in (np.float32, np.int64, np.uint8, np.int16):
         add(Case("APPEARANCE_INDEX wrong dtype", req(FRAME=f, APPEARANCE_INDEX=np.array([1], dtype)), says=("APPEARANCE_INDEX", "INT32")))
     add(Case("APPEARANCE_INDEX wrong rank", req(FRAME=f, APPEARANCE_INDEX=np.array([[1]], np.int32)), says=("APPEARANCE_INDEX", "shape")))

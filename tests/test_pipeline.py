@@ -151,15 +151,22 @@ def test_a_track_covers_a_face_the_detector_did_not_report(pipeline, portrait):
     assert not np.array_equal(covered.frame[60:200, 60:170], blank[60:200, 60:170]) or covered.status[0] != spec.STATUS_CAMOUFLAGED
 
 
-def test_per_face_appearance_counts_the_callers_faces_not_the_tracks_covered(pipeline):
+def test_per_box_appearance_pairs_with_the_given_boxes_and_tracks_still_cover(pipeline):
     frame = two_portraits()
-    found = pipeline.run(frame)
+    height, width = frame.shape[:2]
+    boxes = np.clip(pipeline.run(frame).boxes, 0, [width, height, width, height])
     elsewhere = np.array([[10, 10, 60, 70]], np.float32)  # a tracked person the detector cannot see here
-    result = pipeline.run(frame, appearance=np.array([4, 6], np.int32), track_boxes=elsewhere,
-                          track_appearance=np.array([9], np.int32))
-    assert result.sources == ["detected", "detected", "track"]
-    assert result.appearance.tolist() == [4, 6, 9]
-    np.testing.assert_allclose(result.boxes[:2], found.boxes, atol=1e-3)
+    # the second given box is also a track's own box (as when the SDK skips detection): it keeps its own entry
+    result = pipeline.run(frame, appearance=np.array([4, 6], np.int32), boxes=boxes,
+                          track_boxes=np.concatenate([boxes[1:], elsewhere]), track_appearance=np.array([2, 9], np.int32))
+    assert result.appearance.tolist() == [4, 6, 9] and result.sources[2] == "track"
+    np.testing.assert_allclose(result.boxes[:2], boxes, atol=1e-3)
+    one = pipeline.run(frame, appearance=np.array([7], np.int32), track_boxes=elsewhere, track_appearance=np.array([9], np.int32))
+    assert one.appearance.tolist() == [7, 7, 7] and one.sources == ["detected", "detected", "track"]
+    with pytest.raises(RequestError, match="2 entries but no FACE_BOXES"):  # detected faces' order is not known
+        pipeline.run(frame, appearance=np.array([4, 6], np.int32))
+    with pytest.raises(RequestError, match="3 entries for 2 FACE_BOXES"):
+        pipeline.run(frame, appearance=np.array([4, 6, 7], np.int32), boxes=boxes)
 
 
 def test_more_faces_than_one_network_batch_are_all_camouflaged(repository):

@@ -54,6 +54,8 @@ BAD_ARGUMENTS = [
     ({"tracks": (np.array([BOX], np.float32), None)}, "both halves"),  # was AttributeError
     ({"tracks": (np.array([BOX, BOX], np.float32), [0])}, "one entry per track"),
     ({"tracks": 5}, "pair"),
+    ({"appearance": [7, 8]}, "2 entries but no boxes"),  # detected faces come back in an order unknown before the call
+    ({"appearance": [7, 8], "boxes": [BOX]}, "2 entries for 1 boxes"),
 ]
 
 
@@ -63,7 +65,7 @@ def _call(engine, portrait: np.ndarray, kwargs: dict):
     return engine.camouflage(portrait, **kwargs)
 
 
-@pytest.mark.parametrize("kwargs, message", BAD_ARGUMENTS, ids=[f"{k}-{i}" for i, (a, _) in enumerate(BAD_ARGUMENTS) for k in a])
+@pytest.mark.parametrize("kwargs, message", BAD_ARGUMENTS, ids=[f"{'+'.join(a)}-{i}" for i, (a, _) in enumerate(BAD_ARGUMENTS)])
 def test_bad_arguments_raise_invalid_input_with_a_bounded_message(sdk, portrait_rgb, kwargs, message):
     with pytest.raises(InvalidInputError, match=message) as caught:
         _call(sdk, portrait_rgb, kwargs)
@@ -76,6 +78,22 @@ def test_the_embedded_engine_refuses_the_same_arguments(embedded, portrait_rgb):
             continue  # the embedded engine unpacks tracks itself (the lead's embedded.py)
         with pytest.raises(InvalidInputError, match=message):
             _call(embedded, portrait_rgb, kwargs)
+
+
+def test_a_list_of_appearances_pairs_one_entry_with_each_given_box(embedded):
+    """The issue's five-face frame: appearance=[7, 8] without boxes failed on a count the caller could not know."""
+    from facecamo.align import load_rgb
+    from tests.conftest import PORTRAITS
+
+    frame = np.ascontiguousarray(np.concatenate([load_rgb(str(p)) for p in sorted(PORTRAITS.glob("congress_*.jpg"))[:5]], axis=1))
+    height, width = frame.shape[:2]
+    boxes = np.clip([face.box for face in embedded.camouflage(frame).faces], 0, [width, height, width, height])
+    assert len(boxes) == 5
+    chosen = [7, 3, 8, 1, 4]
+    result = embedded.camouflage(frame, boxes=boxes[::-1], appearance=chosen)
+    assert [face.appearance for face in result.faces] == chosen
+    np.testing.assert_allclose([face.box for face in result.faces], boxes[::-1], atol=1e-3)
+    assert [face.appearance for face in embedded.camouflage(frame, appearance=7).faces] == [7] * 5
 
 
 def test_exact_values_still_pass_and_the_server_keeps_serving(sdk, portrait_rgb):

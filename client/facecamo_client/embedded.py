@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from facecamo import spec
-from facecamo_client.engine import CamouflageEngine, as_boxes, as_int32
+from facecamo_client.engine import CamouflageEngine
 from facecamo_client.errors import FacecamoError, InvalidInputError, ModelError
 from facecamo_client.result import CamouflageResult, faces_from_arrays
 
@@ -92,8 +92,9 @@ class EmbeddedEngine(CamouflageEngine):
         from facecamo_client import validation
 
         track_boxes, track_appearance = validation.tracks(tracks) or (None, None)
+        rows, given = validation.appearance_and_boxes(appearance, boxes)
         try:
-            result = self.pipeline.run(frame, as_int32(appearance), as_boxes(boxes), track_boxes, track_appearance)
+            result = self.pipeline.run(frame, rows, given, track_boxes, track_appearance)
         except RequestError as error:
             raise InvalidInputError(str(error), "INVALID_ARGUMENT") from error
         self.last_timings = result.timings

@@ -25,7 +25,7 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from facecamo import spec
-from facecamo_client.engine import CamouflageEngine, as_boxes, as_int32
+from facecamo_client.engine import CamouflageEngine
 from facecamo_client.errors import (
     FacecamoError,
     InvalidInputError,
@@ -35,7 +35,7 @@ from facecamo_client.errors import (
     TLSError,
 )
 from facecamo_client.result import CamouflageResult, faces_from_arrays
-from facecamo_client.validation import bounded, frame_array
+from facecamo_client.validation import appearance_and_boxes, bounded, frame_array
 from facecamo_client.validation import tracks as checked_tracks
 
 OUTPUTS = (spec.CAMOUFLAGED_FRAME, spec.FACE_BOXES_OUT, spec.FACE_STATUS, spec.FACE_APPEARANCE, spec.FACE_SOURCE)
@@ -196,7 +196,8 @@ class CamouflageClient(CamouflageEngine):
     def _inputs(self, frame: np.ndarray, appearance, boxes, tracks) -> list:
         """The request's tensors; every argument is checked first (:mod:`facecamo_client.validation`)."""
         tensors = [(spec.FRAME, frame_array(frame), "UINT8")]
-        for name, value, dtype in ((spec.APPEARANCE_INDEX, as_int32(appearance), "INT32"), (spec.FACE_BOXES, as_boxes(boxes), "FP32")):
+        rows, given = appearance_and_boxes(appearance, boxes)
+        for name, value, dtype in ((spec.APPEARANCE_INDEX, rows, "INT32"), (spec.FACE_BOXES, given, "FP32")):
             if value is not None:
                 tensors.append((name, value, dtype))
         hints = checked_tracks(tracks)

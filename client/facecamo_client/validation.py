@@ -128,6 +128,26 @@ def face_boxes(values: Any, name: str = "boxes") -> np.ndarray | None:
     return np.ascontiguousarray(as_float, dtype=np.float32)
 
 
+def appearance_and_boxes(appearance: Any, boxes: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """A request's ``appearance`` and ``boxes``, each checked (:func:`appearance_indices`, :func:`face_boxes`) and then
+    together: several entries pair one with each given box, in the order of ``boxes``, so they need exactly as many
+    boxes (detected faces come back in an order known only after the call).
+
+    Raises:
+        InvalidInputError: either one invalid, several entries without boxes, or counts that differ (naming both).
+    """
+    rows, given = appearance_indices(appearance), face_boxes(boxes)
+    if rows is not None and len(rows) > 1:
+        if given is None or not len(given):
+            raise _reject(f"appearance has {len(rows)} entries but no boxes: a list pairs one entry with each box given in "
+                          "boxes= (detected faces come back in an order known only after the call); pass one entry for "
+                          "every face, or boxes=")
+        if len(rows) != len(given):
+            raise _reject(f"appearance has {len(rows)} entries for {len(given)} boxes: give one per box (in the order of "
+                          "boxes), or one for every face")
+    return rows, given
+
+
 def tracks(value: Any) -> tuple[np.ndarray, np.ndarray] | None:
     """The caller's tracks: ``(boxes, appearance)`` -> (float32 [T, 4], int32 [T]), or None.
 
