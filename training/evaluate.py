@@ -623,6 +623,7 @@ def markdown_report(results: dict) -> str:
     if setup.get("teacher"):
         lines += [f"**Note:** the model was trained with `{setup['teacher']}` as an identity teacher; a judge that was the teacher "
                   "flatters the model (and the test-time injection). " + (setup.get("teacher_note") or ""), ""]
+    lines += summary_section(results)
     lines += targets_section(results["targets"])
     for judge, info in results["judges"].items():
         far = info["far_thresholds"]
@@ -664,6 +665,30 @@ def markdown_report(results: dict) -> str:
               "![privacy-utility, SSIM](privacy_utility.png)", "", "![privacy-utility, SSIM-28](privacy_utility_ssim28.png)", "",
               "![figure 3](figure3.png)", ""]
     return "\n".join(lines)
+
+
+def summary_section(results: dict) -> list[str]:
+    """One table of what issue 17 judges, every method: TAR at FAR 1e-3 and 1e-4 per judge, SSIM and SSIM-28 to the
+    original and to the donor target, realism on LFW and on the darkened clips."""
+    judges = list(results["judges"])
+    head = ["method"] + [f"{j} TAR @1e-3 / @1e-4" for j in judges] + [
+        "SSIM", "SSIM-28", "SSIM to donor", "SSIM-28 to donor", "dE med / p90 (LFW)", "abs dL* p90 (LFW)",
+        "chroma p90 (LFW)", "dE med / p90 (dim clips)", "dL* median (dim clips)"]
+    lines = ["## Summary", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for method, entry in results["methods"].items():
+        lfw = entry.get("realism", {}).get("lfw") or {}
+        dark = entry.get("realism", {}).get("clips_dark") or {}
+        cells = [method] + [f"{entry['judges'][j]['at_far']['1e-03']['tar']:.3f} / {entry['judges'][j]['at_far']['1e-04']['tar']:.3f}"
+                            for j in judges]
+        cells += [f"{entry['ssim_to_original']:.3f}", f"{entry['ssim28_to_original']:.3f}", _fmt(entry.get("ssim_to_donor")),
+                  _fmt(entry.get("ssim28_to_donor")),
+                  f"{lfw['delta_e_median']:.1f} / {lfw['delta_e_p90']:.1f}" if lfw else "-",
+                  _fmt(lfw.get("abs_lightness_p90"), "{:.1f}"), _fmt(lfw.get("chroma_ratio_p90"), "{:.2f}"),
+                  f"{dark['delta_e_median']:.1f} / {dark['delta_e_p90']:.1f}" if dark else "-",
+                  _fmt(dark.get("lightness_median"), "{:+.1f}")]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    return lines
 
 
 def targets_section(targets: dict) -> list[str]:
