@@ -10,6 +10,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -354,6 +355,48 @@ def test_command_line_detect_every_reaches_the_engine_only_where_it_is_taken(rep
         print("EmbeddedEngine.stream takes no detect_every yet: checking the command line refuses the option clearly")
         result = cli(str(source), str(tmp_path / "out.mp4"), "--repository", str(repository), "--detect-every", "2")
         assert result.returncode == 2 and "--detect-every" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_command_line_appearance_keeps_tracking_on(repository, tmp_path, monkeypatch, portrait_rgb):
+    """--appearance N turned tracking off: a person the detector missed in a frame was left uncovered."""
+    frames = moving_face_frames(portrait_rgb, 8)
+    frames[4] = frames[4].copy()
+    frames[4][10:285] = 40  # the person is hidden in this frame
+    source, summary_path = tmp_path / "clip.mp4", tmp_path / "s.json"
+    make_clip(source, frames, audio_codec=None)
+    code = run_in_process(monkeypatch, EmbeddedEngine(repository), str(source), str(tmp_path / "out.mp4"), "--appearance", "3",
+                          "--max-in-flight", "1", "--summary", str(summary_path))
+    summary = json.loads(summary_path.read_text())
+    assert code == 0 and summary["faces"] == 8, summary
+    assert summary["faces_by_source"] == {"detected": 7, "track": 1}
+
+
+class SlowEngine(EmbeddedEngine):
+    """The embedded engine 50 ms slower per frame: behind the clip's 30 frames/s on any machine."""
+
+    def run(self, frame, appearance=None, boxes=None, tracks=None):
+        time.sleep(0.05)
+        return super().run(frame, appearance, boxes, tracks)
+
+
+def test_command_line_live_drops_frames_when_behind_and_keeps_their_time(repository, tmp_path, monkeypatch):
+    target, summary_path = tmp_path / "out.mp4", tmp_path / "s.json"
+    started = time.monotonic()
+    code = run_in_process(monkeypatch, SlowEngine(repository), str(VIDEO), str(target), "--live", "--max-latency", "0.5",
+                          "--summary", str(summary_path))
+    seconds = time.monotonic() - started
+    summary = json.loads(summary_path.read_text())
+    live = summary["video"]["live"]
+    assert code == 0, summary
+    assert live["frames_read"] == 90 and seconds >= 3.0  # the file was read at its own rate: 3 s of video
+    assert summary["frames_dropped"] == live["frames_dropped"] > 0 and summary["frames"] + summary["frames_dropped"] == 90
+    assert live["latency_max_s"] <= 0.5 + 0.05
+    with av.open(str(target)) as container:  # fewer frames, each at its own place in time: gaps where frames dropped
+        places = [float(frame.time) * NTSC for frame in container.decode(container.streams.video[0])]
+    steps = [place - places[0] for place in places]  # in frames of the input, from the first frame written
+    assert len(places) == summary["frames"] and all(abs(step - round(step)) < 0.01 for step in steps)
+    assert steps == sorted(steps) and steps[-1] < 90 and steps[-1] + 1 > len(places)
+    assert cli(str(PORTRAITS / "congress_B000589.jpg"), str(tmp_path / "x.png"), "--live").returncode == 2
 
 
 # -- moved from test_client.py ---------------------------------------------------------------------------------------

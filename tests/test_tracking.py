@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from facecamo_client import EmbeddedEngine, FaceTracker
+from facecamo_client import EmbeddedEngine, FaceTracker, InvalidInputError
 from tests.conftest import ROOT
 from tests.test_client import moving_face_frames
 
@@ -59,16 +59,45 @@ def test_tracks_cover_the_frames_where_detection_is_skipped(engine, portrait):
         assert (result.frame[inner] == frame[inner]).all(axis=2).mean() < 0.05
 
 
-def test_a_person_the_detector_misses_for_a_frame_stays_covered(engine, portrait):
+def hidden_in_frame_4(portrait: np.ndarray) -> list[np.ndarray]:
+    """8 frames of a sliding face, hidden in frame 4 (an occlusion the detector cannot see through)."""
     frames = moving_face_frames(portrait, 8)
-    hidden = frames[4].copy()
-    hidden[10:285] = 40  # the person is hidden in this frame (an occlusion the detector cannot see through)
-    assert not engine.camouflage(hidden).faces, "nothing to detect in the hidden frame"
-    frames[4] = hidden
+    frames[4] = frames[4].copy()
+    frames[4][10:285] = 40
+    return frames
+
+
+def test_a_person_the_detector_misses_for_a_frame_stays_covered(engine, portrait):
+    frames = hidden_in_frame_4(portrait)
+    assert not engine.camouflage(frames[4]).faces, "nothing to detect in the hidden frame"
     results = list(engine.stream(frames, max_in_flight=1))
     assert [len(r.faces) for r in results] == [1] * 8
     assert results[4].faces[0].source == "track"
     assert len({r.faces[0].track_id for r in results}) == 1 and len({r.faces[0].appearance for r in results}) == 1
+
+
+def test_a_fixed_appearance_keeps_tracking_on(engine, portrait):
+    """stream(appearance=5) turned tracking off: the hidden frame came back with no face, uncovered."""
+    results = list(engine.stream(hidden_in_frame_4(portrait), max_in_flight=2, appearance=5))
+    assert [len(r.faces) for r in results] == [1] * 8
+    assert results[4].faces[0].source == "track"
+    assert {face.appearance for r in results for face in r.faces} == {5}
+    assert len({r.faces[0].track_id for r in results}) == 1
+
+
+@pytest.mark.parametrize("choice", [{0: 6}, lambda track_id: 6 + track_id], ids=["mapping", "callable"])
+def test_appearance_chosen_per_track_id_holds_from_the_first_frame(engine, portrait, choice):
+    results = list(engine.stream(hidden_in_frame_4(portrait), max_in_flight=2, appearance=choice))
+    assert [len(r.faces) for r in results] == [1] * 8
+    assert [r.faces[0].track_id for r in results] == [0] * 8 and results[4].faces[0].source == "track"
+    assert [r.faces[0].appearance for r in results] == [6] * 8  # the first frame is re-run under the chosen look
+
+
+def test_a_stream_refuses_a_list_of_appearances(engine, portrait):
+    with pytest.raises(InvalidInputError, match="no order known in advance"):
+        engine.stream(moving_face_frames(portrait, 2), appearance=[1, 2])
+    with pytest.raises(InvalidInputError, match="needs track=True"):
+        engine.stream(moving_face_frames(portrait, 2), appearance={0: 1}, track=False)
 
 
 def test_tracker_predicts_with_constant_velocity_and_forgets_after_max_missed():

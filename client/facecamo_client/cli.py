@@ -9,6 +9,11 @@ by default (no server; needs an exported model repository, see --repository); --
 Videos come out the way players show the input (the container's rotation applied to the frames), as H.264 at the
 input's frame rate with one output frame per input frame, and with the input's audio track.
 
+--live (cameras): latency stays bounded when processing falls behind. The newest frame wins; frames that fell behind
+are dropped, never written (not even concealed) and counted in the summary (frames_dropped); each frame written keeps
+its place in time, so the recording keeps the input's timing. A video file with --live is read at its own frame rate,
+as if it came from a camera.
+
 What the command line promises:
 - A frame the engine fails on is written concealed (never as it was) and counted.
 - A video that cannot be read to its end (truncated, corrupt, a dropped stream) keeps what was written under a name
@@ -81,7 +86,9 @@ class Summary:
 
     frames: int = 0
     frames_failed: int = 0
+    frames_dropped: int = 0  # --live: frames read but not written because processing fell behind
     faces_by_status: collections.Counter = field(default_factory=collections.Counter)
+    faces_by_source: collections.Counter = field(default_factory=collections.Counter)
     failure_reasons: collections.Counter = field(default_factory=collections.Counter)
     failed_frame_indices: dict[str, list[int]] = field(default_factory=dict)  # video file -> indices written concealed
     files_done: int = 0
@@ -91,6 +98,7 @@ class Summary:
 
     def add_faces(self, faces) -> None:
         self.faces_by_status.update(str(face.status) for face in faces)
+        self.faces_by_source.update(str(getattr(face, "source", "detected")) for face in faces)
 
     def add_failed_frame(self, reason: str, source: str, index: int | None) -> None:
         self.frames_failed += 1
@@ -110,7 +118,8 @@ class Summary:
         camouflaged = self.faces_by_status.get("camouflaged", 0)
         faces = sum(self.faces_by_status.values())
         return {"frames": self.frames, "faces": faces, "faces_camouflaged": camouflaged, "faces_concealed": faces - camouflaged,
-                "faces_by_status": dict(self.faces_by_status), "frames_failed": self.frames_failed,
+                "faces_by_status": dict(self.faces_by_status), "faces_by_source": dict(self.faces_by_source),
+                "frames_failed": self.frames_failed, "frames_dropped": self.frames_dropped,
                 "frame_failure_reasons": dict(self.failure_reasons),
                 "frames_failed_by_file": {file: as_ranges(indices) for file, indices in self.failed_frame_indices.items()},
                 "files_done": self.files_done,
@@ -192,11 +201,36 @@ def partial_name(target: Path) -> Path:
 
 
 def stream_options(engine, args) -> dict:
-    """Keyword arguments for ``engine.stream``; ``detect_every`` only where the engine's stream takes it."""
-    options = {"max_in_flight": args.max_in_flight, "appearance": args.appearance, "track": not args.no_track}
+    """Keyword arguments for ``engine.stream``; ``detect_every`` only where the engine's stream takes it. A fixed
+    ``--appearance`` keeps tracking on: people the detector misses are still covered, with that entry."""
+    options = {"max_in_flight": in_flight(args), "appearance": args.appearance, "track": not args.no_track}
     if args.detect_every is not None:
         options["detect_every"] = args.detect_every
     return options
+
+
+def in_flight(args) -> int:
+    """--max-in-flight, else 4 (2 with --live: each frame in flight adds to the latency)."""
+    return args.max_in_flight if args.max_in_flight is not None else 2 if args.live else 4
+
+
+def live_frames(engine, reader, args, checker: FrameChecker, facts: dict) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """--live: (source index, original, frame to write) for every frame the live stream yields; frames it drops are
+    not yielded (``facts["live"]`` has its counters, kept up to date). A file is read at its own frame rate."""
+    from facecamo_client.live import paced
+
+    frames = iter(reader) if reader.is_stream else paced(iter(reader), reader.fps)
+    live = engine.stream(frames, live=True, max_latency_s=args.max_latency, **stream_options(engine, args))
+    try:
+        for original, result in live.pairs():
+            facts["live"] = live.stats()
+            yield result.index, original, checker.result(original, result, result.index)
+    except ServerUnavailableError as error:
+        raise Aborted(f"the server went away: {error}") from error
+    finally:
+        live.close()  # the source's thread stops before the caller closes the reader
+        facts["live"] = live.stats()
+        checker.summary.frames_dropped += live.dropped
 
 
 def camouflaged_frames(engine, frames: Iterator[np.ndarray], args, checker: FrameChecker) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -249,9 +283,14 @@ def camouflage_video(engine, source: str, target: Path, args, summary: Summary) 
     bar = _progress(reader.frame_count, "frame", Path(str(source)).name, leave=not Path(str(args.input)).is_dir())
     stopped: str | None = None
     interrupted = False
+    live: dict = {}
     try:
-        for original, frame in camouflaged_frames(engine, iter(reader), args, checker):
-            writer.write(side_by_side(original, frame) if args.side_by_side else frame)
+        if args.live:
+            results = live_frames(engine, reader, args, checker, live)
+        else:
+            results = ((None, original, frame) for original, frame in camouflaged_frames(engine, iter(reader), args, checker))
+        for index, original, frame in results:
+            writer.write(side_by_side(original, frame) if args.side_by_side else frame, index)
             bar.update()
     except Aborted as error:
         stopped = str(error)
@@ -267,6 +306,8 @@ def camouflage_video(engine, source: str, target: Path, args, summary: Summary) 
         raise
     finally:
         bar.close()
+        if args.live:
+            results.close()  # stops the live stream's reading thread before the reader is closed
         reader.close()
         try:
             writer.close()
@@ -285,6 +326,8 @@ def camouflage_video(engine, source: str, target: Path, args, summary: Summary) 
     facts = {"fps": round(reader.fps, 3), "frames_announced": reader.frame_count, "frames_read": reader.frames_read,
              "frames_written": writer.frames_written, "rotation": reader.rotation, "size": list(reader.size), "codec": writer.codec,
              "audio": writer.audio, "output": str(writing if problem else target)}
+    if live:
+        facts["live"] = live["live"]
     if interrupted:
         facts["stopped_by_user"] = True
     return facts
@@ -328,8 +371,13 @@ def check_paths(args) -> str:
                 raise UsageError(f"the input is a folder, so the output must be a folder too, not {output}")
     except ValueError as error:
         raise UsageError(str(error)) from error
-    if args.max_in_flight < 1:
+    if args.max_in_flight is not None and args.max_in_flight < 1:
         raise UsageError(f"--max-in-flight must be at least 1, got {args.max_in_flight}")
+    if args.live and kind != "video":
+        raise UsageError(f"--live works on a video stream (rtsp://, http://) or a video file (read at its frame rate), "
+                         f"not on {'a folder' if kind == 'folder' else 'an image'}")
+    if not args.max_latency > 0:
+        raise UsageError(f"--max-latency must be more than 0 seconds, got {args.max_latency}")
     if args.detect_every is not None and args.detect_every < 1:
         raise UsageError(f"--detect-every must be at least 1, got {args.detect_every}")
     return kind
@@ -420,9 +468,15 @@ def build_parser() -> argparse.ArgumentParser:
                                                   f"{', '.join(sorted(VIDEO_OUTPUT_SUFFIXES))}) or folder")
     parser.add_argument("-u", "--server", default=None, metavar="HOST:PORT", help="Triton gRPC endpoint; without it the embedded engine runs")
     parser.add_argument("--repository", type=Path, default=None, help="exported model repository for the embedded engine (default model_repository)")
-    parser.add_argument("--appearance", type=int, default=None, help="one appearance-bank entry for every face (default: per person)")
+    parser.add_argument("--appearance", type=int, default=None,
+                        help="one appearance-bank entry for every face, tracking kept on (default: each person their own)")
     parser.add_argument("--side-by-side", action="store_true", help="write original | camouflaged for review")
-    parser.add_argument("--max-in-flight", type=int, default=4, help="video frames in flight at once (default 4)")
+    parser.add_argument("--max-in-flight", type=int, default=None, help="video frames in flight at once (default 4; 2 with --live)")
+    parser.add_argument("--live", action="store_true",
+                        help="bounded latency for cameras: the newest frame wins, frames that fall behind are dropped (never "
+                             "written) and counted; a video file is read at its frame rate, as if live")
+    parser.add_argument("--max-latency", type=float, default=1.0, metavar="SECONDS",
+                        help="--live: a frame not camouflaged within this many seconds of being read is dropped (default 1)")
     parser.add_argument("--detect-every", type=int, default=None, metavar="K",
                         help="detect faces on every K-th frame only, tracks covering the frames between (faster, may miss "
                              "newcomers for up to K-1 frames; default: every frame)")

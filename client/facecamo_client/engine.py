@@ -6,7 +6,7 @@ from __future__ import annotations
 import collections
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -31,13 +31,16 @@ class CamouflageEngine:
         """How long :meth:`stream` waits for one frame's answer before concealing that frame (None: no bound)."""
         return None
 
-    def _wait(self, future: Future) -> CamouflageResult:
-        """The future's result, or :class:`RequestTimeoutError` once :attr:`answer_timeout_s` has passed: a server
-        that died mid-request must not hold a stream forever (the frame is then concealed, never passed through)."""
+    def _wait(self, future: Future, timeout: float | None = None) -> CamouflageResult:
+        """The future's result, or :class:`RequestTimeoutError` once :attr:`answer_timeout_s` (or the shorter
+        ``timeout``) has passed: a server that died mid-request must not hold a stream forever (the frame is then
+        concealed, never passed through)."""
+        limits = [t for t in (self.answer_timeout_s, timeout) if t is not None]
+        limit = min(limits) if limits else None
         try:
-            return future.result(timeout=self.answer_timeout_s)
+            return future.result(timeout=limit)
         except FutureTimeoutError:
-            raise RequestTimeoutError(f"no answer for a frame within {self.answer_timeout_s:.0f} s") from None
+            raise RequestTimeoutError(f"no answer for a frame within {limit:.1f} s") from None
 
     def submit(self, frame: np.ndarray, appearance=None, boxes=None, tracks=None) -> "Future[CamouflageResult]":
         raise NotImplementedError
@@ -52,7 +55,8 @@ class CamouflageEngine:
         return self.submit(frame, appearance, boxes).result()
 
     def stream(self, frames: Iterable[np.ndarray], max_in_flight: int = 4, appearance=None, track: bool = True,
-               tracker: FaceTracker | None = None, detect_every: int = 1) -> Iterator[CamouflageResult]:
+               tracker: FaceTracker | None = None, detect_every: int = 1, live: bool = False,
+               max_latency_s: float | None = 1.0) -> Iterator[CamouflageResult]:
         """Camouflage a video: results come back complete and in order, with at most ``max_in_flight`` frames
         submitted and not yet returned.
 
@@ -62,6 +66,16 @@ class CamouflageEngine:
         frames. ``detect_every=K`` runs detection on every K-th frame only; the tracks cover the frames in between
         (faster, and a newcomer may go uncovered for up to K-1 frames: keep 1 where that matters).
 
+        ``appearance``: None (each person a different look), one bank entry for every face, or a mapping or callable
+        from the SDK's track id (``FaceResult.track_id``: 0, 1, 2, ... in the order people appear) to a bank entry
+        (None or a missing key: the default), asked once when the person's track starts (a first frame that came back
+        under another look is run again, so nobody changes look). Tracking stays on whichever is given.
+
+        ``live=True`` (cameras): returns a :class:`facecamo_client.live.LiveStream`, whose latency stays bounded
+        when processing falls behind: the newest frame wins, older frames not yet submitted are dropped (never
+        yielded: a viewer never sees an original face), and so is a frame whose result would be older than
+        ``max_latency_s`` seconds after it was read; ``.dropped`` counts them.
+
         Fail closed: a frame the engine fails on (a server or model error, not invalid input) comes back with the
         whole frame concealed and ``result.failed`` set, never as it was. Invalid input raises
         :class:`InvalidInputError`.
@@ -70,33 +84,52 @@ class CamouflageEngine:
             raise InvalidInputError(f"max_in_flight must be >= 1, got {max_in_flight}")
         if detect_every < 1:
             raise InvalidInputError(f"detect_every must be >= 1, got {detect_every}")
-        tracker = tracker or (FaceTracker() if track and appearance is None else None)
+        fixed, choose = stream_appearance(appearance)
+        if tracker is None and track:
+            tracker = FaceTracker(appearance=choose)
+        elif tracker is not None and choose is not None:
+            tracker.appearance = choose
+        if choose is not None and tracker is None:
+            raise InvalidInputError("appearance per track id needs track=True (without tracking there are no track ids)")
         if detect_every > 1 and tracker is None:
             raise InvalidInputError("detect_every > 1 needs tracking (the tracks cover the frames without detection): "
-                                    "keep track=True and leave appearance unset")
+                                    "keep track=True")
+        if live:
+            from facecamo_client.live import LiveStream
+
+            return LiveStream(self, frames, max_in_flight, max_latency_s, fixed, tracker, detect_every)
+        return self._ordered(frames, max_in_flight, fixed, tracker, detect_every)
+
+    def _ordered(self, frames: Iterable[np.ndarray], max_in_flight: int, appearance, tracker: FaceTracker | None,
+                 detect_every: int) -> Iterator[CamouflageResult]:
         pending: collections.deque = collections.deque()
         for index, frame in enumerate(frames):
-            hints = tracker.hints(index, self.max_tracks) if tracker is not None else None
-            skip_detection = tracker is not None and hints is not None and index % detect_every != 0
-            boxes = _inside(hints[0], frame) if skip_detection else None
-            if skip_detection and not len(boxes):
-                boxes, skip_detection = None, False
-            pending.append((index, frame, skip_detection, self.submit(frame, appearance, boxes, hints)))
+            pending.append(self._submit_frame(index, frame, appearance, tracker, detect_every))
             if len(pending) >= max_in_flight:
                 yield self._finish(pending.popleft(), tracker, appearance)
         while pending:
             yield self._finish(pending.popleft(), tracker, appearance)
 
-    def _finish(self, item, tracker: FaceTracker | None, appearance) -> CamouflageResult:
+    def _submit_frame(self, index: int, frame: np.ndarray, appearance, tracker: FaceTracker | None, detect_every: int) -> tuple:
+        """Submit frame ``index`` of a stream with its tracks' hints (and, on a frame without detection, the tracks'
+        boxes as its faces); returns the item :meth:`_finish` takes."""
+        hints = tracker.hints(index, self.max_tracks) if tracker is not None else None
+        skip_detection = tracker is not None and hints is not None and index % detect_every != 0
+        boxes = _inside(hints[0], frame) if skip_detection else None
+        if skip_detection and not len(boxes):
+            boxes, skip_detection = None, False
+        return index, frame, skip_detection, self.submit(frame, appearance, boxes, hints)
+
+    def _finish(self, item, tracker: FaceTracker | None, appearance, timeout: float | None = None) -> CamouflageResult:
         index, frame, skipped_detection, future = item
         try:
-            result = self._wait(future)
+            result = self._wait(future, timeout)
             corrected = (tracker.corrections(result.faces, index, self.max_tracks)
                          if tracker is not None and not skipped_detection else None)
             if corrected is not None:
                 # A tracked person came back under another look (their hint was stale): this frame is run again
                 # with hints that match its own faces exactly, so nobody flickers between looks.
-                result = self._wait(self._submit_rerun(frame, appearance, corrected))
+                result = self._wait(self._submit_rerun(frame, appearance, corrected), timeout)
         except InvalidInputError:
             raise
         except FacecamoError as error:  # fail closed: the frame is concealed whole, never passed through
@@ -121,20 +154,26 @@ class CamouflageEngine:
         self.close()
 
 
-def as_int32(values, name: str = "appearance") -> np.ndarray | None:
-    """Bank entries (None, one integer or a 1-D list of integers) -> int32 [K], or None; anything that is not
-    exactly an int32 integer raises InvalidInputError (see :func:`facecamo_client.validation.appearance_indices`)."""
+def stream_appearance(appearance) -> tuple[np.ndarray | None, Callable[[int], int | None] | None]:
+    """A stream's ``appearance`` as (the int32 [1] entry for every face, or None; the choice per track id, or None).
+
+    Raises:
+        InvalidInputError: a list of several entries (a stream's faces have no order known in advance: choose per
+            track id), or an entry that is not exactly one integer.
+    """
     from facecamo_client.validation import appearance_indices
 
-    return appearance_indices(values, name)
-
-
-def as_boxes(values, name: str = "boxes") -> np.ndarray | None:
-    """Boxes (None, one box or [N, 4] real numbers) -> float32 [N, 4], or None; another shape, a non-number or a
-    non-finite value raises InvalidInputError (see :func:`facecamo_client.validation.face_boxes`)."""
-    from facecamo_client.validation import face_boxes
-
-    return face_boxes(values, name)
+    if appearance is None:
+        return None, None
+    if isinstance(appearance, Mapping):
+        return None, appearance.get
+    if callable(appearance):
+        return None, appearance
+    fixed = appearance_indices(appearance)
+    if len(fixed) > 1:
+        raise InvalidInputError(f"a stream's appearance is one bank entry for every face, or a mapping or callable from the "
+                                f"track id to an entry; got {len(fixed)} entries (a stream's faces have no order known in advance)")
+    return fixed, None
 
 
 def _inside(boxes: np.ndarray, frame: np.ndarray) -> np.ndarray:

@@ -5,17 +5,20 @@ the faces a stream returns.
 The tracker hands the server (or the embedded engine) its tracks as hints (TRACK_BOXES, TRACK_APPEARANCE), predicted
 to the frame being submitted, so hints stay accurate with several frames in flight. A face that matches a track keeps
 that track's appearance; a tracked person the detector misses in a frame is still covered there at the predicted box
-(the pipeline adds it), for up to ``max_missed`` frames; a new person gets an entry no current track uses. A track's
-appearance is fixed when it starts: what a later frame got never replaces it, so a person cannot flicker between looks.
+(the pipeline adds it), for up to ``max_missed`` frames; a new person gets an entry no current track uses, or the one
+the caller's ``appearance`` chooses for the new track's id. A track's appearance is fixed when it starts: what a later
+frame got never replaces it, so a person cannot flicker between looks.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
 from facecamo.tracking import match_boxes
+from facecamo_client.errors import InvalidInputError
 
 
 MIN_HITS_FOR_MOTION = 3
@@ -50,14 +53,34 @@ class FaceTracker:
         max_missed: frames a person may go undetected, still covered at their predicted box, before their track (and
             appearance) is forgotten (default 25: about a second of video).
         smoothing: weight of the newest motion in the velocity estimate.
+        appearance: the bank entry of a new track, from its id (``FaceResult.track_id``: 0, 1, 2, ... in the order
+            people appear), called once when the track starts; None from it (or no callable) keeps the entry the
+            person's first frame gave them.
     """
 
-    def __init__(self, max_missed: int = 25, smoothing: float = 0.5) -> None:
+    def __init__(self, max_missed: int = 25, smoothing: float = 0.5,
+                 appearance: Callable[[int], int | None] | None = None) -> None:
         self.max_missed = max_missed
         self.smoothing = smoothing
+        self.appearance = appearance
+        self._chosen: dict[int, int] = {}  # appearance(id) for ids not yet started: asked once per id
         self.tracks: list[Track] = []
         self._next_id = 0
         self._last_index = -1
+
+    def _look(self, track_id: int, given: int) -> int:
+        """The entry a track starting as ``track_id`` keeps: the caller's choice for it, else ``given`` (its frame's)."""
+        if self.appearance is None:
+            return given
+        from facecamo_client.validation import appearance_indices
+
+        if track_id not in self._chosen:
+            chosen = self.appearance(track_id)
+            rows = None if chosen is None else appearance_indices(chosen, f"appearance for track {track_id}")
+            if rows is not None and len(rows) != 1:
+                raise InvalidInputError(f"appearance for track {track_id} must be one bank entry, got {len(rows)}")
+            self._chosen[track_id] = -1 if rows is None else int(rows[0])
+        return given if self._chosen[track_id] < 0 else self._chosen[track_id]
 
     def hints(self, index: int | None = None, limit: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
         """(float32 (T, 4) boxes predicted to frame ``index``, int32 (T,) appearance) of the live tracks, or None;
@@ -89,7 +112,8 @@ class FaceTracker:
                 track.velocity = motion if track.hits == 1 else (1 - self.smoothing) * track.velocity + self.smoothing * motion
                 track.box, track.seen_at, track.hits = box, index, track.hits + 1
             else:
-                track = Track(self._next_id, box, int(face.appearance), index)
+                track = Track(self._next_id, box, self._look(self._next_id, int(face.appearance)), index)
+                self._chosen.pop(self._next_id, None)
                 self._next_id += 1
                 self.tracks.append(track)
             face.track_id = track.track_id
@@ -106,15 +130,17 @@ class FaceTracker:
     def corrections(self, faces: list, index: int, limit: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
         """Hints that give every person in frame ``index`` their own look, when the frame came back with a tracked
         person under another one (their hint was stale: frames in flight, a sudden pan); None when every look is
-        right. The hints are the returned boxes themselves, so re-running the frame matches them exactly. Does not
-        change the tracker."""
+        right, or with a newcomer under another look than :attr:`appearance` chooses for their track. The hints are the
+        returned boxes themselves, so re-running the frame matches them exactly. Does not change the tracker."""
         observed = [f for f in faces if getattr(f, "source", "detected") != "track"]
-        if not observed or not self.tracks:
+        if not observed or not self.tracks and self.appearance is None:
             return None
         boxes = np.array([f.box for f in observed], np.float64).reshape(-1, 4)
         predicted = np.array([t.predict(index) for t in self.tracks], np.float64).reshape(-1, 4)
         matches = match_boxes(boxes, predicted, max_centre_shift=MATCH_CENTRE_SHIFT)
-        looks = [self.tracks[m].appearance if m >= 0 else int(f.appearance) for f, m in zip(observed, matches)]
+        newcomers = iter(range(self._next_id, self._next_id + len(observed)))  # the ids update() will give them, in order
+        looks = [self.tracks[m].appearance if m >= 0 else self._look(next(newcomers), int(f.appearance))
+                 for f, m in zip(observed, matches)]
         if all(int(f.appearance) == look for f, look in zip(observed, looks)):
             return None
         unmatched = sorted((t for number, t in enumerate(self.tracks) if number not in set(matches)), key=lambda t: -t.seen_at)

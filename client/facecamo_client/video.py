@@ -288,8 +288,10 @@ class VideoWriter:
             self.audio = f"transcoded {name} to aac"
         self._audio_packets = self._audio_input.demux(self._audio_in_stream)
 
-    def write(self, rgb: np.ndarray) -> None:
-        """Encode one uint8 (H, W, 3) RGB frame of the ``size`` given at construction."""
+    def write(self, rgb: np.ndarray, index: int | None = None) -> None:
+        """Encode one uint8 (H, W, 3) RGB frame of the ``size`` given at construction; ``index``: its place in the
+        input (frame number, increasing), where frames were left out (a live recording that dropped frames), so it
+        keeps its time; None: the next place."""
         av = _av()
 
         if rgb.shape[:2] != (self.size[1], self.size[0]) or rgb.dtype != np.uint8:
@@ -297,7 +299,7 @@ class VideoWriter:
         if self.padded:
             rgb = np.pad(rgb, ((0, self.size[1] % 2), (0, self.size[0] % 2), (0, 0)), mode="edge")
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-        frame.pts = self._first_pts + self.frames_written
+        frame.pts = self._first_pts + (self.frames_written if index is None else index)
         frame.time_base = 1 / self.rate
         self._output.mux(self._video.encode(frame))
         self.frames_written += 1
