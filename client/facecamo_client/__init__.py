@@ -7,6 +7,9 @@
         result = engine.camouflage(rgb_frame)               # uint8 (H, W, 3) RGB
         for out in engine.stream(frames, max_in_flight=4):  # in order, same person keeps the same look
             ...
+        live = engine.stream(camera, live=True, max_latency_s=1.0)  # cameras: bounded latency; frames that
+        for out in live:                                            # fall behind dropped (live.dropped), never shown
+            ...
 
 Frames whose faces could not be camouflaged are still concealed (``face.status == "fallback"``); an error raises one
 of the SDK's exception types (:mod:`facecamo_client.errors`: InvalidInputError, ServerUnavailableError,
