@@ -17,7 +17,10 @@ What it guarantees, beyond starting the binary:
   request would fail "Stub process ... is not healthy" behind green health checks) or the canary fails twice, it
   unloads the public model (so ``is_model_ready("facecamo")`` is false during the gap: clients such as the SDK's
   ``wait_until_ready`` see the truth), reloads the broken model(s), loads the public model again and re-runs the
-  canary. The model-repository API (load/unload) is restricted to the launcher by a per-start secret header.
+  canary. The replaced load's processes are then gone: Triton finalises an unloaded model's instances in turn, and an
+  instance whose process died can hold the others' processes (and their shared memory) until shutdown, so the
+  supervisor kills those left after a grace period and unlinks their shared memory. The model-repository API
+  (load/unload) is restricted to the launcher by a per-start secret header.
 - **TLS** on gRPC (``--grpc-server-cert``/``--grpc-server-key``), mutual TLS (``--grpc-use-ssl-mutual`` with
   ``--grpc-root-cert``, the CA that signs client certificates).
 - **Nothing is left behind**: the per-start work folder (a copy of the python backend, the log) and the shared-memory
@@ -336,7 +339,8 @@ def facecamo_canary(control: TritonControl, timeout: float) -> None:
 @dataclass
 class SupervisorEvent:
     """What the supervisor saw or did: ``kind`` is "broken" (models, why), "restored" (models, seconds of the gap),
-    "retry" (a restart attempt failed: why) or "busy" (the canary timed out: not acted upon)."""
+    "retry" (a restart attempt failed: why), "ended" (a process of a replaced load still running after the restart
+    was killed) or "busy" (the canary timed out: not acted upon)."""
 
     at: float  # time.monotonic()
     kind: str
@@ -357,6 +361,7 @@ class Supervision:
     canary_timeout_s: float = 20.0
     failures_to_act: int = 2
     max_backoff_s: float = 30.0
+    old_load_grace_s: float = 5.0  # after a restart, how long the replaced load's processes get to exit by themselves
 
 
 class Supervisor(threading.Thread):
@@ -377,6 +382,8 @@ class Supervisor(threading.Thread):
         self._known: dict[int, StubProcess] = {}
         self._retired: set[int] = set()  # stubs of instances we unloaded: their exit is not a death
         self._dead_regions: set[str] = set()
+        self._old_loads: list[tuple[float, dict[int, StubProcess]]] = []  # replaced loads' processes: (deadline, pids)
+        self.stuck_unloads = 0  # replaced model loads Triton may never finish unloading (one of their processes died)
         self._canary_failure: str | None = None
         self._canary_thread = threading.Thread(target=self._canary_loop, name="facecamo-canary", daemon=True)
 
@@ -388,7 +395,7 @@ class Supervisor(threading.Thread):
 
     def _record(self, kind: str, models: Sequence[str], detail: str = "") -> None:
         self.events.append(SupervisorEvent(time.monotonic(), kind, sorted(models), detail))
-        level = logging.INFO if kind in ("restored", "busy") else logging.WARNING
+        level = logging.INFO if kind in ("restored", "busy", "ended") else logging.WARNING
         LOG.log(level, "supervisor: %s %s%s", kind, ", ".join(sorted(models)) or "-", f": {detail}" if detail else "")
 
     def _live_stubs(self) -> dict[int, StubProcess]:
@@ -426,10 +433,11 @@ class Supervisor(threading.Thread):
             if dead:
                 self._dead_regions.update(stub.shm_region for stub in dead if stub.shm_region)
                 instances = ", ".join(stub.instance for stub in dead)
-                self._restart({stub.model for stub in dead}, f"python-backend process of {instances} died")
+                self._restart({stub.model for stub in dead}, f"python-backend process of {instances} died", dead)
             elif self._canary_failure is not None:
                 self._restart(self._all_models(), self._canary_failure)
             self._canary_failure = None
+            self._end_old_loads()
 
     def _canary_loop(self) -> None:
         failures, busy = 0, False
@@ -457,21 +465,28 @@ class Supervisor(threading.Thread):
         except (ControlError, OSError):
             return set(self.settings.public_models)
 
-    def _restart(self, models: set[str], why: str) -> None:
+    def _restart(self, models: set[str], why: str, died: Sequence[StubProcess] = ()) -> None:
         """Unload the public models (readiness false), unload and load ``models``, load the public models, re-run the
-        canary; retried with backoff until it works or the launcher stops."""
+        canary; retried with backoff until it works or the launcher stops. ``died``: the processes whose death
+        caused it."""
         self.healthy.clear()
         started = time.monotonic()
         self._record("broken", models, why)
         # A process that died before this restart (a canary failure may start it before the process watch looks)
         # leaves its shared memory behind: remember it before its pid is retired below.
-        self._dead_regions.update(stub.shm_region for stub in self._dead_stubs() if stub.shm_region)
+        died = [*died, *self._dead_stubs()]
+        self._dead_regions.update(stub.shm_region for stub in died if stub.shm_region)
+        # Triton does not always finish unloading a model one of whose processes died (it can wait for that process's
+        # answer for ever): such a model may stay "live" until Triton's exit timeout, and stop() knows to expect it.
+        self.stuck_unloads += len({stub.model for stub in died})
         delay = 1.0
+        old_load: dict[int, StubProcess] = {}
         while not self._stop_event.is_set():
             touched = models | set(self.settings.public_models)
             # Every process of a model about to be unloaded (including those a failed attempt loaded) will exit.
             current = {**self._known, **self._live_stubs()}
-            self._retired |= {pid for pid, stub in current.items() if stub.model in touched}
+            old_load.update({pid: stub for pid, stub in current.items() if stub.model in touched})
+            self._retired |= set(old_load)
             try:
                 self._restart_once(models)
             except (ControlError, OSError) as error:
@@ -480,6 +495,7 @@ class Supervisor(threading.Thread):
                     return
                 delay = min(delay * 2, self.settings.max_backoff_s)
                 continue
+            self._old_loads.append((time.monotonic() + self.settings.old_load_grace_s, old_load))
             # Keep watching the stubs that were not restarted (one that died meanwhile is noticed at the next look).
             self._known = {pid: stub for pid, stub in self._known.items() if pid not in self._retired}
             for pid, stub in self._live_stubs().items():
@@ -505,6 +521,8 @@ class Supervisor(threading.Thread):
                 continue
             self._known, self._retired = self._live_stubs(), set()
             self._dead_regions.clear()
+            self._old_loads.clear()
+            self.stuck_unloads = 0
             self.healthy.set()
             self._record("restored", ["tritonserver"], f"after {time.monotonic() - started:.1f} s")
             return
@@ -530,6 +548,34 @@ class Supervisor(threading.Thread):
                     if time.monotonic() > deadline:
                         raise ControlError("the canary got no answer after the restart") from None
 
+    def _end_old_loads(self) -> None:
+        """After a restart, no process of the replaced load may stay. Triton finalises an unloaded model's instances
+        one after another, and an instance whose process died holds up the rest: their processes kept running, each
+        with its shared memory (257 MB and a 71 MB region for a ``facecamo`` instance), until the server stopped.
+        Looked at on every watch (the restart does not wait for it): those still running ``old_load_grace_s`` after
+        the restart are killed, and every old process's shared-memory region is unlinked once none runs."""
+        server = self.server.process
+        if server is None or not self._old_loads:
+            return
+        current = python_stubs(server.pid)
+        pending = []
+        for deadline, old_load in self._old_loads:
+            # the same process: same pid and the same shared-memory region (a new process could reuse a freed pid)
+            left = [stub for pid, stub in old_load.items() if pid in current and not current[pid].dead
+                    and current[pid].shm_region == stub.shm_region]
+            if left and time.monotonic() < deadline:
+                pending.append((deadline, old_load))
+                continue
+            for stub in left:
+                try:
+                    os.kill(stub.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    continue
+                self._record("ended", [stub.model], f"process {stub.pid} of the replaced {stub.instance} was still running: killed")
+            self._dead_regions.update(stub.shm_region for stub in old_load.values() if stub.shm_region)
+            self._forget_dead_regions()
+        self._old_loads = pending
+
     def _forget_dead_regions(self) -> None:
         """Unlink the shared-memory segments of stubs that died (Triton keeps them mapped and never unlinks them;
         the names are unique, so nothing reuses them)."""
@@ -545,6 +591,10 @@ class Supervisor(threading.Thread):
 PORTS = (("gRPC", "grpc_port", "GRPC_PORT"), ("HTTP", "http_port", "HTTP_PORT"), ("metrics", "metrics_port", "METRICS_PORT"))
 _CLASH = re.compile(r"failed to start (\w+) service: .*?Socket '([^']*):(\d+)' already in use")
 _LOAD_FAILURE = re.compile(r"failed to load '([^']+)' version (\d+): (.*)")
+# Triton's shutdown: what still holds it each second, then its verdict when --exit-timeout-secs runs out.
+_LIVE_AT_EXIT = re.compile(r"Timeout \d+: Found (\d+) live models")
+_IN_FLIGHT_AT_EXIT = re.compile(r"Timeout \d+: Found (\d+) model versions that have in-flight inferences")
+_EXIT_TIMEOUT = "Exit timeout expired"
 
 
 def _wait_until_gone(group: int, timeout: float = 10.0) -> None:
@@ -597,6 +647,7 @@ class TritonServer:
         self.shm_prefix = ""
         self.process: subprocess.Popen | None = None
         self.supervisor: Supervisor | None = None
+        self.stop_note = ""  # what stop() found worth saying about a clean stop
 
     @property
     def grpc_url(self) -> str:
@@ -793,9 +844,22 @@ class TritonServer:
         errors = [line for line in text.splitlines() if line.startswith("E") or "failed to load" in line]
         return ("\n".join(errors[-20:]) + "\n...\n" if errors else "") + text[-characters:]
 
+    def _held_only_by_replaced_loads(self, code: int | None) -> bool:
+        """Whether tritonserver's exit code 1 says only that loads the supervisor replaced after a process died could
+        not be unloaded (Triton can wait for the dead process's answer until its exit timeout): no inference in flight
+        and no more models live at the timeout than such loads."""
+        stuck = self.supervisor.stuck_unloads if self.supervisor is not None else 0
+        log = self._log_text()
+        if code != 1 or not stuck or _EXIT_TIMEOUT not in log:
+            return False
+        live, in_flight = _LIVE_AT_EXIT.findall(log), _IN_FLIGHT_AT_EXIT.findall(log)
+        return bool(live) and int(live[-1]) <= stuck and all(int(count) == 0 for count in in_flight[-1:])
+
     def stop(self, timeout: float = 30.0) -> int | None:
         """Stop the supervisor, SIGTERM the process group, SIGKILL it after ``timeout``, and remove this start's
-        work folder and shared-memory segments. Returns tritonserver's exit code (None if it was not running)."""
+        work folder and shared-memory segments. Returns tritonserver's exit code (None if it was not running), 0 when
+        the server stopped cleanly but for the loads the supervisor replaced after one of their processes died
+        (Triton cannot unload those and exits 1 after its exit timeout; ``stop_note`` says so)."""
         if self.supervisor is not None:
             self.supervisor.stop()
         code = None
@@ -813,6 +877,11 @@ class TritonServer:
                 pass
             _wait_until_gone(self.process.pid)
             code = self.process.returncode
+            if self._held_only_by_replaced_loads(code):
+                self.stop_note = (f"tritonserver stopped; {self.supervisor.stuck_unloads} replaced model load(s) whose process "
+                                  "had died could not be unloaded (Triton cannot), everything else was")
+                LOG.info("%s", self.stop_note)
+                code = 0
             self.process = None
         self._clean_up()
         return code
@@ -904,10 +973,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: tritonserver exited on its own with code {code}:\n{server.log_tail()}", file=sys.stderr)
         return code or 1
     if code in (0, None, -signal.SIGTERM):
-        return 0
-    if any(event.kind == "broken" for event in server.events):
-        # A model instance whose process died cannot be unloaded: Triton gives up after its exit timeout and exits 1.
-        print(f"tritonserver stopped (exit code {code}: it could not unload the instance whose process had died)", file=sys.stderr)
+        print(f"tritonserver stopped{': ' + server.stop_note.split('; ', 1)[1] if server.stop_note else ''}.", file=sys.stderr)
         return 0
     print(f"error: tritonserver exited with code {code} while stopping:\n{server.log_tail()}", file=sys.stderr)
     return code
