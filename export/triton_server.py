@@ -3,13 +3,19 @@
 in the ``nvidia-pytriton`` wheel (see ../shared/ENVIRONMENT.md for why each setting is needed).
 
     python -m export.triton_server --repository model_repository [--grpc-port 8001]   (what `make serve` runs)
+    python3 -m export.triton_server --tritonserver /opt/tritonserver/bin/tritonserver --repository /models \
+        --grpc-address 0.0.0.0 --http-address 0.0.0.0 --metrics-address 0.0.0.0   (NVIDIA's container: Dockerfile)
 
 What it guarantees, beyond starting the binary:
 
 - **The server that answers is the one it started.** Each port is checked free before the start and, once Triton says
   it is ready, owned by the started process (Linux: its listening sockets); a port clash fails at once, naming the
-  port, instead of reporting success while another server answers. HTTP and metrics are bound to 127.0.0.1 always;
-  gRPC to ``--grpc-address`` (127.0.0.1 by default).
+  port, instead of reporting success while another server answers. Every port is bound to 127.0.0.1 unless
+  ``--grpc-address``/``--http-address``/``--metrics-address`` say otherwise (0.0.0.0 inside a container).
+- **The binary and its backends**: the ``nvidia-pytriton`` wheel's by default (CPU, python backend only), or
+  ``--tritonserver PATH`` (NVIDIA's container: /opt/tritonserver/bin/tritonserver) with its backends beside it
+  (``--backend-directory``). A repository with a model for a backend the binary lacks (``make export
+  FLAVOUR=onnxruntime`` served by the wheel's binary) fails before the start, naming the models and the export to run.
 - **A model that cannot load is named**: the start fails with each model's reason, and the server is not left running.
 - **Faults heal, and readiness tells the truth.** Triton starts in explicit model-control mode (``--load-model=*``);
   a supervisor thread watches the python-backend stub processes (children of the server) and sends a canary frame
@@ -136,6 +142,40 @@ def process_listens_on(pid: int, port: int) -> bool | None:
     return any(f"socket:[{inode}]" in links for inode in inodes)
 
 
+def _local_host(address: str) -> str:
+    """Where this machine reaches a server listening on ``address`` (a wildcard address: loopback)."""
+    return LOOPBACK if address in ("0.0.0.0", "::", "", "localhost") else address
+
+
+# Triton's platforms and the backend each runs on (--backend-directory holds one folder per backend).
+PLATFORM_BACKENDS = {"onnxruntime_onnx": "onnxruntime", "tensorrt_plan": "tensorrt", "pytorch_libtorch": "pytorch",
+                     "tensorflow_savedmodel": "tensorflow", "tensorflow_graphdef": "tensorflow", "openvino": "openvino"}
+_CONFIG_FIELD = re.compile(r'^(backend|platform)\s*:\s*"([^"]+)"', re.MULTILINE)
+
+
+def backends_needed(repository: Path, models: Sequence[str] | None = None) -> dict[str, str]:
+    """``{model: backend}`` for the models of ``repository`` (or only ``models``) as their config.pbtxt names them;
+    the ensemble platform (part of Triton's core) needs none."""
+    needed = {}
+    for config in sorted(Path(repository).glob("*/config.pbtxt")):
+        name = config.parent.name
+        if models is not None and name not in models:
+            continue
+        fields = dict((key, value) for key, value in _CONFIG_FIELD.findall(config.read_text(errors="replace")))
+        backend = fields.get("backend") or PLATFORM_BACKENDS.get(fields.get("platform", ""), fields.get("platform"))
+        if backend and backend != "ensemble":
+            needed[name] = backend
+    return needed
+
+
+def backends_available(backend_directory: Path) -> set[str]:
+    """The backends in a Triton backend directory: each ``NAME/`` holding ``libtriton_NAME.so``."""
+    try:
+        return {entry.name for entry in Path(backend_directory).iterdir() if (entry / f"libtriton_{entry.name}.so").is_file()}
+    except OSError:
+        return set()
+
+
 def _pytriton_root() -> Path:
     found = importlib.util.find_spec("pytriton")
     if found is None or not found.submodule_search_locations:
@@ -233,8 +273,8 @@ class TritonControl:
     """Triton's HTTP/REST API on loopback, with the launcher's model-control header. Plain urllib: thread-safe and
     independent of the gRPC port's TLS."""
 
-    def __init__(self, http_port: int, control_key: str) -> None:
-        self.base = f"http://{LOOPBACK}:{http_port}"
+    def __init__(self, http_port: int, control_key: str, host: str = LOOPBACK) -> None:
+        self.base = f"http://{host}:{http_port}"
         self.headers = {CONTROL_HEADER: control_key}
 
     def _call(self, method: str, path: str, body: dict | None = None, timeout: float = 60.0) -> tuple[int, bytes]:
@@ -620,16 +660,30 @@ class TritonServer:
         repository: the model repository.
         grpc_port, http_port, metrics_port: None picks a free port.
         tls: gRPC TLS settings, or None.
-        grpc_address: the gRPC listening address; HTTP and metrics always listen on 127.0.0.1.
+        grpc_address: the gRPC listening address (HTTP and metrics: ``http_address``, ``metrics_address``).
         supervision: None runs no supervisor (a plain tritonserver in explicit mode).
         models: the models to load at start (default: all).
+        http_address, metrics_address: where HTTP (health, the launcher's model control) and metrics listen
+            (127.0.0.1 by default; 0.0.0.0 inside a container, whose published ports are the boundary).
+        tritonserver: the binary to run (default: the ``nvidia-pytriton`` wheel's, CPU and python backend only);
+            NVIDIA's container has ``/opt/tritonserver/bin/tritonserver``.
+        backend_directory: the backends for ``tritonserver`` (default: ``backends/`` beside its ``bin/``); only with
+            ``tritonserver``: the wheel's binary gets a prepared copy of its python backend.
     """
 
     def __init__(self, repository: Path, grpc_port: int | None = None, http_port: int | None = None,
                  metrics_port: int | None = None, log_path: Path | None = None, verbose: bool = False,
                  tls: TlsSettings | None = None, grpc_address: str = LOOPBACK,
-                 supervision: Supervision | None = Supervision(), models: Sequence[str] | None = None) -> None:
+                 supervision: Supervision | None = Supervision(), models: Sequence[str] | None = None,
+                 http_address: str = LOOPBACK, metrics_address: str = LOOPBACK, tritonserver: Path | None = None,
+                 backend_directory: Path | None = None) -> None:
+        if backend_directory is not None and tritonserver is None:
+            raise ValueError("backend_directory goes with tritonserver (the wheel's binary uses its own python backend)")
         self.repository = Path(repository).resolve()
+        self.http_address, self.metrics_address = http_address, metrics_address
+        self.tritonserver = Path(tritonserver) if tritonserver is not None else None
+        self.backend_directory = (Path(backend_directory) if backend_directory is not None else
+                                  self.tritonserver.resolve().parents[1] / "backends" if self.tritonserver is not None else None)
         self.grpc_port = grpc_port or free_port()
         self.http_port = http_port or free_port()
         self.metrics_port = metrics_port or free_port()
@@ -643,7 +697,7 @@ class TritonServer:
         self._workdir: Path | None = None
         self._final_log: str | None = None
         self._control_key = secrets.token_hex(16)
-        self.control = TritonControl(self.http_port, self._control_key)
+        self.control = TritonControl(self.http_port, self._control_key, _local_host(http_address))
         self.shm_prefix = ""
         self.process: subprocess.Popen | None = None
         self.supervisor: Supervisor | None = None
@@ -678,19 +732,24 @@ class TritonServer:
             self._workdir = Path(tempfile.mkdtemp(prefix="facecamo-triton-"))
             # Unique per start and containing "triton", so this start's segments (and only them) can be removed.
             self.shm_prefix = f"facecamo_triton_{self._workdir.name.rsplit('-', 1)[-1]}_"
-        root = _pytriton_root()
-        libs = root.parent / "nvidia_pytriton.libs"
         env = dict(os.environ)
-        env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(libs), sysconfig.get_config_var("LIBDIR"), env.get("LD_LIBRARY_PATH")]))
+        libraries = [sysconfig.get_config_var("LIBDIR"), env.get("LD_LIBRARY_PATH")]
+        if self.tritonserver is None:
+            root = _pytriton_root()
+            binary, backends = root / "tritonserver" / "bin" / "tritonserver", self._backend_dir(root)
+            libraries.insert(0, str(root.parent / "nvidia_pytriton.libs"))
+        else:  # the container's own binary and backends find their libraries as installed
+            binary, backends = self.tritonserver, self.backend_directory
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, libraries))
         # The stub's interpreter finds its packages through the first python3 on PATH: this environment's.
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
         restricted = f"model-repository:{CONTROL_HEADER}={self._control_key}"
         command = [
-            str(root / "tritonserver" / "bin" / "tritonserver"),
+            str(binary),
             f"--model-repository={self.repository}",
-            f"--backend-directory={self._backend_dir(root)}",
+            f"--backend-directory={backends}",
             f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
-            f"--http-address={LOOPBACK}", f"--grpc-address={self.grpc_address}", f"--metrics-address={LOOPBACK}",
+            f"--http-address={self.http_address}", f"--grpc-address={self.grpc_address}", f"--metrics-address={self.metrics_address}",
             f"--http-port={self.http_port}", f"--grpc-port={self.grpc_port}", f"--metrics-port={self.metrics_port}",
             "--model-control-mode=explicit",
             *([f"--load-model={name}" for name in self.models] if self.models is not None else ["--load-model=*"]),
@@ -702,18 +761,39 @@ class TritonServer:
             command += self.tls.flags()
         return command, env
 
+    def _check_backends(self) -> None:
+        """Every model's backend must be in the binary's backend directory: the wheel's binary has only the python
+        backend, so a repository exported for Triton's native backends cannot load (it would fail model by model)."""
+        if self.tritonserver is None:
+            root = _pytriton_root()
+            where, available = "the nvidia-pytriton wheel's tritonserver", backends_available(root / "tritonserver" / "backends")
+        else:
+            where, available = f"{self.tritonserver} (backends in {self.backend_directory})", backends_available(self.backend_directory)
+        missing = {model: backend for model, backend in backends_needed(self.repository, self.models).items() if backend not in available}
+        if not missing:
+            return
+        listed = ", ".join(f"{model} ({backend})" for model, backend in sorted(missing.items()))
+        flavours = sorted(set(missing.values()) - {"python"})
+        advice = (f"{self.repository} was exported for Triton's native {' and '.join(flavours)} backend(s): re-run `make export` "
+                  "(the python flavour, FLAVOUR=python) to serve it here, or serve this export in NVIDIA's Triton container "
+                  "(README: Deploying in NVIDIA's Triton container)" if flavours else "re-run `make export`")
+        raise ServerStartError(f"{where} has no backend for {listed}; it has: {', '.join(sorted(available)) or 'none'}. {advice}")
+
     def _check_before_start(self) -> None:
         public = self.supervision.public_models if self.supervision else ()
         for model in public:
             if not (self.repository / model / "config.pbtxt").is_file():
                 raise FileNotFoundError(f"{self.repository} holds no model {model!r}; run `make export` first")
+        if self.tritonserver is not None and not (self.tritonserver.is_file() and os.access(self.tritonserver, os.X_OK)):
+            raise FileNotFoundError(f"--tritonserver {self.tritonserver}: no executable there")
+        self._check_backends()
         if self.tls is not None:
             self.tls.check()
         ports = [(label, getattr(self, attribute), variable) for label, attribute, variable in PORTS]
         if len({port for _, port, _ in ports}) < len(ports):
             raise ServerStartError(f"the gRPC, HTTP and metrics ports must differ, got {[port for _, port, _ in ports]}")
         for label, port, variable in ports:
-            address = self.grpc_address if label == "gRPC" else LOOPBACK
+            address = {"gRPC": self.grpc_address, "HTTP": self.http_address}.get(label, self.metrics_address)
             if not port_is_free(port, address):
                 raise PortInUseError(f"port {port} ({label}) on {address} is already in use: another server (another "
                                      f"`make serve`?) is listening there. Stop it, or choose another port ({variable}=...)", port)
@@ -747,7 +827,7 @@ class TritonServer:
             self.supervisor = Supervisor(self, self.supervision)
             self.supervisor.start()
         LOG.info("tritonserver %d serving %s: gRPC %s, HTTP %s:%d, metrics %s:%d", self.process.pid, self.repository,
-                 self.grpc_url, LOOPBACK, self.http_port, LOOPBACK, self.metrics_port)
+                 self.grpc_url, self.http_address, self.http_port, self.metrics_address, self.metrics_port)
         return self
 
     def _relaunch(self, timeout: float = 180.0) -> None:
@@ -814,8 +894,10 @@ class TritonServer:
             failures.setdefault(name, first_line[:400])
         if failures:
             listed = "\n".join(f"  {name}: {reason}" for name, reason in sorted(failures.items()))
+            # The default log lives in the work folder, which the failed start removes: name it only when it is kept.
+            kept = f"log: {self.log_path}" if not self._own_log else "the log is removed with the failed start; --log-file FILE (make serve LOG_FILE=) keeps it"
             return ModelLoadError(f"tritonserver exited: {len(failures)} model(s) failed to load, so nothing is served:\n"
-                                  f"{listed}\n(log: {self.log_path})", list(failures))
+                                  f"{listed}\n({kept})", list(failures))
         return ServerStartError(f"tritonserver exited with code {self.process.returncode} while starting:\n{self.log_tail()}")
 
     def triton_ready(self) -> bool:
@@ -911,16 +993,29 @@ class TritonServer:
         self.stop()
 
 
+def _interrupt(*_) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repository", type=Path, default=Path("model_repository"))
     parser.add_argument("--grpc-port", type=int, default=int(os.environ.get("GRPC_PORT", "8001")))
     parser.add_argument("--http-port", type=int, default=int(os.environ.get("HTTP_PORT", "8000")),
-                        help="HTTP/REST port, always on 127.0.0.1 (health, and the launcher's model control)")
+                        help="HTTP/REST port (health, readiness, and the launcher's model control)")
     parser.add_argument("--metrics-port", type=int, default=int(os.environ.get("METRICS_PORT", "8002")),
-                        help="Prometheus metrics port, always on 127.0.0.1")
+                        help="Prometheus metrics port")
     parser.add_argument("--grpc-address", default=os.environ.get("GRPC_ADDRESS", LOOPBACK),
                         help="gRPC listening address (default 127.0.0.1; 0.0.0.0 for every interface: use TLS then)")
+    parser.add_argument("--http-address", default=os.environ.get("HTTP_ADDRESS", LOOPBACK),
+                        help="HTTP listening address (default 127.0.0.1; 0.0.0.0 inside a container)")
+    parser.add_argument("--metrics-address", default=os.environ.get("METRICS_ADDRESS", LOOPBACK),
+                        help="metrics listening address (default 127.0.0.1; 0.0.0.0 inside a container)")
+    parser.add_argument("--tritonserver", type=Path, default=None,
+                        help="the tritonserver binary (default: the nvidia-pytriton wheel's; NVIDIA's container: "
+                             "/opt/tritonserver/bin/tritonserver)")
+    parser.add_argument("--backend-directory", type=Path, default=None,
+                        help="that binary's backends (default: backends/ beside its bin/); only with --tritonserver")
     tls = parser.add_argument_group("TLS (gRPC)")
     tls.add_argument("--grpc-use-ssl", action="store_true", help="serve gRPC over TLS (implied by --grpc-server-cert)")
     tls.add_argument("--grpc-server-cert", type=Path, help="PEM certificate of the server (TLS_CERT=)")
@@ -946,17 +1041,28 @@ def main(argv: list[str] | None = None) -> int:
         LOG.warning("gRPC listens on %s without TLS: frames travel in clear; give TLS_CERT= and TLS_KEY=", args.grpc_address)
     supervision = None if args.no_supervise else Supervision(canary=facecamo_canary if args.canary_interval > 0 else None,
                                                            canary_interval_s=max(args.canary_interval, 0.1))
+    if args.backend_directory is not None and args.tritonserver is None:
+        print("error: --backend-directory goes with --tritonserver (the wheel's binary brings its own python backend)", file=sys.stderr)
+        return 2
     server = TritonServer(args.repository, args.grpc_port, args.http_port, args.metrics_port, log_path=args.log_file,
-                          verbose=args.verbose, tls=settings, grpc_address=args.grpc_address, supervision=supervision)
+                          verbose=args.verbose, tls=settings, grpc_address=args.grpc_address, supervision=supervision,
+                          http_address=args.http_address, metrics_address=args.metrics_address,
+                          tritonserver=args.tritonserver, backend_directory=args.backend_directory)
+    # A SIGTERM while starting (`docker stop` of a container still loading) unwinds the start like Ctrl-C, so the
+    # server it was starting (its own session: the signal does not reach it) is stopped, not left behind.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         server.start()
     except (FileNotFoundError, ServerStartError, TimeoutError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("tritonserver stopped while starting.", file=sys.stderr)
+        return 0
     scheme = ("mutual TLS" if settings.mutual else "TLS") if settings else "plaintext"
     kept = "" if args.log_file else " (removed on stop; --log-file keeps one)"
-    print(f"Triton is serving {args.repository} on gRPC {server.grpc_url} ({scheme}); HTTP {LOOPBACK}:{server.http_port}, "
-          f"metrics http://{LOOPBACK}:{server.metrics_port}/metrics; log: {server.log_path}{kept}. "
+    print(f"Triton is serving {args.repository} on gRPC {server.grpc_url} ({scheme}); HTTP {args.http_address}:{server.http_port}, "
+          f"metrics http://{args.metrics_address}:{server.metrics_port}/metrics; log: {server.log_path}{kept}. "
           f"Readiness: model {', '.join(supervision.public_models) if supervision else spec.ENSEMBLE} ready. Ctrl-C stops it.", file=sys.stderr)
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))

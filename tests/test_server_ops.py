@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """Operating the server (`make serve` = export.triton_server): ports, a model that cannot load, killed model processes
-that heal while readiness tells the truth, TLS and mutual TLS, the metrics port on loopback, and nothing left behind.
+that heal while readiness tells the truth (and leave no process of the replaced load behind), TLS and mutual TLS, the
+metrics port on loopback, nothing left behind, a repository for backends the binary lacks, and the container's entry
+point (Dockerfile) run here with a given binary and backend directory.
 
 Each test starts its own real tritonserver on the session's tiny exported repository (tests/conftest.py), so the
 faults it causes never reach the shared server of the other tests.
@@ -9,6 +11,7 @@ faults it causes never reach the shared server of the other tests.
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import shutil
 import signal
@@ -120,7 +123,40 @@ def test_a_model_that_cannot_load_is_named_and_nothing_is_left(repository, tmp_p
         server.start(timeout=180)
     assert caught.value.models == ["generator"], caught.value
     assert "failed to load" in str(caught.value)
+    # the message names no log file the failed start has removed
+    assert "/tritonserver.log" not in str(caught.value) and "--log-file" in str(caught.value), caught.value
     assert_nothing_left(server, server._workdir, server.shm_prefix)
+
+
+def _repository_for(repository: Path, out: Path, platform: str) -> Path:
+    """The configs of ``repository`` with the networks on Triton's native ``platform`` (as `make export
+    FLAVOUR=onnxruntime` writes them)."""
+    for config in repository.glob("*/config.pbtxt"):
+        (out / config.parent.name).mkdir(parents=True)
+        text = config.read_text()
+        if config.parent.name != "facecamo":
+            text = text.replace('backend: "python"', f'platform: "{platform}"')
+        (out / config.parent.name / "config.pbtxt").write_text(text)
+    return out
+
+
+def test_a_repository_for_backends_the_binary_lacks_fails_before_the_start_naming_make_export(repository, tmp_path, capsys):
+    """`make export FLAVOUR=onnxruntime`, then `make serve` (the wheel's binary has only the python backend): the start
+    fails at once, naming the models, their backend and `make export`; no server is started, nothing is left."""
+    native = _repository_for(repository, tmp_path / "repository", "onnxruntime_onnx")
+    server = TritonServer(native)
+    with pytest.raises(triton_server.ServerStartError) as caught:
+        server.start()
+    message = str(caught.value)
+    assert "generator (onnxruntime)" in message and "face_detector (onnxruntime)" in message, message
+    assert "make export" in message and "FLAVOUR=python" in message and "it has: python" in message, message
+    assert server.process is None and server._workdir is None
+    # what `make serve` prints: exit code 2, the same advice
+    assert triton_server.main(["--repository", str(native), "--grpc-port", "0", "--http-port", "0", "--metrics-port", "0"]) == 2
+    assert "re-run `make export`" in capsys.readouterr().err
+    tensorrt = _repository_for(repository, tmp_path / "tensorrt", "tensorrt_plan")
+    with pytest.raises(triton_server.ServerStartError, match=r"generator \(tensorrt\)"):
+        TritonServer(tensorrt).start()
 
 
 # -- supervision -----------------------------------------------------------------------------------------------------
@@ -370,3 +406,81 @@ def test_a_stop_after_a_heal_is_clean_when_only_the_replaced_loads_held_the_exit
     server = TritonServer(repository, log_path=log)
     server.supervisor = types.SimpleNamespace(stuck_unloads=stuck)
     assert server._held_only_by_replaced_loads(code) is clean
+
+
+# -- the container's entry point ---------------------------------------------------------------------------------------
+def _dockerfile_instruction(name: str) -> list[str]:
+    """The exec-form (JSON) arguments of the Dockerfile's ``name`` instruction (continuation lines joined)."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    lines = [line for line in text.splitlines() if line.startswith(f"{name} ")]
+    assert len(lines) == 1, f"the Dockerfile has {len(lines)} {name} lines"
+    return json.loads(lines[0][len(name):])
+
+
+def test_the_containers_entry_point_serves_with_the_given_binary_and_backends(repository, tmp_path):
+    """The Dockerfile's ENTRYPOINT, run here outside a container (no Docker on these machines): the container's
+    /opt/tritonserver binary and its backends/ beside it are stood in for by the wheel's binary and a backend directory
+    laid out as the container's (python/ with its stub), through --tritonserver and --backend-directory. It serves on
+    every interface, reports the public model ready on HTTP, and a SIGTERM (docker stop) stops it cleanly (exit 0)."""
+    entry = _dockerfile_instruction("ENTRYPOINT")
+    assert entry[:3] == ["python3", "-m", "export.triton_server"]
+    binary = entry[entry.index("--tritonserver") + 1]
+    assert binary == "/opt/tritonserver/bin/tritonserver" and entry[entry.index("--repository") + 1] == "/models"
+    for option in ("--grpc-address", "--http-address", "--metrics-address"):
+        assert entry[entry.index(option) + 1] == "0.0.0.0", option
+    for port in ("8000", "8001", "8002"):
+        assert port in (ROOT / "Dockerfile").read_text().split("EXPOSE", 1)[1].splitlines()[0]
+
+    root = triton_server._pytriton_root()
+    backends = tmp_path / "backends"  # as /opt/tritonserver/backends: one folder per backend, the stub inside python/
+    shutil.copytree(root / "tritonserver" / "backends" / "python", backends / "python", ignore=shutil.ignore_patterns("__pycache__"))
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    shutil.copy(root / "tritonserver" / "python_backend_stubs" / version / "triton_python_backend_stub", backends / "python")
+    ports = [triton_server.free_port() for _ in range(3)]
+    here = {"python3": sys.executable, binary: str(root / "tritonserver" / "bin" / "tritonserver"), "/models": str(repository)}
+    command = [here.get(arg, arg) for arg in entry] + [
+        "--backend-directory", str(backends), "--grpc-port", str(ports[0]), "--http-port", str(ports[1]), "--metrics-port", str(ports[2])]
+    # the container's libraries are where its binary expects them; the wheel's binary needs its own on the path
+    env = {**os.environ, "LD_LIBRARY_PATH": os.pathsep.join(filter(None, [str(root.parent / "nvidia_pytriton.libs"),
+                                                                           os.environ.get("LD_LIBRARY_PATH")]))}
+    log = tmp_path / "launcher.log"
+    with open(log, "w") as stderr:
+        launcher = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr, text=True)
+    try:
+        deadline, ready = time.monotonic() + 240, False
+        while not (ready and "Triton is serving" in log.read_text()) and time.monotonic() < deadline and launcher.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{ports[1]}/v2/models/facecamo/ready", timeout=2) as answer:
+                    ready = answer.status == 200
+            except OSError:
+                time.sleep(0.5)
+        assert ready and "Triton is serving" in log.read_text(), f"not serving ({launcher.poll()}): {log.read_text()[-3000:]}"
+        assert "0.0.0.0" in set(listening_sockets(ports[1]).values()) | set(listening_sockets(ports[2]).values())
+        with urllib.request.urlopen(f"http://127.0.0.1:{ports[2]}/metrics", timeout=10) as answer:
+            assert b"nv_inference_request_success" in answer.read()
+    finally:
+        if launcher.poll() is None:
+            launcher.send_signal(signal.SIGTERM)
+        launcher.wait(timeout=120)
+    errors = log.read_text()
+    assert launcher.returncode == 0, errors[-3000:]
+    assert "tritonserver stopped." in errors and "error:" not in errors, errors[-3000:]
+
+
+def test_a_sigterm_while_starting_stops_the_server_it_was_starting(repository):
+    """`docker stop` of a container still loading: the launcher's tritonserver runs in its own session, so the signal
+    reaches only the launcher, which must stop it (it was left running, orphaned) and exit 0."""
+    ports = [str(triton_server.free_port()) for _ in range(3)]
+    launcher = subprocess.Popen([sys.executable, "-m", "export.triton_server", "--repository", str(repository),
+                                 "--grpc-port", ports[0], "--http-port", ports[1], "--metrics-port", ports[2]],
+                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline, children = time.monotonic() + 60, []
+    while not children and time.monotonic() < deadline and launcher.poll() is None:
+        children = subprocess.run(["pgrep", "-P", str(launcher.pid), "tritonserver"], capture_output=True, text=True).stdout.split()
+        time.sleep(0.1)
+    assert children, "tritonserver was not started"
+    launcher.send_signal(signal.SIGTERM)
+    _, errors = launcher.communicate(timeout=120)
+    assert launcher.returncode == 0 and "stopped while starting" in errors, errors[-3000:]
+    left = subprocess.run(["pgrep", "-g", children[0]], capture_output=True, text=True).stdout.split()
+    assert not left, f"processes left behind: {left}"
