@@ -23,12 +23,13 @@ help:
 	@echo "           [SET='loss.teacher=0 train.batch_size=8']   config overrides (section.key=value, space-separated)"
 	@echo "make eval DATA=<prepared> OUT=<folder> [CKPT=<.pt>] [JUDGE=<onnx>:<cosine threshold>]"
 	@echo "make export [CKPT=<.pt>] [FLAVOUR=python|onnxruntime|tensorrt]  checkpoint -> ONNX -> model_repository/"
-	@echo "make serve [GRPC_PORT=8001] [HTTP_PORT=8000] [METRICS_PORT=8002] [GRPC_ADDRESS=127.0.0.1]"
+	@echo "           [INSTANCES='facecamo=2 face_detector=2 identity_encoder=1 generator=1']   instances per model"
+	@echo "make serve [GRPC_PORT=8001] [HTTP_PORT=8000] [METRICS_PORT=8002] [GRPC_ADDRESS=127.0.0.1] [LOG_FILE=<path>]"
 	@echo "           [TLS_CERT=<server.crt> TLS_KEY=<server.key> [TLS_CA=<ca.crt> MTLS=1]]"
 	@echo "                                             supervised tritonserver with model_repository/ (HTTP, metrics: 127.0.0.1)"
 	@echo "make bench / bench-serving / bench-client [OUT=bench]   speed figures to files"
 	@echo "make bench-leak [OUT=bench] [ARGS='<CLI flags>']       faces the command line leaves unchanged on the sample clips"
-	@echo "make bench-soak [OUT=bench] [STREAMS=4] [DURATION=120]  SDK streams over the sample clips: frames/s, errors, latency, memory"
+	@echo "make bench-soak [OUT=bench] [STREAMS=4] [DURATION=120] [LABEL=]  SDK streams over the sample clips: frames/s, errors, latency, memory"
 	@echo "make bench-hol [OUT=bench] [LABEL=current]            one heavy request vs small ones meanwhile: latency, memory"
 
 # The environment is rebuilt whenever a requirements file changes.
@@ -69,7 +70,8 @@ eval: $(READY)
 
 FLAVOUR ?= python
 # `make serve`: gRPC on GRPC_ADDRESS:GRPC_PORT; HTTP (health, the launcher's model control) and Prometheus metrics on
-# 127.0.0.1 only. TLS_CERT + TLS_KEY serve gRPC over TLS; MTLS=1 also requires client certificates signed by TLS_CA.
+# 127.0.0.1 only (the Dockerfile's entry point binds all three to 0.0.0.0 inside the container). TLS_CERT + TLS_KEY
+# serve gRPC over TLS; MTLS=1 also requires client certificates signed by TLS_CA. LOG_FILE= keeps tritonserver's log.
 GRPC_PORT ?= 8001
 HTTP_PORT ?= 8000
 METRICS_PORT ?= 8002
@@ -78,14 +80,18 @@ TLS_CERT ?=
 TLS_KEY ?=
 TLS_CA ?=
 MTLS ?=
+LOG_FILE ?=
+# `make export INSTANCES='facecamo=4 face_detector=2'`: instances per model, written into each model's config.
+INSTANCES ?=
 
 export: $(READY)
-	$(BIN)/python -m export --flavour $(FLAVOUR) $(if $(CKPT),--ckpt "$(CKPT)")
+	$(BIN)/python -m export --flavour $(FLAVOUR) $(if $(CKPT),--ckpt "$(CKPT)") $(if $(INSTANCES),--instances $(INSTANCES))
 
 serve: $(READY) model_repository/facecamo/config.pbtxt
 	$(BIN)/python -m export.triton_server --repository model_repository --grpc-port $(GRPC_PORT) --http-port $(HTTP_PORT) \
 		--metrics-port $(METRICS_PORT) --grpc-address $(GRPC_ADDRESS) $(if $(TLS_CERT),--grpc-server-cert "$(TLS_CERT)") \
-		$(if $(TLS_KEY),--grpc-server-key "$(TLS_KEY)") $(if $(TLS_CA),--grpc-root-cert "$(TLS_CA)") $(if $(MTLS),--grpc-use-ssl-mutual)
+		$(if $(TLS_KEY),--grpc-server-key "$(TLS_KEY)") $(if $(TLS_CA),--grpc-root-cert "$(TLS_CA)") $(if $(MTLS),--grpc-use-ssl-mutual) \
+		$(if $(LOG_FILE),--log-file "$(LOG_FILE)")
 
 TEACHER ?= ../shared/models/face_embedding/mobilefacenet.onnx
 
@@ -96,7 +102,7 @@ RELEASE := models/release/facecamo.pt
 
 # Re-exported whenever the release weights or the export code change.
 model_repository/facecamo/config.pbtxt: $(RELEASE) $(wildcard export/*.py export/triton_models/*.py facecamo/*.py) | $(READY)
-	$(BIN)/python -m export --flavour $(FLAVOUR)
+	$(BIN)/python -m export --flavour $(FLAVOUR) $(if $(INSTANCES),--instances $(INSTANCES))
 
 demo: $(READY) model_repository/facecamo/config.pbtxt
 	$(BIN)/python -m tools.demo
@@ -123,7 +129,7 @@ bench-leak: $(READY) model_repository/facecamo/config.pbtxt
 	$(BIN)/python -m tools.bench_leak --out "$(or $(OUT),bench)" $(if $(ARGS),--cli-args "$(ARGS)")
 
 bench-soak: $(READY) model_repository/facecamo/config.pbtxt
-	$(BIN)/python -m export.bench_soak --out "$(or $(OUT),bench)" $(if $(STREAMS),--streams $(STREAMS)) $(if $(DURATION),--seconds $(DURATION))
+	$(BIN)/python -m export.bench_soak --out "$(or $(OUT),bench)" $(if $(STREAMS),--streams $(STREAMS)) $(if $(DURATION),--seconds $(DURATION)) $(if $(LABEL),--label "$(LABEL)")
 
 bench-hol: $(READY) model_repository/facecamo/config.pbtxt
 	$(BIN)/python -m export.bench_head_of_line --out "$(or $(OUT),bench)" $(if $(LABEL),--label "$(LABEL)")

@@ -3,10 +3,12 @@
 
     python -m export [--ckpt <.pt>] [--out model_repository] [--flavour python|onnxruntime|tensorrt]
                      [--references assets/portraits] [--detector centerface|hog|cnn] [--set key=value ...]
+                     [--instances facecamo=2 face_detector=2 identity_encoder=1 generator=1]
 
 The pipeline's settings (:class:`facecamo.pipeline.PipelineSettings`: detector, thresholds, the smallest face that is
 camouflaged rather than concealed, limits) are written into the served model's config, where the server and the
-embedded engine read them.
+embedded engine read them. ``--instances`` sets how many instances of each model the server runs (the
+``instance_group`` of each model's config; defaults in :data:`export.repository.DEFAULT_INSTANCES`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 
 from export.detector import DetectorExportError
 from export.onnx_export import ExportError, check_parity, export_onnx, lint, symbolic_sizes
-from export.repository import FLAVOURS, write_repository
+from export.repository import DEFAULT_INSTANCES, FLAVOURS, MAX_INSTANCES, instance_counts, write_repository
 from facecamo import spec
 from facecamo.align import FaceAligner, FaceDetector, load_rgb
 from facecamo.pipeline import PipelineSettings
@@ -112,11 +114,13 @@ def build_tensorrt(onnx_paths: dict[str, Path], out: Path, max_batch: int) -> tu
     return plans, ""
 
 
-def run_export(ckpt: Path | None, out: Path, flavour: str, references: Path, settings: PipelineSettings, work: Path) -> dict:
+def run_export(ckpt: Path | None, out: Path, flavour: str, references: Path, settings: PipelineSettings, work: Path,
+               instances: dict[str, int] | None = None) -> dict:
     import torch
 
     from training.weights import RELEASE_WEIGHTS, load_inference_net
 
+    instances = instance_counts(instances or {}, settings.detector)  # a bad count fails before any work
     started = time.time()
     print(f"[1/5] loading {ckpt or RELEASE_WEIGHTS}", file=sys.stderr)
     net, config, info = load_inference_net(ckpt)
@@ -154,10 +158,11 @@ def run_export(ckpt: Path | None, out: Path, flavour: str, references: Path, set
               "(python -m export --flavour tensorrt on the serving GPU)", file=sys.stderr)
     print(f"[5/5] writing the {flavour} repository to {out}", file=sys.stderr)
     # The networks' batch limit is the pipeline's: it sends at most max_batch faces per call.
-    write_repository(out, flavour, onnx_paths, bank, sizes, settings, plans, max_batch=settings.max_batch)
+    write_repository(out, flavour, onnx_paths, bank, sizes, settings, plans, max_batch=settings.max_batch, instances=instances)
     manifest = {
         "checkpoint": str(ckpt or RELEASE_WEIGHTS), "step": info.get("step"), "preset": config.preset, "flavour": flavour,
         "opset": spec.OPSET, "sizes": sizes, "bank": entries, "settings": settings.as_strings(),
+        "instances": instances,
         "parity": [{"model": r.name, "case": r.case, "max_abs_difference": r.max_abs_difference} for r in parity],
         "tensorrt": sorted(plans) if plans else f"skipped: {skipped}", "seconds": round(time.time() - started, 1),
         "torch": torch.__version__,
@@ -179,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="other pipeline settings, e.g. min_face_px=32 detector_threshold=0.4 upsample=2 "
                              "(see facecamo.pipeline.PipelineSettings)")
+    parser.add_argument("--instances", nargs="*", default=[], metavar="MODEL=COUNT",
+                        help="instances per served model, e.g. facecamo=4 face_detector=2 (default: "
+                             + " ".join(f"{k}={v}" for k, v in DEFAULT_INSTANCES.items()) + f"; 1 to {MAX_INSTANCES})")
     args = parser.parse_args(argv)
     try:
         pairs = dict(item.split("=", 1) for item in args.set if "=" in item)
@@ -188,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         unknown = set(pairs) - set(settings.as_strings())
         if unknown:
             raise ValueError(f"unknown pipeline settings {sorted(unknown)}; known: {sorted(settings.as_strings())}")
-        manifest = run_export(args.ckpt, args.out, args.flavour, args.references, settings, args.work)
+        instances = instance_counts(args.instances, settings.detector)
+        manifest = run_export(args.ckpt, args.out, args.flavour, args.references, settings, args.work, instances)
     except (ExportError, DetectorExportError, FileNotFoundError, ValueError) as error:
         print(f"export failed: {error}", file=sys.stderr)
         return 2

@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """Soak benchmark: N SDK streams over the sample clips for a set time against a real tritonserver; figures to
-``OUT/bench_soak.json`` and ``.md``.
+``OUT/bench_soak.json`` and ``.md`` (``OUT/bench_soak_<label>.*`` with ``--label``, so runs with other settings are
+kept side by side).
 
-    python -m export.bench_soak [--repository model_repository] [--out bench] [--streams 4] [--seconds 120]
+    python -m export.bench_soak [--repository model_repository] [--out bench] [--streams 4] [--seconds 120] [--label L]
 
 Each stream is one :class:`facecamo_client.CamouflageClient` (its own connection, like one camera) running
 ``stream()`` over the clips in ``../shared/samples/video`` one after another (read with
@@ -354,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=30.0, help="the SDK's per-request timeout (its default: 30 s)")
     parser.add_argument("--clips", type=Path, default=CLIPS, help="folder of .mp4 clips")
     parser.add_argument("--canary", action="store_true", help="send the supervisor's canary frame every 2 s, as `make serve` does")
+    parser.add_argument("--label", default="", help="write OUT/bench_soak_LABEL.{json,md} instead of OUT/bench_soak.*")
     args = parser.parse_args(argv)
     # SIGTERM (a CI or `timeout` stopping the run) unwinds like Ctrl-C, so the server is stopped and cleaned up.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -367,9 +369,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.streams < 1 or args.seconds <= 0 or args.window <= 0:
         print("error: --streams must be >= 1, --seconds and --window > 0", file=sys.stderr)
         return 2
+    if args.label and not args.label.replace("-", "").replace("_", "").isalnum():
+        print(f"error: --label takes letters, digits, - and _ (it names the files), got {args.label!r}", file=sys.stderr)
+        return 2
     print(f"soak: {args.streams} streams for {args.seconds:g} s over {len(clips)} clips ...", file=sys.stderr)
     report = soak(args.repository, clips, args.streams, args.seconds, args.window, args.max_in_flight, args.timeout, args.canary)
-    write_figures(args.out, "bench_soak", report, markdown(report))
+    write_figures(args.out, f"bench_soak_{args.label}" if args.label else "bench_soak", report, markdown(report))
     return 0
 
 

@@ -12,6 +12,7 @@ Flavours (one export, three runtimes for the networks; the frame pipeline is a p
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,37 @@ RETIRED_MODELS = ("align", "paste", "appearance_bank")  # the ensemble's steps b
 HERE = Path(__file__).resolve().parent
 PYTHON_MODELS = HERE / "triton_models"
 SHARED_PACKAGE = HERE.parent / "facecamo"
+
+# Instances per model (each one process on the python flavour, one execution context on the native backends), set at
+# export with ``python -m export --instances MODEL=N ...`` (``make export INSTANCES='facecamo=4'``). Two of the frame
+# pipeline so one heavy frame (4K, many faces) does not hold up every other stream; two of the detector, whose work
+# grows with the frame (a 3840x2160 frame holds it for 1-2 s on 2 CPU cores: bench/bench_head_of_line.md).
+DEFAULT_INSTANCES = {spec.ENSEMBLE: 2, spec.FACE_DETECTOR: 2, spec.IDENTITY_ENCODER: 1, spec.GENERATOR: 1}
+MAX_INSTANCES = 64
+
+
+def instance_counts(items: Sequence[str] | Mapping[str, int | str] = (), detector: str = "centerface") -> dict[str, int]:
+    """Instances per served model: :data:`DEFAULT_INSTANCES` with ``items`` (``"MODEL=N"`` strings or a mapping)
+    over them. Raises ValueError naming the item that cannot work (an unknown model, a count that is not a whole
+    number from 1 to :data:`MAX_INSTANCES`)."""
+    served = [name for name in DEFAULT_INSTANCES if name != spec.FACE_DETECTOR or detector == "centerface"]
+    pairs = list(items.items()) if isinstance(items, Mapping) else []
+    for item in [] if isinstance(items, Mapping) else items:
+        name, equals, value = item.partition("=")
+        if not equals:
+            raise ValueError(f"--instances takes MODEL=COUNT items (e.g. {spec.ENSEMBLE}=4), got {item!r}")
+        pairs.append((name.strip(), value.strip()))
+    counts = {name: DEFAULT_INSTANCES[name] for name in served}
+    for name, value in pairs:
+        if name not in counts:
+            raise ValueError(f"--instances: no served model {name!r}" + (" (the detector is dlib's, in the pipeline)"
+                             if name == spec.FACE_DETECTOR else "") + f"; the models are {', '.join(served)}")
+        text = str(value).strip()
+        count = int(text) if text.isascii() and text.isdigit() else 0
+        if isinstance(value, bool) or not 1 <= count <= MAX_INSTANCES:
+            raise ValueError(f"--instances {name}={value}: the count must be a whole number from 1 to {MAX_INSTANCES}")
+        counts[name] = count
+    return counts
 
 
 def _dims(values) -> str:
@@ -64,7 +96,8 @@ def _instance(kind: str, count: int = 1) -> str:
     return f"instance_group [\n  {{\n    count: {count}\n    kind: {kind}\n  }}\n]\n"
 
 
-def network_config(name: str, flavour: str, sizes: dict[str, int], max_batch: int, queue_delay_us: int) -> str:
+def network_config(name: str, flavour: str, sizes: dict[str, int], max_batch: int, queue_delay_us: int,
+                   instances: int | None = None) -> str:
     network = DETECTOR_SPEC if name == spec.FACE_DETECTOR else spec.NETWORKS[name]
     header = f'name: "{name}"\n'
     if flavour == "python":
@@ -77,21 +110,18 @@ def network_config(name: str, flavour: str, sizes: dict[str, int], max_batch: in
     text += _io("input", [_tensor(t.name, t.dtype, t.resolved(sizes)) for t in network.inputs])
     text += _io("output", [_tensor(t.name, t.dtype, t.resolved(sizes)) for t in network.outputs])
     text += f"dynamic_batching {{\n  max_queue_delay_microseconds: {queue_delay_us}\n}}\n"
-    # The detector's work grows with the frame (a 3840x2160 frame holds it for 1-2 s on 2 CPU cores): a second instance
-    # keeps the other streams' frames from waiting behind one large frame (bench/bench_head_of_line.md).
     text += _instance("KIND_CPU" if flavour == "python" else "KIND_GPU" if flavour == "tensorrt" else "KIND_AUTO",
-                      2 if name == spec.FACE_DETECTOR else 1)
+                      instances or DEFAULT_INSTANCES[name])
     if flavour == "python":
         text += _parameters({"intra_op_threads": "0"})
     return text
 
 
-def pipeline_config(settings: PipelineSettings, instances: int) -> str:
+def pipeline_config(settings: PipelineSettings, instances: int = DEFAULT_INSTANCES[spec.ENSEMBLE]) -> str:
     """The public model: the frame pipeline as a python model calling the networks through BLS."""
     text = f'name: "{spec.ENSEMBLE}"\nbackend: "python"\nmax_batch_size: 0\n'
     text += _io("input", REQUEST_INPUTS)
     text += _io("output", RESPONSE_OUTPUTS)
-    # Several instances, so that one heavy frame (4K, many faces) does not hold up every other stream.
     text += _instance("KIND_CPU", instances)
     text += "# Pipeline settings (facecamo.pipeline.PipelineSettings): a face the detector misses is a face left\n"
     text += "# uncamouflaged; faces narrower than min_face_px are concealed. See README.md.\n"
@@ -106,11 +136,13 @@ def _copy_shared_package(version_dir: Path) -> None:
 
 def write_repository(out: Path, flavour: str, onnx_paths: dict[str, Path], bank: np.ndarray, sizes: dict[str, int],
                      settings: PipelineSettings, plans: dict[str, Path] | None = None, max_batch: int = spec.MAX_FACES_PER_FRAME,
-                     queue_delay_us: int = 500, pipeline_instances: int = 2) -> Path:
+                     queue_delay_us: int = 500, instances: Mapping[str, int] | None = None) -> Path:
     """Write (replacing) the repository at ``out`` and return it. ``onnx_paths`` holds the identity encoder, the
-    generator and (for the centerface detector) the face detector."""
+    generator and (for the centerface detector) the face detector; ``instances``: counts per model over
+    :data:`DEFAULT_INSTANCES` (checked by :func:`instance_counts`)."""
     if flavour not in FLAVOURS:
         raise ValueError(f"flavour must be one of {FLAVOURS}, got {flavour!r}")
+    counts = instance_counts(instances or {}, settings.detector)
     for child in (spec.ENSEMBLE, spec.FACE_DETECTOR, spec.IDENTITY_ENCODER, spec.GENERATOR) + RETIRED_MODELS:
         shutil.rmtree(out / child, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -121,7 +153,7 @@ def write_repository(out: Path, flavour: str, onnx_paths: dict[str, Path], bank:
         (out / name / "config.pbtxt").write_text(config)
         return version
 
-    version = model(spec.ENSEMBLE, pipeline_config(settings, pipeline_instances))
+    version = model(spec.ENSEMBLE, pipeline_config(settings, counts[spec.ENSEMBLE]))
     shutil.copy(PYTHON_MODELS / "facecamo.py", version / "model.py")
     _copy_shared_package(version)
     np.save(version / "bank.npy", bank if bank.dtype == np.uint8 else bank.astype(np.float32))  # donors stay uint8
@@ -129,7 +161,8 @@ def write_repository(out: Path, flavour: str, onnx_paths: dict[str, Path], bank:
     for name in networks:
         # The detector's input size varies with the frame, so it runs on ONNX Runtime in the tensorrt flavour too.
         runtime = "onnxruntime" if flavour == "tensorrt" and name == spec.FACE_DETECTOR else flavour
-        version = model(name, network_config(name, runtime, sizes, max_batch if name != spec.FACE_DETECTOR else 8, queue_delay_us))
+        version = model(name, network_config(name, runtime, sizes, max_batch if name != spec.FACE_DETECTOR else 8, queue_delay_us,
+                                             counts[name]))
         if flavour == "python":
             shutil.copy(PYTHON_MODELS / "onnx_runner.py", version / "model.py")
             _copy_shared_package(version)

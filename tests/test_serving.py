@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 
 import numpy as np
 import pytest
@@ -154,6 +155,28 @@ def test_every_flavour_config_parses_as_triton_model_config(tiny_checkpoint, tmp
         assert (generator.backend, generator.platform) == expected
         assert generator.max_batch_size >= 32 and generator.HasField("dynamic_batching")
         assert [i.name for i in generator.input] == [spec.IDENTITY_CODE, spec.APPEARANCE_CODE]
+
+
+def test_instance_counts_are_export_settings_written_into_each_config(tiny_checkpoint, tmp_path, capsys):
+    """`python -m export --instances facecamo=3 generator=2`: each model's config carries its count (the others keep
+    theirs); a count that cannot work stops the export before any work, saying what is allowed."""
+    from export.__main__ import main as export_main
+    from export.repository import DEFAULT_INSTANCES, MAX_INSTANCES
+
+    out = tmp_path / "repository"
+    manifest = run_export(tiny_checkpoint, out, "onnxruntime", PORTRAITS, serving_settings(), tmp_path / "onnx",
+                          {spec.ENSEMBLE: 3, spec.GENERATOR: 2})
+    expected = {**DEFAULT_INSTANCES, spec.ENSEMBLE: 3, spec.GENERATOR: 2}
+    assert manifest["instances"] == expected
+    for name, count in expected.items():
+        config = text_format.Parse((out / name / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+        assert [group.count for group in config.instance_group] == [count], name
+    for bad, message in ((["facecamo=0"], f"from 1 to {MAX_INSTANCES}"), (["generator=two"], "whole number"),
+                         (["detector=2"], "no served model 'detector'"), (["facecamo"], "MODEL=COUNT")):
+        started = time.monotonic()
+        assert export_main(["--out", str(tmp_path / "never"), "--instances", *bad]) == 2
+        assert message in capsys.readouterr().err and not (tmp_path / "never").exists()
+        assert time.monotonic() - started < 5, "a bad count was found only after the export's work"
 
 
 def test_a_generator_failing_mid_stream_conceals_faces_and_the_server_keeps_serving(repository, tmp_path, portrait_rgb):
