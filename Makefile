@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 READY := $(VENV)/.ready
 
-PRESET ?= donor_cpu
+PRESET ?= inject_cpu
 STEPS ?=
 MINUTES ?=
 RESUME ?=
@@ -19,9 +19,9 @@ help:
 	@echo "make test                                   set up .venv and run the whole test suite"
 	@echo "make camouflage IN=<image|folder|video|url> OUT=<path> [SERVER=host:port] [ARGS='--side-by-side']"
 	@echo "make prepare DATA=<identities> OUT=<folder>  detect, align and split a face dataset"
-	@echo "make train DATA=<prepared> RUN=<folder> [PRESET=donor_cpu|donor|cpu|paper|tiny] [STEPS=N] [RESUME=1|<checkpoint>] [INIT=<weights .pt>] [NPROC=N]"
+	@echo "make train DATA=<prepared> RUN=<folder> [PRESET=inject_cpu|donor_cpu|cpu|paper|tiny] [STEPS=N] [RESUME=1|<checkpoint>] [INIT=<weights .pt>] [NPROC=N]"
 	@echo "           [SET='loss.teacher=0 train.batch_size=8']   config overrides (section.key=value, space-separated)"
-	@echo "make eval DATA=<prepared> OUT=<folder> [CKPT=<.pt>] [JUDGE=<onnx>:<cosine threshold>]"
+	@echo "make eval DATA=<prepared> OUT=<folder> [CKPT=<.pt>] [COMPARE='v3=<.pt>'] [JUDGE=<onnx>:<cosine threshold>] [CLIPS='<videos>']"
 	@echo "make export [CKPT=<.pt>] [FLAVOUR=python|onnxruntime|tensorrt]  checkpoint -> ONNX -> model_repository/"
 	@echo "           [INSTANCES='facecamo=2 face_detector=2 identity_encoder=1 generator=1']   instances per model"
 	@echo "make serve [GRPC_PORT=8001] [HTTP_PORT=8000] [METRICS_PORT=8002] [GRPC_ADDRESS=127.0.0.1] [LOG_FILE=<path>]"
@@ -51,7 +51,7 @@ prepare: $(READY)
 	$(BIN)/python -m training.prepare --data "$(DATA)" --out "$(OUT)"
 
 train: $(READY)
-	@test -n "$(DATA)" -a -n "$(RUN)" || { echo "usage: make train DATA=<prepared folder> RUN=<folder> [PRESET=donor_cpu] [STEPS=N] [MINUTES=M] [RESUME=1|<checkpoint>] [INIT=<weights .pt>] [NPROC=N] [SET='section.key=value ...']"; exit 2; }
+	@test -n "$(DATA)" -a -n "$(RUN)" || { echo "usage: make train DATA=<prepared folder> RUN=<folder> [PRESET=inject_cpu] [STEPS=N] [MINUTES=M] [RESUME=1|<checkpoint>] [INIT=<weights .pt>] [NPROC=N] [SET='section.key=value ...']"; exit 2; }
 	$(if $(filter-out 1,$(NPROC)),$(BIN)/torchrun --standalone --nproc_per_node=$(NPROC),$(BIN)/python) -m training.train \
 		--preset "$(PRESET)" --data "$(DATA)" --run-dir "$(RUN)" $(if $(STEPS),--steps $(STEPS)) $(if $(MINUTES),--minutes $(MINUTES)) $(if $(RESUME),$(if $(filter 1,$(RESUME)),--resume,--resume-from "$(RESUME)")) $(if $(INIT),--init-from "$(INIT)") $(if $(INIT_MATCHING),--init-matching) \
 		$(if $(SET),--set $(SET))
