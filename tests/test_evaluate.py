@@ -127,7 +127,7 @@ def test_whole_image_camouflage_changes_faces_and_fails_closed(portrait, tmp_pat
     assert np.abs(concealed[region].astype(int) - portrait[region]).mean() > 5.0
 
 
-@pytest.mark.parametrize("preset", ["tiny_donor", "tiny"])  # the shipped donor design, and the paper's
+@pytest.mark.parametrize("preset", ["tiny_inject", "tiny"])  # the shipped design (injection G), and the paper's
 def test_make_eval_end_to_end(tmp_path, identity_folders, prepared, preset):
     """A tiny checkpoint, a handful of committed portraits, through the real command line."""
     from training.prepare import prepare
@@ -139,7 +139,7 @@ def test_make_eval_end_to_end(tmp_path, identity_folders, prepared, preset):
     checkpoint = next((tmp_path / "run" / "checkpoints").glob("*.pt"))
     command = ["make", "--no-print-directory", "eval", f"DATA={data}", f"OUT={tmp_path / 'eval'}", f"CKPT={checkpoint}",
                "PAIRS=30", "IMAGES=12", f"BIN={sys.executable.rsplit('/', 1)[0]}", f"READY={tmp_path / 'ready'}",
-               "ARGS=--inject-steps 1 --clip-every 90 --crossfades 0.3,0.7"] + ([] if preset == "tiny_donor" else ["CLIPS="])
+               "ARGS=--inject-steps 1 --clip-every 90 --crossfades 0.3,0.7"] + ([] if preset == "tiny_inject" else ["CLIPS="])
     (tmp_path / "ready").touch()
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -150,8 +150,8 @@ def test_make_eval_end_to_end(tmp_path, identity_folders, prepared, preset):
     assert results["methods"]["camouflage"]["ssim_to_original"] < 1.0
     assert {"blur_8", "pixelate_16"} <= set(results["methods"])
     # the donor design is also held against its donor warped in without the network
-    assert ("donor_warp" in results["methods"]) == (preset == "tiny_donor")
-    if preset == "tiny_donor":
+    assert ("donor_warp" in results["methods"]) == (preset == "tiny_inject")
+    if preset == "tiny_inject":
         assert results["methods"]["donor_warp"]["ssim_to_original"] < 0.95  # another face is in the region
     for method, entry in results["methods"].items():  # SSIM-28 beside SSIM for the model and every baseline
         assert -1.0 <= entry["ssim28_to_original"] <= 1.0 + 1e-9, method
@@ -170,7 +170,7 @@ def test_make_eval_end_to_end(tmp_path, identity_folders, prepared, preset):
     camouflage = {c["name"]: c for c in targets["rows"]["camouflage"]}
     assert {"dE median (LFW)", "dE p90 (LFW)", "|dL*| p90 (LFW)", "chroma spread ratio p90 (LFW)"} <= set(camouflage)
     assert original["realism"]["lfw"]["delta_e_median"] == pytest.approx(0.0, abs=1e-6)
-    if preset == "tiny_donor":  # the donor design's baselines: cross-fades, and the injection where a teacher exists
+    if preset == "tiny_inject":  # the donor design's baselines: cross-fades, and the injection where a teacher exists
         assert {"crossfade_0.3", "crossfade_0.7"} <= set(results["methods"])  # as asked by --crossfades
         assert ("inject" in results["methods"]) == (ROOT / ".." / "shared" / "models" / "face_embedding" / "mobilefacenet.onnx").is_file()
         ssim28 = camouflage["SSIM-28 to original"]
@@ -179,6 +179,7 @@ def test_make_eval_end_to_end(tmp_path, identity_folders, prepared, preset):
         assert results["methods"]["donor_warp"]["ssim_to_donor"] == pytest.approx(1.0)
         assert "clips" in results["methods"]["camouflage"]["realism"]  # the committed clip, as it is and darkened
         assert "clips_dark" in results["methods"]["donor_warp"]["realism"]
+        assert (tmp_path / "eval" / "scenes.png").stat().st_size > 0  # the clip's frame, as it is and darkened
     report = (tmp_path / "eval" / "report.md").read_text()
     assert "## Targets" in report and "SSIM-28" in report and "tar_at_far_ssim28.png" in report and "## Realism" in report
     assert ("**not met**" in report) == (not all(c["met"] for c in camouflage.values()))

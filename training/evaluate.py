@@ -328,8 +328,14 @@ def evaluate(ckpt: Path | None, data: Path, out: Path, count: int, references: i
     results["methods"]["camouflage"]["diversity_ssim_between_references"] = float(np.mean(diversity)) if diversity else None
     results["methods"]["camouflage"]["diversity_ssim28_between_references"] = float(np.mean(diversity28)) if diversity28 else None
     if clips:
-        scenes = scene_realism(camouflager, others, clips, codes_for_scenes(camouflager, reference_crops, reference_points,
-                                                                             reference_names, per_reference), clip_every)
+        from facecamo_client.video import VideoReader
+
+        with VideoReader(clips[0]) as reader:
+            first = next(iter(reader))
+        scene_codes = codes_for_scenes(camouflager, reference_crops, reference_points, reference_names, per_reference)
+        out.mkdir(parents=True, exist_ok=True)
+        save_rgb(out / "scenes.png", scene_picture(camouflager, others, first, scene_codes[:1]))
+        scenes = scene_realism(camouflager, others, clips, scene_codes, clip_every)
         for method, by_scene in scenes.items():
             results["methods"][method]["realism"].update(by_scene)
     results["targets"] = check_targets(results["methods"])
@@ -434,6 +440,23 @@ def codes_for_scenes(camouflager: "TorchCamouflager", crops: dict, points: dict,
     chosen = names[: count * per_blend]
     return camouflager.appearance_codes(np.stack([crops[n][0] for n in chosen]),
                                         np.stack([points[n][0] for n in chosen]) if camouflager.donor_design else None, per_blend)
+
+
+def scene_picture(camouflager: "TorchCamouflager", others: dict[str, "TorchCamouflager"], frame: np.ndarray,
+                  code: np.ndarray, height: int = 240) -> np.ndarray:
+    """uint8 RGB: one clip frame as it is and darkened (:func:`darken`), each row the original, then the model, then
+    each compared model, every face given the donor ``code`` (uint8 (1, 112, 112, 3)); the picture to look at."""
+    import cv2
+
+    models = [camouflager, *others.values()]
+    rows = []
+    for scene in (frame, darken(frame)):
+        scene = np.ascontiguousarray(scene)
+        prepared = camouflager.prepare(scene)
+        cells = [scene] + [model.camouflage(scene, code, prepared)[0] for model in models]
+        width = round(scene.shape[1] * height / scene.shape[0])
+        rows.append(np.concatenate([cv2.resize(c, (width, height), interpolation=cv2.INTER_AREA) for c in cells], axis=1))
+    return np.concatenate(rows, axis=0)
 
 
 def scene_realism(camouflager: "TorchCamouflager", others: dict[str, "TorchCamouflager"], clips: list[Path],
@@ -658,6 +681,8 @@ def markdown_report(results: dict) -> str:
     if div is not None:
         lines += [f"Diversity: mean SSIM between camouflaged versions of one face made with different donors: {div:.3f} "
                   f"(SSIM-28: {div28:.3f}).", ""]
+    if setup.get("clips"):
+        lines += ["![a clip's first frame as it is and darkened: original, the model, each compared model](scenes.png)", ""]
     lines += ["SSIM-28: both aligned crops turned grey (BT.601 luma), area-downsampled to 28x28, then SSIM with an 11x11 "
               "Gaussian window of sigma 1.5. Noise, texture and colour do not lower it; a different face shape, layout of "
               "features or hairline does.", "",
