@@ -147,9 +147,11 @@ def check_parity(net, paths: dict[str, Path], real_faces: np.ndarray) -> list[Pa
 
 
 def lint(paths: dict[str, Path]) -> list[str]:
-    """polygraphy's ONNX lint per model; returns problems (empty when clean, or a note when polygraphy is absent)."""
+    """polygraphy's ONNX lint per model; returns problems (empty when clean). Without polygraphy the lint is skipped,
+    saying so on stderr (it is in requirements/serve.txt), rather than passing in silence."""
     polygraphy = shutil.which("polygraphy") or str(Path(sys.executable).parent / "polygraphy")
     if not Path(polygraphy).exists():
+        print("  ONNX lint skipped: polygraphy is not installed (pip install polygraphy==0.53.6)", file=sys.stderr)
         return []
     problems = []
     for name, path in paths.items():
