@@ -136,7 +136,10 @@ def shm_segments() -> set[str]:
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(prepared, tmp_path_factory) -> Path:
-    """A one-step model of the shipped (donor) design at test size: what the served-repository tests serve."""
+    """A one-step model of the donor design at test size: what the served-repository tests serve. Its AdaIN G changes
+    every pixel it pastes, which the pipeline tests' leak checks rely on; the shipped injection G has the same tensors,
+    bank and pipeline, and its export is parity-checked in tests/test_injection.py (a one-step injection G returns the
+    bare donor target, which matches the source exactly on some pixels by chance)."""
     from training.train import main as train_main
 
     run = tmp_path_factory.mktemp("serve_run")

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The committed release weights: small, inference parts only, loadable as the donor design; and the previous releases
-(v1 the paper's design, v2 the donor design with a mean-pooled E_I), kept for the model card's comparison and one
-`make export CKPT=...` away, still load."""
+"""The committed release weights (v4, the donor design with the injection generator): small, inference parts only,
+loadable, and within their bound of the donor target; the paper design's release (v1), kept one `make export CKPT=...`
+away, still loads; the compact resumable checkpoint carries training on."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 from training.weights import RELEASE_WEIGHTS, WEIGHTS_FORMAT, load_inference_net
 
 PREVIOUS_RELEASE = Path(RELEASE_WEIGHTS).parent / "v1" / "facecamo_cpu.pt"
-V2_RELEASE = Path(RELEASE_WEIGHTS).parent / "v2" / "facecamo_donor_v2.pt"
+RESUME_CHECKPOINT = Path(RELEASE_WEIGHTS).parents[1] / "resume" / "inject_cpu.pt"
 
 
 def test_release_weights_are_small_and_hold_only_what_inference_needs():
@@ -26,13 +26,16 @@ def test_release_weights_are_small_and_hold_only_what_inference_needs():
 def test_release_model_camouflages_a_face_batch():
     net, config, info = load_inference_net()
     assert config.model.design == "donor" and net.classifier is None and info["step"] > 0
-    assert config.model.identity_pool == "flatten" and config.preset == "donor_cpu"  # v3: what `make train` builds
+    assert config.model.generator == "inject" and config.preset == "inject_cpu"  # v4: what `make train` builds
     with torch.no_grad():
         faces = torch.rand(2, 3, 112, 112) * 2 - 1
-        out = net.camouflage(faces, faces.flip(0))  # source, donor target
+        targets = faces.flip(0) * 0.9
+        out = net.camouflage(faces, targets)  # source, donor target
         identity = net.identity_encoder(faces)
+        bound = float(net.generator.bound())
     assert out.shape == (2, 3, 112, 112) and torch.isfinite(out).all()
     assert identity.shape[2:] == (1, 1), "the donor design's identity is a vector: no spatial map of the source"
+    assert 0 < bound <= 0.094 + 1e-6 and (out - targets).abs().max() <= bound + 1e-3  # the donor's face, within 12/255
 
 
 def test_previous_release_still_loads_for_the_comparison():
@@ -43,9 +46,12 @@ def test_previous_release_still_loads_for_the_comparison():
         assert net.camouflage(faces, faces).shape == (1, 3, 112, 112)
 
 
-def test_v2_release_still_loads_with_its_mean_pooled_identity_vector():
-    net, config, _ = load_inference_net(V2_RELEASE)
-    assert config.model.design == "donor" and config.model.identity_pool == "mean"  # saved before the key existed
-    with torch.no_grad():
-        faces = torch.rand(1, 3, 112, 112) * 2 - 1
-        assert net.camouflage(faces, faces).shape == (1, 3, 112, 112)
+def test_the_compact_checkpoint_is_the_release_run_and_small():
+    from training.checkpoint import load_checkpoint
+
+    assert RESUME_CHECKPOINT.stat().st_size < 30e6
+    state = load_checkpoint(RESUME_CHECKPOINT)
+    release = torch.load(RELEASE_WEIGHTS, map_location="cpu", weights_only=True)
+    # the release run carried on: the next session resumes from here (RESUME=models/resume/inject_cpu.pt)
+    assert state["config"]["preset"] == release["config"]["preset"] and state["step"] >= release["step"]
+    assert {"generator", "discriminator"} <= set(state["optimizers"]) and "rng" in state  # resumable, not only weights
