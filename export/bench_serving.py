@@ -121,7 +121,10 @@ def bench_networks(repository: Path, checkpoint: Path | None) -> list[dict]:
     net, _, _ = load_inference_net(checkpoint)
     identity = onnxruntime.InferenceSession(str(repository / spec.IDENTITY_ENCODER / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
     generator = onnxruntime.InferenceSession(str(repository / spec.GENERATOR / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
-    bank = np.load(repository / spec.ENSEMBLE / "1" / "bank.npy").astype(np.float32)
+    bank = np.load(repository / spec.ENSEMBLE / "1" / "bank.npy")
+    if bank.dtype == np.uint8:  # the donor design's bank holds donors (NHWC faces): the generator reads NCHW [-1, 1]
+        bank = bank.transpose(0, 3, 1, 2)
+    bank = bank.astype(np.float32) / 127.5 - 1 if bank.dtype == np.uint8 else bank.astype(np.float32)
     rows = []
     for batch in (1, 16):
         faces = np.random.default_rng(0).uniform(-1, 1, (batch, 3, 112, 112)).astype(np.float32)
