@@ -12,18 +12,20 @@ RESUME ?=
 INIT ?=
 NPROC ?= 1
 
-.PHONY: help env test prepare train eval export serve camouflage bench bench-serving bench-client bench-leak bench-soak bench-hol demo clean
+.PHONY: help env test lint prepare train eval export serve camouflage bench bench-serving bench-client bench-leak bench-soak bench-hol demo clean
 
 help:
 	@echo "make demo                                   camouflage the committed samples in-process (out/demo/)"
 	@echo "make test                                   set up .venv and run the whole test suite"
+	@echo "make lint                                   ruff (pyproject.toml [tool.ruff]), as CI runs it"
 	@echo "make camouflage IN=<image|folder|video|url> OUT=<path> [SERVER=host:port] [ARGS='--side-by-side']"
 	@echo "make prepare DATA=<identities> OUT=<folder>  detect, align and split a face dataset"
 	@echo "make train DATA=<prepared> RUN=<folder> [PRESET=inject_cpu|donor_cpu|cpu|paper|tiny] [STEPS=N] [RESUME=1|<checkpoint>] [INIT=<weights .pt>] [NPROC=N]"
 	@echo "           [SET='loss.teacher=0 train.batch_size=8']   config overrides (section.key=value, space-separated)"
-	@echo "make eval DATA=<prepared> OUT=<folder> [CKPT=<.pt>] [COMPARE='v3=<.pt>'] [JUDGE=<onnx>:<cosine threshold>] [CLIPS='<videos>']"
+	@echo "make eval DATA=<prepared> OUT=<folder> [CKPT=<.pt>] [COMPARE='v3=<.pt>'] [JUDGE=<onnx>:<cosine threshold>] [CLIPS='<videos>'] [LANDMARKS=dlib5]"
 	@echo "make export [CKPT=<.pt>] [FLAVOUR=python|onnxruntime|tensorrt]  checkpoint -> ONNX -> model_repository/"
 	@echo "           [INSTANCES='facecamo=2 face_detector=2 identity_encoder=1 generator=1']   instances per model"
+	@echo "           [LANDMARKS=dlib5]   dlib's public-domain 5-point landmarks: the choice for commercial use"
 	@echo "make serve [GRPC_PORT=8001] [HTTP_PORT=8000] [METRICS_PORT=8002] [GRPC_ADDRESS=127.0.0.1] [LOG_FILE=<path>]"
 	@echo "           [TLS_CERT=<server.crt> TLS_KEY=<server.key> [TLS_CA=<ca.crt> MTLS=1]]"
 	@echo "                                             supervised tritonserver with model_repository/ (HTTP, metrics: 127.0.0.1)"
@@ -46,9 +48,13 @@ env: $(READY)
 test: $(READY)
 	$(BIN)/python -m pytest -q -rs tests
 
+# `make lint`: ruff's pyflakes and pycodestyle rules (pyproject.toml [tool.ruff]); .ci/run runs it before the tests.
+lint: $(READY)
+	$(BIN)/ruff check .
+
 prepare: $(READY)
-	@test -n "$(DATA)" -a -n "$(OUT)" || { echo "usage: make prepare DATA=<folder of identities> OUT=<folder>"; exit 2; }
-	$(BIN)/python -m training.prepare --data "$(DATA)" --out "$(OUT)"
+	@test -n "$(DATA)" -a -n "$(OUT)" || { echo "usage: make prepare DATA=<folder of identities> OUT=<folder> [LANDMARKS=dlib5]"; exit 2; }
+	$(BIN)/python -m training.prepare --data "$(DATA)" --out "$(OUT)" $(if $(LANDMARKS),--landmarks $(LANDMARKS))
 
 train: $(READY)
 	@test -n "$(DATA)" -a -n "$(RUN)" || { echo "usage: make train DATA=<prepared folder> RUN=<folder> [PRESET=inject_cpu] [STEPS=N] [MINUTES=M] [RESUME=1|<checkpoint>] [INIT=<weights .pt>] [NPROC=N] [SET='section.key=value ...']"; exit 2; }
@@ -66,7 +72,8 @@ eval: $(READY)
 	@test -n "$(DATA)" -a -n "$(OUT)" || { echo "usage: make eval DATA=<prepared folder> OUT=<folder> [CKPT=<checkpoint>] [COMPARE='NAME=<ckpt> ...'] [JUDGE=<onnx>:<threshold>] [CLIPS='<videos>'] [ARGS='--inject-steps 0 ...']"; exit 2; }
 	$(BIN)/python -m training.evaluate --data "$(DATA)" --out "$(OUT)" $(if $(CKPT),--ckpt "$(CKPT)") \
 		$(if $(JUDGE),--onnx-judge "$(JUDGE)") $(if $(IMAGES),--images $(IMAGES)) $(if $(PAIRS),--pairs $(PAIRS)) \
-		$(foreach c,$(COMPARE),--compare "$(c)") $(if $(wildcard $(TEACHER)),--teacher "$(TEACHER)") $(if $(strip $(CLIPS)),--clips $(CLIPS)) $(ARGS)
+		$(foreach c,$(COMPARE),--compare "$(c)") $(if $(wildcard $(TEACHER)),--teacher "$(TEACHER)") $(if $(strip $(CLIPS)),--clips $(CLIPS)) \
+		$(if $(LANDMARKS),--landmarks $(LANDMARKS)) $(ARGS)
 
 FLAVOUR ?= python
 # `make serve`: gRPC on GRPC_ADDRESS:GRPC_PORT; HTTP (health, the launcher's model control) and Prometheus metrics on
@@ -83,9 +90,13 @@ MTLS ?=
 LOG_FILE ?=
 # `make export INSTANCES='facecamo=4 face_detector=2'`: instances per model, written into each model's config.
 INSTANCES ?=
+# `make export LANDMARKS=dlib5`: dlib's public-domain 5-point landmark model instead of the 68-point one, whose
+# training data's terms exclude commercial use (README, "Licences"); `make eval LANDMARKS=dlib5` measures it.
+LANDMARKS ?=
 
 export: $(READY)
-	$(BIN)/python -m export --flavour $(FLAVOUR) $(if $(CKPT),--ckpt "$(CKPT)") $(if $(INSTANCES),--instances $(INSTANCES))
+	$(BIN)/python -m export --flavour $(FLAVOUR) $(if $(CKPT),--ckpt "$(CKPT)") $(if $(INSTANCES),--instances $(INSTANCES)) \
+		$(if $(LANDMARKS),--landmarks $(LANDMARKS))
 
 serve: $(READY) model_repository/facecamo/config.pbtxt
 	$(BIN)/python -m export.triton_server --repository model_repository --grpc-port $(GRPC_PORT) --http-port $(HTTP_PORT) \
@@ -96,7 +107,7 @@ serve: $(READY) model_repository/facecamo/config.pbtxt
 TEACHER ?= ../shared/models/face_embedding/mobilefacenet.onnx
 
 bench: $(READY)
-	$(BIN)/python -m training.bench --out "$(or $(OUT),bench)" $(if $(wildcard $(TEACHER)),--teacher $(TEACHER))
+	$(BIN)/python -m benchmarks.training --out "$(or $(OUT),bench)" $(if $(wildcard $(TEACHER)),--teacher $(TEACHER))
 
 RELEASE := models/release/facecamo.pt
 
@@ -120,19 +131,19 @@ else
 endif
 
 bench-serving: $(READY) model_repository/facecamo/config.pbtxt
-	$(BIN)/python -m export.bench_serving --out "$(or $(OUT),bench)"
+	$(BIN)/python -m benchmarks.serving --out "$(or $(OUT),bench)"
 
 bench-client: $(READY) model_repository/facecamo/config.pbtxt
-	$(BIN)/python -m export.bench_client --out "$(or $(OUT),bench)"
+	$(BIN)/python -m benchmarks.client --out "$(or $(OUT),bench)"
 
 bench-leak: $(READY) model_repository/facecamo/config.pbtxt
-	$(BIN)/python -m tools.bench_leak --out "$(or $(OUT),bench)" $(if $(ARGS),--cli-args "$(ARGS)")
+	$(BIN)/python -m benchmarks.leak --out "$(or $(OUT),bench)" $(if $(ARGS),--cli-args "$(ARGS)")
 
 bench-soak: $(READY) model_repository/facecamo/config.pbtxt
-	$(BIN)/python -m export.bench_soak --out "$(or $(OUT),bench)" $(if $(STREAMS),--streams $(STREAMS)) $(if $(DURATION),--seconds $(DURATION)) $(if $(LABEL),--label "$(LABEL)")
+	$(BIN)/python -m benchmarks.soak --out "$(or $(OUT),bench)" $(if $(STREAMS),--streams $(STREAMS)) $(if $(DURATION),--seconds $(DURATION)) $(if $(LABEL),--label "$(LABEL)")
 
 bench-hol: $(READY) model_repository/facecamo/config.pbtxt
-	$(BIN)/python -m export.bench_head_of_line --out "$(or $(OUT),bench)" $(if $(LABEL),--label "$(LABEL)")
+	$(BIN)/python -m benchmarks.head_of_line --out "$(or $(OUT),bench)" $(if $(LABEL),--label "$(LABEL)")
 
 clean:
 	rm -rf $(VENV) .pytest_cache

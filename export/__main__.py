@@ -2,13 +2,16 @@
 """``make export``: checkpoint -> ONNX (parity-checked, linted) -> TensorRT (where possible) -> Triton repository.
 
     python -m export [--ckpt <.pt>] [--out model_repository] [--flavour python|onnxruntime|tensorrt]
-                     [--references assets/portraits] [--detector centerface|hog|cnn] [--set key=value ...]
+                     [--references assets/portraits] [--detector centerface|hog|cnn] [--landmarks dlib68|dlib5]
+                     [--set key=value ...]
                      [--instances facecamo=2 face_detector=2 identity_encoder=1 generator=1]
 
 The pipeline's settings (:class:`facecamo.pipeline.PipelineSettings`: detector, thresholds, the smallest face that is
 camouflaged rather than concealed, limits) are written into the served model's config, where the server and the
 embedded engine read them. ``--instances`` sets how many instances of each model the server runs (the
 ``instance_group`` of each model's config; defaults in :data:`export.repository.DEFAULT_INSTANCES`).
+``--landmarks dlib5`` serves dlib's public-domain 5-point model instead of the 68-point one, whose training data's
+terms exclude commercial use; the bank's donors are aligned with the same model (:mod:`facecamo.align`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from export.detector import DetectorExportError
 from export.onnx_export import ExportError, check_parity, export_onnx, lint, symbolic_sizes
 from export.repository import DEFAULT_INSTANCES, FLAVOURS, MAX_INSTANCES, instance_counts, write_repository
 from facecamo import spec
-from facecamo.align import FaceAligner, FaceDetector, load_rgb
+from facecamo.align import LANDMARK_MODELS, FaceAligner, FaceDetector, load_rgb
 from facecamo.pipeline import PipelineSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,35 +40,34 @@ DONOR_BANK_SIZE = 16
 """Served donors: each a blend of ``model.donors_per_blend`` committed portraits, so no served face is a real person's."""
 
 
-def aligned_reference_faces(folder: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """The best-scoring face of every image in ``folder``, aligned: (names, uint8 (K, 112, 112, 3) crops, float64
-    (K, 68, 2) their landmarks in crop pixels)."""
+def aligned_reference_faces(folder: Path, landmarks: str = "dlib68") -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The best-scoring face of every image in ``folder``, aligned with the landmark model ``landmarks``: (names,
+    uint8 (K, 112, 112, 3) crops, float64 (K, 68, 2) their landmarks in crop pixels)."""
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
     if not files:
         raise FileNotFoundError(f"no reference images in {folder}; pass --references <folder of face photos>")
-    aligner = FaceAligner(FaceDetector(upsample=1))
-    names, crops, landmarks = [], [], []
+    aligner = FaceAligner(FaceDetector(upsample=1), landmarks=landmarks)
+    names, crops, points = [], [], []
     for file in files:
         faces = aligner(load_rgb(str(file)))
         if faces:
             names.append(file.name)
             crops.append(faces[0].crop)
-            landmarks.append(faces[0].landmarks @ faces[0].affine[:, :2].T + faces[0].affine[:, 2])
+            points.append(faces[0].landmarks @ faces[0].affine[:, :2].T + faces[0].affine[:, 2])
         else:
             print(f"  skipped {file.name}: no face found", file=sys.stderr)
     if not crops:
         raise FileNotFoundError(f"no face found in any reference image of {folder}")
-    return names, np.stack(crops), np.stack(landmarks)
+    return names, np.stack(crops), np.stack(points)
 
 
 def make_bank(net, config, onnx_paths: dict[str, Path], names: list[str], crops: np.ndarray,
               landmarks: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """The served bank and a description of each entry: blended donors (donor design: uint8 (K, 112, 112, 3)), or
     the appearance encoder's codes of the reference faces (paper design: float32 (K, C_app, 4, 1))."""
-    from export.onnx_export import is_donor_design
     from facecamo.donor import build_donor_pool
 
-    if is_donor_design(net):
+    if net.design.donors:
         per_blend = min(config.model.donors_per_blend, len(crops))
         donors, members = build_donor_pool(crops, landmarks, np.arange(len(crops)), DONOR_BANK_SIZE, per_blend, seed=0)
         return donors, [" + ".join(names[m] for m in row) for row in members]
@@ -130,7 +132,7 @@ def run_export(ckpt: Path | None, out: Path, flavour: str, references: Path, set
         warnings.simplefilter("ignore")
         onnx_paths = export_onnx(net, work)
     print("[3/5] checking ONNX Runtime against PyTorch and linting", file=sys.stderr)
-    names, reference_crops, reference_landmarks = aligned_reference_faces(references)
+    names, reference_crops, reference_landmarks = aligned_reference_faces(references, settings.landmarks)
     real = spec.to_model_input(reference_crops[:8])
     parity = check_parity(net, onnx_paths, real)
     for result in parity:
@@ -158,10 +160,11 @@ def run_export(ckpt: Path | None, out: Path, flavour: str, references: Path, set
               "(python -m export --flavour tensorrt on the serving GPU)", file=sys.stderr)
     print(f"[5/5] writing the {flavour} repository to {out}", file=sys.stderr)
     # The networks' batch limit is the pipeline's: it sends at most max_batch faces per call.
-    write_repository(out, flavour, onnx_paths, bank, sizes, settings, plans, max_batch=settings.max_batch, instances=instances)
+    write_repository(out, flavour, onnx_paths, bank, sizes, settings, net.design, plans, max_batch=settings.max_batch,
+                     instances=instances)
     manifest = {
         "checkpoint": str(ckpt or RELEASE_WEIGHTS), "step": info.get("step"), "preset": config.preset, "flavour": flavour,
-        "opset": spec.OPSET, "sizes": sizes, "bank": entries, "settings": settings.as_strings(),
+        "design": net.design.name, "opset": spec.OPSET, "sizes": sizes, "bank": entries, "settings": settings.as_strings(),
         "instances": instances,
         "parity": [{"model": r.name, "case": r.case, "max_abs_difference": r.max_abs_difference} for r in parity],
         "tensorrt": sorted(plans) if plans else f"skipped: {skipped}", "seconds": round(time.time() - started, 1),
@@ -181,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=ROOT / "build" / "onnx", help="where the ONNX files (and plans) are written")
     parser.add_argument("--detector", choices=("centerface", "hog", "cnn"), default=PipelineSettings.detector,
                         help="centerface (default: a CNN that finds faces down to about 10 px), hog or cnn (dlib)")
+    parser.add_argument("--landmarks", choices=LANDMARK_MODELS, default=PipelineSettings.landmarks,
+                        help="dlib68 (default; dlib's 68-point model, whose training data's terms exclude commercial use) "
+                             "or dlib5 (dlib's public-domain 5-point model: the choice for commercial use)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="other pipeline settings, e.g. min_face_px=32 detector_threshold=0.4 upsample=2 "
                              "(see facecamo.pipeline.PipelineSettings)")
@@ -192,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         pairs = dict(item.split("=", 1) for item in args.set if "=" in item)
         if len(pairs) != len(args.set):
             raise ValueError(f"--set takes KEY=VALUE items, got {args.set}")
-        settings = PipelineSettings.from_strings({**pairs, "detector": args.detector})
+        settings = PipelineSettings.from_strings({**pairs, "detector": args.detector, "landmarks": args.landmarks})
         unknown = set(pairs) - set(settings.as_strings())
         if unknown:
             raise ValueError(f"unknown pipeline settings {sorted(unknown)}; known: {sorted(settings.as_strings())}")

@@ -37,23 +37,15 @@ class _Generator(nn.Module):
 def network_modules(net) -> dict[str, nn.Module]:
     """The networks to export: E_I and G, and E_A in the paper design (it makes the appearance bank)."""
     modules = {spec.IDENTITY_ENCODER: net.identity_encoder, spec.GENERATOR: _Generator(net.generator)}
-    if hasattr(net, "appearance_encoder"):
+    if net.design.appearance_encoder:
         modules[spec.APPEARANCE_ENCODER] = net.appearance_encoder
     return modules
 
 
-def is_donor_design(net) -> bool:
-    return not hasattr(net, "appearance_encoder")
-
-
 def symbolic_sizes(net) -> dict[str, int]:
-    """Values of the spec's symbolic dimensions for this network: the donor design's identity vector [C_id, 1, 1] and
-    donor target [3, 112, 112], or the paper design's spatial code [C_id, 28, 28] and appearance code [C_app, 4, 1]."""
-    if is_donor_design(net):
-        return {"C_id": net.identity_encoder.out_channels, "H_id": 1, "W_id": 1,
-                "C_app": 3, "H_app": spec.FACE_SIZE, "W_app": spec.FACE_SIZE}
-    return {"C_id": net.identity_encoder.out_channels, "H_id": spec.CODE_SIZE, "W_id": spec.CODE_SIZE,
-            "C_app": net.appearance_encoder.out_channels, "H_app": 4, "W_app": 1}
+    """Values of the spec's symbolic dimensions for this network (:meth:`facecamo.design.Design.sizes`)."""
+    appearance = net.appearance_encoder.out_channels if net.design.appearance_encoder else None
+    return net.design.sizes(net.identity_encoder.out_channels, appearance)
 
 
 def example_inputs(name: str, sizes: dict[str, int], batch: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
@@ -127,7 +119,7 @@ def check_parity(net, paths: dict[str, Path], real_faces: np.ndarray) -> list[Pa
     results = []
     with torch.no_grad():
         real = torch.from_numpy(real_faces)
-        second = real.flip(0) if is_donor_design(net) else net.appearance_encoder(real.flip(0))  # target or code
+        second = real.flip(0) if net.design.donors else net.appearance_encoder(real.flip(0))  # target or code
         real_inputs = {
             spec.IDENTITY_ENCODER: (real,),
             spec.APPEARANCE_ENCODER: (real,),

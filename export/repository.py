@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from facecamo import spec
+from facecamo.design import Design
 from facecamo.pipeline import PipelineSettings
 from facecamo.spec import DETECTOR_SPEC
 
@@ -117,15 +118,16 @@ def network_config(name: str, flavour: str, sizes: dict[str, int], max_batch: in
     return text
 
 
-def pipeline_config(settings: PipelineSettings, instances: int = DEFAULT_INSTANCES[spec.ENSEMBLE]) -> str:
-    """The public model: the frame pipeline as a python model calling the networks through BLS."""
+def pipeline_config(settings: PipelineSettings, design: Design, instances: int = DEFAULT_INSTANCES[spec.ENSEMBLE]) -> str:
+    """The public model: the frame pipeline as a python model calling the networks through BLS; its parameters are
+    the pipeline's settings and the design it serves."""
     text = f'name: "{spec.ENSEMBLE}"\nbackend: "python"\nmax_batch_size: 0\n'
     text += _io("input", REQUEST_INPUTS)
     text += _io("output", RESPONSE_OUTPUTS)
     text += _instance("KIND_CPU", instances)
     text += "# Pipeline settings (facecamo.pipeline.PipelineSettings): a face the detector misses is a face left\n"
     text += "# uncamouflaged; faces narrower than min_face_px are concealed. See README.md.\n"
-    text += _parameters(settings.as_strings())
+    text += _parameters({**settings.as_strings(), "design": design.name})
     return text
 
 
@@ -135,14 +137,16 @@ def _copy_shared_package(version_dir: Path) -> None:
 
 
 def write_repository(out: Path, flavour: str, onnx_paths: dict[str, Path], bank: np.ndarray, sizes: dict[str, int],
-                     settings: PipelineSettings, plans: dict[str, Path] | None = None, max_batch: int = spec.MAX_FACES_PER_FRAME,
-                     queue_delay_us: int = 500, instances: Mapping[str, int] | None = None) -> Path:
+                     settings: PipelineSettings, design: Design, plans: dict[str, Path] | None = None,
+                     max_batch: int = spec.MAX_FACES_PER_FRAME, queue_delay_us: int = 500,
+                     instances: Mapping[str, int] | None = None) -> Path:
     """Write (replacing) the repository at ``out`` and return it. ``onnx_paths`` holds the identity encoder, the
-    generator and (for the centerface detector) the face detector; ``instances``: counts per model over
-    :data:`DEFAULT_INSTANCES` (checked by :func:`instance_counts`)."""
+    generator and (for the centerface detector) the face detector; ``bank`` is ``design``'s (checked);
+    ``instances``: counts per model over :data:`DEFAULT_INSTANCES` (checked by :func:`instance_counts`)."""
     if flavour not in FLAVOURS:
         raise ValueError(f"flavour must be one of {FLAVOURS}, got {flavour!r}")
     counts = instance_counts(instances or {}, settings.detector)
+    bank = design.bank_for_serving(bank)  # donors stay uint8, codes are float32; a mismatch fails before writing
     for child in (spec.ENSEMBLE, spec.FACE_DETECTOR, spec.IDENTITY_ENCODER, spec.GENERATOR) + RETIRED_MODELS:
         shutil.rmtree(out / child, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -153,10 +157,10 @@ def write_repository(out: Path, flavour: str, onnx_paths: dict[str, Path], bank:
         (out / name / "config.pbtxt").write_text(config)
         return version
 
-    version = model(spec.ENSEMBLE, pipeline_config(settings, counts[spec.ENSEMBLE]))
+    version = model(spec.ENSEMBLE, pipeline_config(settings, design, counts[spec.ENSEMBLE]))
     shutil.copy(PYTHON_MODELS / "facecamo.py", version / "model.py")
     _copy_shared_package(version)
-    np.save(version / "bank.npy", bank if bank.dtype == np.uint8 else bank.astype(np.float32))  # donors stay uint8
+    np.save(version / "bank.npy", bank)
     networks = [spec.IDENTITY_ENCODER, spec.GENERATOR] + ([spec.FACE_DETECTOR] if settings.detector == "centerface" else [])
     for name in networks:
         # The detector's input size varies with the frame, so it runs on ONNX Runtime in the tensorrt flavour too.

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Face detection, 68-point landmarks and the paper's alignment (Li et al., ICPR 2020, Sec. IV-A).
+"""Face detection, landmarks and the paper's alignment (Li et al., ICPR 2020, Sec. IV-A).
 
 The recipe, applied to dlib's 68 landmarks:
 
@@ -8,6 +8,11 @@ The recipe, applied to dlib's 68 landmarks:
 3. scale so that the eye line (mean of the 12 eye landmarks) lies at 45% of the height from the top and
    the mouth line (mean of the 20 mouth landmarks) at 25% from the bottom of a 128x128 frame;
 4. centre-crop 112x112.
+
+Two landmark models give those 68 points (:func:`landmark_predictor`, the pipeline's ``landmarks`` setting):
+``dlib68``, dlib's 68-point model (trained on iBUG 300-W, whose terms exclude commercial use), and ``dlib5``, dlib's
+public-domain 5-point model with a fitted linear map from its 5 points to the 68 (:class:`FivePointLandmarkPredictor`):
+the path for commercial use.
 
 Everything works on **uint8 RGB** images of shape (H, W, 3); grayscale (H, W) or (H, W, 1) and RGBA
 (H, W, 4) are converted. Callers holding OpenCV's BGR convert first (``cv2.cvtColor(img, cv2.COLOR_BGR2RGB)``).
@@ -18,6 +23,7 @@ crop back.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Literal, Sequence
 
@@ -25,7 +31,8 @@ import cv2
 import dlib
 import numpy as np
 
-from facecamo.dlib_models import CNN_DETECTOR, LANDMARKS_68, dlib_model_path
+from facecamo.dlib_models import CNN_DETECTOR, LANDMARKS_5, LANDMARKS_68, dlib_model_path
+from facecamo.donor import similarity_affine
 
 ALIGN_FRAME = 128
 """Side of the aligned frame the recipe is defined on."""
@@ -33,10 +40,6 @@ ALIGN_CROP = 112
 """Side of the centre crop the networks see."""
 EYE_LINE_FROM_TOP = 0.45
 MOUTH_LINE_FROM_BOTTOM = 0.25
-
-SERVING_DETECTOR = {"detector": "hog", "upsample": 1, "min_score": 0.3}
-"""What export writes into the served pipeline by default (and evaluation uses, so its figures describe it):
-upsampling once finds faces down to about 37 px; real faces in the samples score >= 0.4, a badge scored 0.12."""
 
 LEFT_EYE = slice(36, 42)
 RIGHT_EYE = slice(42, 48)
@@ -126,12 +129,6 @@ class FaceDetector:
         else:
             self._cnn = dlib.cnn_face_detection_model_v1(str(dlib_model_path(CNN_DETECTOR)))
 
-    @classmethod
-    def from_settings(cls, settings: dict) -> "FaceDetector":
-        """From the settings dict export writes into ``align/config.pbtxt`` (keys detector, upsample, min_score;
-        values may be strings)."""
-        return cls(str(settings.get("detector", "hog")), int(settings.get("upsample", 0)), float(settings.get("min_score", 0.0)))
-
     def __call__(self, image: np.ndarray) -> list[Detection]:
         """Detect faces in a uint8 RGB image (see :func:`as_rgb_uint8`); best score first, [] if none."""
         rgb = as_rgb_uint8(image)
@@ -153,8 +150,25 @@ def _rect_to_box(rect: "dlib.rectangle") -> tuple[float, float, float, float]:
     return (float(rect.left()), float(rect.top()), float(rect.right() + 1), float(rect.bottom() + 1))
 
 
+def _dlib_rectangle(box: Sequence[float]) -> "dlib.rectangle":
+    """dlib's rectangle for a (left, top, right, bottom) box.
+
+    Raises:
+        ValueError: if the box is not four finite numbers with right > left and bottom > top.
+    """
+    box_array = np.asarray(box, dtype=np.float64)
+    if box_array.shape != (4,) or not np.all(np.isfinite(box_array)):
+        raise ValueError(f"expected a box of 4 finite numbers (left, top, right, bottom), got {box!r}")
+    left, top, right, bottom = box_array
+    if right <= left or bottom <= top:
+        raise ValueError(f"box must have right > left and bottom > top, got {tuple(box_array)}")
+    return dlib.rectangle(int(round(left)), int(round(top)), int(round(right)) - 1, int(round(bottom)) - 1)
+
+
 class LandmarkPredictor:
-    """dlib's 68-point shape predictor (``shape_predictor_68_face_landmarks.dat``)."""
+    """dlib's 68-point shape predictor (``shape_predictor_68_face_landmarks.dat``; iBUG 300-W: not for commercial use)."""
+
+    name = "dlib68"
 
     def __init__(self) -> None:
         self._predictor = dlib.shape_predictor(str(dlib_model_path(LANDMARKS_68)))
@@ -165,16 +179,80 @@ class LandmarkPredictor:
         Raises:
             ValueError: if the box is not four finite numbers with right > left and bottom > top.
         """
-        rgb = as_rgb_uint8(image)
-        box_array = np.asarray(box, dtype=np.float64)
-        if box_array.shape != (4,) or not np.all(np.isfinite(box_array)):
-            raise ValueError(f"expected a box of 4 finite numbers (left, top, right, bottom), got {box!r}")
-        left, top, right, bottom = box_array
-        if right <= left or bottom <= top:
-            raise ValueError(f"box must have right > left and bottom > top, got {tuple(box_array)}")
-        rect = dlib.rectangle(int(round(left)), int(round(top)), int(round(right)) - 1, int(round(bottom)) - 1)
-        shape = self._predictor(rgb, rect)
+        shape = self._predictor(as_rgb_uint8(image), _dlib_rectangle(box))
         return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped_five_point_map() -> dict[str, np.ndarray]:
+    from facecamo import landmarks5
+
+    return {"mean5": np.asarray(landmarks5.MEAN5), "weights": np.asarray(landmarks5.WEIGHTS),
+            "bias": np.asarray(landmarks5.BIAS).reshape(-1)}
+
+
+def five_to_sixty_eight(points5: np.ndarray, arrays: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """float64 (68, 2): the 68-point layout estimated from dlib's 5 points (float (5, 2), image pixels) by the fitted
+    map of :mod:`facecamo.landmarks5` (or ``arrays``: ``mean5``, ``weights``, ``bias`` as
+    :func:`training.landmarks5.fit` returns them).
+
+    Raises:
+        ValueError: for non-finite points or eye corners that coincide (no scale to fit).
+    """
+    arrays = arrays or _shipped_five_point_map()
+    points = np.asarray(points5, np.float64)
+    if points.shape != (5, 2) or not np.all(np.isfinite(points)):
+        raise ValueError(f"expected 5 finite (x, y) landmarks, got shape {points.shape}")
+    if np.linalg.norm(points[0] - points[2]) < 1e-3:
+        raise ValueError("degenerate landmarks: the eye corners coincide")
+    to_mean = similarity_affine(points, arrays["mean5"])
+    normalised = points @ to_mean[:, :2].T + to_mean[:, 2]
+    estimate = (arrays["bias"] + (normalised - arrays["mean5"]).reshape(-1) @ arrays["weights"]).reshape(68, 2)
+    back = cv2.invertAffineTransform(to_mean)
+    return estimate @ back[:, :2].T + back[:, 2]
+
+
+class FivePointLandmarkPredictor:
+    """dlib's 5-point shape predictor (``shape_predictor_5_face_landmarks.dat``, public domain: dlib's own 5-point
+    dataset) and the fitted map to the 68-point layout (:func:`five_to_sixty_eight`), so that the alignment, the
+    donor warp and the paste region work unchanged without the 68-point model.
+
+    Args:
+        raw: return the 5 points (float64 (5, 2)) instead of the 68-point estimate (for fitting the map).
+    """
+
+    name = "dlib5"
+
+    def __init__(self, raw: bool = False) -> None:
+        self._predictor = dlib.shape_predictor(str(dlib_model_path(LANDMARKS_5)))
+        self.raw = raw
+
+    def __call__(self, image: np.ndarray, box: Sequence[float]) -> np.ndarray:
+        """float64 (68, 2) x, y pixels estimated for the face in ``box`` (or (5, 2) with ``raw``).
+
+        Raises:
+            ValueError: for an invalid box or degenerate points.
+        """
+        shape = self._predictor(as_rgb_uint8(image), _dlib_rectangle(box))
+        points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
+        return points if self.raw else five_to_sixty_eight(points)
+
+
+LANDMARK_MODELS = ("dlib68", "dlib5")
+"""The landmark paths: ``dlib68`` (non-commercial terms) and ``dlib5`` (public domain; for commercial use)."""
+
+
+def landmark_predictor(name: str = "dlib68") -> "LandmarkPredictor | FivePointLandmarkPredictor":
+    """The landmark predictor called ``name`` (:data:`LANDMARK_MODELS`); both return float64 (68, 2) points.
+
+    Raises:
+        ValueError: for another name.
+    """
+    if name == "dlib68":
+        return LandmarkPredictor()
+    if name == "dlib5":
+        return FivePointLandmarkPredictor()
+    raise ValueError(f"landmarks must be one of {', '.join(LANDMARK_MODELS)}, got {name!r}")
 
 
 def alignment_affine(landmarks: np.ndarray, frame: int = ALIGN_FRAME, crop: int = ALIGN_CROP) -> np.ndarray:
@@ -255,11 +333,12 @@ class FaceAligner:
     Args:
         detector: a :class:`FaceDetector` (default: HOG, no upsampling, score >= 0).
         crop: side of the aligned crop (112).
+        landmarks: the landmark model (:data:`LANDMARK_MODELS`).
     """
 
-    def __init__(self, detector: FaceDetector | None = None, crop: int = ALIGN_CROP) -> None:
+    def __init__(self, detector: FaceDetector | None = None, crop: int = ALIGN_CROP, landmarks: str = "dlib68") -> None:
         self.detector = detector or FaceDetector()
-        self.landmarks = LandmarkPredictor()
+        self.landmarks = landmark_predictor(landmarks)
         self.crop = crop
 
     def align_box(self, image: np.ndarray, detection: Detection) -> AlignedFace:

@@ -33,7 +33,7 @@ OUTPUT_STRIDE = 4
 OUTPUT_CHANNELS = {spec.DETECTOR_HEATMAP: 1, spec.DETECTOR_SCALE: 2, spec.DETECTOR_OFFSET: 2, spec.DETECTOR_LANDMARKS: 10}
 
 CENTERFACE_DEFAULTS: dict[str, float] = {"threshold": 0.3, "nms_iou": 0.3, "input_scale": 1.0}
-"""Chosen for recall (a missed face is a published face) at a usable speed, from ``python -m tools.detector_sizes``
+"""Chosen for recall (a missed face is a published face) at a usable speed, from ``python -m benchmarks.detector_sizes``
 (bench/detector_sizes.md: every 5th frame of the three sample clips, recall against upscaled YuNet). At input_scale 1
 and threshold 0.3 every reference face 24 px or wider was found except one half out of the frame; 16-24 px 94%
 (93/99), under 16 px 74%; 0.02-0.28 unmatched detections per frame (hands, the back of a head). Threshold 0.2 adds
@@ -247,7 +247,7 @@ class CenterFaceDetector:
 
 # -- from a CenterFace box to the rectangle dlib's 68-point predictor expects --------------------------------------
 # dlib's shape predictor was trained on the HOG detector's rectangles: square, from the brows to the chin. CenterFace
-# draws taller boxes (forehead to chin). Calibration (python -m tools.detector_sizes --only calibration; figures in
+# draws taller boxes (forehead to chin). Calibration (python -m benchmarks.detector_sizes --only calibration; figures in
 # bench/detector_sizes.{md,json}, "landmark_box_calibration"): both detectors on the committed portraits and on one
 # image each of 400 LFW people spread over the alphabet; kept where HOG (upsample 1) finds exactly one face and a
 # CenterFace box overlaps it with IoU >= 0.3 (403 of 417 images). Medians (interquartile range):

@@ -27,7 +27,9 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 
 from facecamo import spec
-from facecamo.align import Detection, FaceDetector, LandmarkPredictor, alignment_affine, warp_face
+from facecamo.align import (LANDMARK_MODELS, Detection, FaceDetector, FivePointLandmarkPredictor, LandmarkPredictor,
+                            alignment_affine, landmark_predictor, warp_face)
+from facecamo.design import Design, design_of_bank
 from facecamo.donor import donor_target
 from facecamo.paste import conceal_box, conceal_face, conceal_frame, paste_face_inplace
 from facecamo.spec import (
@@ -75,6 +77,10 @@ class PipelineSettings:
         detector_threshold: CenterFace score threshold (None: its measured default).
         detector_input_scale: CenterFace input scale (1.0: full resolution; above 1 finds smaller faces, slower).
         upsample, min_score: dlib detectors' settings.
+        landmarks: the landmark model faces are aligned with, and the donor warped and pasted by: ``dlib68`` (dlib's
+            68-point model; its training data's terms exclude commercial use) or ``dlib5`` (dlib's public-domain 5-point
+            model and a fitted map to the 68 points: the choice for commercial use). The export builds the donor bank
+            with the same model.
         min_face_px: faces narrower than this are concealed, not camouflaged: too few pixels for landmarks and a
             generated face to be worth it, and too few for a viewer to recognise once pixelated.
         max_faces: faces handled per frame; more are concealed without landmarks (counted as concealed).
@@ -87,6 +93,7 @@ class PipelineSettings:
     detector_input_scale: float = 1.0
     upsample: int = 1
     min_score: float = 0.3
+    landmarks: str = "dlib68"
     min_face_px: float = 32.0
     max_faces: int = 512
     max_batch: int = MAX_FACES_PER_FRAME
@@ -96,6 +103,8 @@ class PipelineSettings:
     def __post_init__(self) -> None:
         if self.detector not in ("centerface", "hog", "cnn"):
             raise ValueError(f"detector must be centerface, hog or cnn, got {self.detector!r}")
+        if self.landmarks not in LANDMARK_MODELS:
+            raise ValueError(f"landmarks must be one of {', '.join(LANDMARK_MODELS)}, got {self.landmarks!r}")
         if self.max_batch < 1 or self.max_faces < 1:
             raise ValueError("max_batch and max_faces must be at least 1")
 
@@ -385,21 +394,21 @@ class FramePipeline:
         bank: the donor design's donors, uint8 (K, 112, 112, 3) RGB in the mean face shape, or the paper design's
             appearance codes, float32 (K, C_app, 4, 1) (see :mod:`facecamo.spec`).
         settings: :class:`PipelineSettings`.
-        landmarks: dlib's 68-point predictor (default: loaded from face_recognition_models).
+        landmarks: a landmark predictor (default: the one named by ``settings.landmarks``, from face_recognition_models).
+        design: the design the networks and the bank are of (:mod:`facecamo.design`; default: the one the bank's
+            dtype implies, for callers holding a bank alone).
+
+    Raises:
+        ValueError: for a bank that is not the design's (saying what it should be).
     """
 
     def __init__(self, networks: Networks, bank: np.ndarray, settings: PipelineSettings | None = None,
-                 landmarks: LandmarkPredictor | None = None) -> None:
+                 landmarks: LandmarkPredictor | FivePointLandmarkPredictor | None = None, design: Design | None = None) -> None:
         self.networks = networks
-        bank = np.asarray(bank)
-        self.donors = bank.dtype == np.uint8  # the donor design: the bank holds faces, not codes
-        if self.donors and (bank.ndim != 4 or len(bank) == 0 or bank.shape[1:] != (spec.FACE_SIZE, spec.FACE_SIZE, 3)):
-            raise ValueError(f"a donor bank must be uint8 [K >= 1, {spec.FACE_SIZE}, {spec.FACE_SIZE}, 3], got shape {list(bank.shape)}")
-        if not self.donors and (bank.ndim != 4 or len(bank) == 0):
-            raise ValueError(f"an appearance bank must be float32 [K >= 1, C_app, 4, 1], got shape {list(bank.shape)}")
-        self.bank = bank if self.donors else bank.astype(np.float32)
+        self.design = design or design_of_bank(bank)
+        self.bank = self.design.bank_for_serving(bank)
         self.settings = settings or PipelineSettings()
-        self.landmarks = landmarks or LandmarkPredictor()
+        self.landmarks = landmarks or landmark_predictor(self.settings.landmarks)
         self.detector = make_detector(self.settings, networks)
 
     @property
@@ -551,7 +560,7 @@ class FramePipeline:
     def _appearance(self, chunk: list[Face], override: np.ndarray | None) -> np.ndarray:
         """The generator's APPEARANCE_CODE input for a chunk of aligned faces: float32 (N, 3, 112, 112) donor targets
         (each face's region kept in ``face.mask`` for paste-back), or float32 (N, C_app, 4, 1) codes."""
-        if not self.donors:
+        if not self.design.donors:
             if override is not None:
                 return np.repeat(np.asarray(override, np.float32)[:1], len(chunk), axis=0)
             return self.bank[[f.row for f in chunk]]

@@ -4,6 +4,7 @@
 Layout (what ``make export`` writes and ``tritonserver --model-repository`` serves)::
 
     facecamo/config.pbtxt          the public model: python backend, the frame pipeline; ``parameters`` = settings
+                                   and ``design`` (:mod:`facecamo.design`)
     facecamo/1/model.py            export/triton_models/facecamo.py
     facecamo/1/bank.npy, bank.json the bank and where each entry came from: donors, uint8 [K, 112, 112, 3] (donor
                                    design), or appearance codes, float32 [K, C_app, 4, 1] (paper design)
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from facecamo import spec
+from facecamo.design import Design, design_named, design_of_bank
 from facecamo.pipeline import FramePipeline, PipelineSettings
 
 
@@ -47,8 +49,14 @@ def network_path(root: Path, name: str) -> Path:
     return Path(root) / name / "1" / "model.onnx"
 
 
-def load_bank(folder: Path) -> np.ndarray:
-    """``folder/bank.npy``, checked: donors, uint8 [K, 112, 112, 3], or appearance codes, float32 [K, C_app, 4, 1]."""
+def load_bank(folder: Path, parameters: dict[str, str] | None = None) -> tuple[np.ndarray, Design]:
+    """``folder/bank.npy`` and the design it serves (the config's ``design`` parameter in ``parameters``; for a
+    repository exported before the config named it, the bank's dtype), the bank checked against the design: donors,
+    uint8 [K, 112, 112, 3], or appearance codes, float32 [K, C_app, 4, 1].
+
+    Raises:
+        RepositoryError: for a missing, unreadable or mismatched bank, or an unknown design, saying to re-export.
+    """
     path = Path(folder) / "bank.npy"
     if not path.is_file():
         raise RepositoryError(f"the appearance bank {path} is missing; run `make export`")
@@ -56,15 +64,12 @@ def load_bank(folder: Path) -> np.ndarray:
         bank = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as error:
         raise RepositoryError(f"the appearance bank {path} cannot be read ({error}); run `make export`") from None
-    if bank.dtype == np.uint8:
-        if bank.ndim != 4 or len(bank) == 0 or bank.shape[1:] != (spec.FACE_SIZE, spec.FACE_SIZE, 3):
-            raise RepositoryError(f"the donor bank {path} has shape {list(bank.shape)}, expected uint8 "
-                                  f"[K, {spec.FACE_SIZE}, {spec.FACE_SIZE}, 3]; run `make export`")
-        return bank
-    if bank.ndim != 4 or len(bank) == 0 or bank.shape[2:] != (4, 1) or not np.all(np.isfinite(bank)):
-        raise RepositoryError(f"the appearance bank {path} has {bank.dtype} shape {list(bank.shape)}, expected donors "
-                              f"uint8 [K, {spec.FACE_SIZE}, {spec.FACE_SIZE}, 3] or finite codes float32 [K, C_app, 4, 1]")
-    return bank.astype(np.float32)
+    name = (parameters or {}).get("design")
+    try:
+        design = design_named(name) if name else design_of_bank(bank)
+        return design.bank_for_serving(bank), design
+    except ValueError as error:
+        raise RepositoryError(f"{path}: {error}; run `make export`") from None
 
 
 def open_pipeline(root: Path, threads: int = 0) -> FramePipeline:
@@ -82,10 +87,9 @@ def open_pipeline(root: Path, threads: int = 0) -> FramePipeline:
     if missing:
         raise RepositoryError(f"{root} lacks {', '.join(missing)}: the embedded engine runs the ONNX files of a python or "
                               "onnxruntime export; run `make export`")
-    bank = load_bank(root / spec.ENSEMBLE / "1")
-    # What the bank implies about the generator's APPEARANCE_CODE input (a donor target, or the code itself).
-    implied = ({"C_app": 3, "H_app": spec.FACE_SIZE, "W_app": spec.FACE_SIZE} if bank.dtype == np.uint8
-               else {"C_app": int(bank.shape[1]), "H_app": 4, "W_app": 1})
+    bank, design = load_bank(root / spec.ENSEMBLE / "1", read_parameters(root / spec.ENSEMBLE / "config.pbtxt"))
+    # What the design and its bank imply about the generator's APPEARANCE_CODE input (a donor target, or the code).
+    implied = design.appearance_sizes(None if design.donors else int(bank.shape[1]))
     try:
         networks = OnnxNetworks(network_path(root, spec.IDENTITY_ENCODER), network_path(root, spec.GENERATOR),
                                 network_path(root, spec.FACE_DETECTOR) if settings.detector == "centerface" else None, threads,
@@ -96,4 +100,4 @@ def open_pipeline(root: Path, threads: int = 0) -> FramePipeline:
     if any(value not in (None, implied[key]) for key, value in found.items()):
         raise RepositoryError(f"the bank implies a generator input of {list(implied.values())} but the generator takes "
                               f"{list(found.values())}; re-run `make export`")
-    return FramePipeline(networks, bank, settings)
+    return FramePipeline(networks, bank, settings, design=design)

@@ -11,7 +11,7 @@ networks served beside it through BLS):
 
     FRAME, APPEARANCE_INDEX?, FACE_BOXES?, TRACK_BOXES?, TRACK_APPEARANCE?
         -> detect (face_detector: DETECTOR_IMAGE -> heatmap, scale, offset, landmarks) -> boxes
-        -> dlib 68 landmarks, the paper's alignment -> FACE batch
+        -> landmarks (dlib's 68, or its 5 mapped to 68: facecamo.align), the paper's alignment -> FACE batch
         -> identity_encoder: FACE -> IDENTITY_CODE;  bank.npy[row] -> APPEARANCE_CODE (see "Two designs" below)
         -> generator: IDENTITY_CODE, APPEARANCE_CODE -> GENERATED_FACES (checked: float32, shape, finite)
         -> paste-back -> CAMOUFLAGED_FRAME, FACE_BOXES_OUT, FACE_STATUS, FACE_APPEARANCE, FACE_SOURCE
@@ -25,7 +25,8 @@ TRACK_BOXES entry keeps that track's TRACK_APPEARANCE (the same person keeps the
 other face gets the lowest bank entry no track and no other face uses, faces taken left to right. Without tracks that
 default is deterministic: 0, 1, 2, ... from left to right.
 
-Two designs share these names (the bank says which one a repository serves):
+Two designs share these names (:mod:`facecamo.design` describes each; the served config's ``design`` parameter says
+which one a repository serves):
 
 - donor (the release since v2, issue 11): IDENTITY_CODE is a vector [C_id, 1, 1]; the bank holds donors, uint8
   [K, 112, 112, 3] RGB blends of several portraits in the mean face shape; APPEARANCE_CODE [3, 112, 112] is the

@@ -106,3 +106,68 @@ def test_detector_settings(portrait):
 def test_cnn_detector_finds_the_portrait(portrait):
     found = FaceDetector("cnn")(portrait)
     assert len(found) == 1 and found[0].score > 0
+
+
+def test_the_five_point_path_aligns_like_the_68_point_model(portrait):
+    """dlib's public-domain 5-point model and the fitted map (the commercial landmark path) give 68 points, and a crop
+    within a few pixels of the 68-point model's; the name says which model a predictor is."""
+    from facecamo.align import FivePointLandmarkPredictor, landmark_predictor
+
+    box = FaceDetector(upsample=1)(portrait)[0].box
+    five, sixty_eight = landmark_predictor("dlib5"), landmark_predictor("dlib68")
+    assert isinstance(five, FivePointLandmarkPredictor) and (five.name, sixty_eight.name) == ("dlib5", "dlib68")
+    estimate, truth = five(portrait, box), sixty_eight(portrait, box)
+    assert estimate.shape == (68, 2) and np.all(np.isfinite(estimate))
+    to_crop = alignment_affine(truth)
+    error = np.linalg.norm((estimate - truth) @ to_crop[:, :2].T, axis=1).mean()
+    assert error < 5.0, f"the 5-point estimate lies {error:.2f} crop px from the 68 points"
+    corners = np.array([[0, 0], [111, 0], [0, 111], [111, 111]], np.float64)
+    back = cv2.invertAffineTransform(alignment_affine(estimate))
+    moved = (corners @ back[:, :2].T + back[:, 2]) @ to_crop[:, :2].T + to_crop[:, 2]
+    assert np.linalg.norm(moved - corners, axis=1).mean() < 10.0
+    assert FivePointLandmarkPredictor(raw=True)(portrait, box).shape == (5, 2)
+    with pytest.raises(ValueError, match="dlib68, dlib5"):
+        landmark_predictor("mediapipe")
+
+
+def test_the_five_to_68_fit_recovers_a_known_layout():
+    """training.landmarks5's fit and facecamo.align's map are one another's inverse: faces whose 5 points are their
+    68 points' eye corners and nose base, under random similarities and shape noise, are recovered to a fraction
+    of a pixel; degenerate points are refused."""
+    from facecamo.align import five_to_sixty_eight
+    from facecamo.donor import MEAN_SHAPE
+    from training.landmarks5 import fit
+
+    rng = np.random.default_rng(0)
+    basis = rng.normal(size=(68, 2))  # one shape mode, so the 5 points predict it exactly
+    fives, sixty_eights = [], []
+    for _ in range(300):
+        shape = MEAN_SHAPE + rng.normal(0, 2.0) * basis
+        angle, scale, shift = rng.uniform(-0.3, 0.3), rng.uniform(0.5, 3.0), rng.uniform(-50, 50, 2)
+        rotation = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        points = shape @ rotation.T + shift
+        fives.append(points[[45, 42, 36, 39, 33]])
+        sixty_eights.append(points)
+    arrays = fit(np.stack(fives), np.stack(sixty_eights), ridge=1e-6)
+    error = np.abs(five_to_sixty_eight(fives[0], arrays) - sixty_eights[0]).max()
+    assert error < 0.05, error
+    with pytest.raises(ValueError, match="eye corners coincide"):
+        five_to_sixty_eight(np.zeros((5, 2)))
+    with pytest.raises(ValueError, match="5 finite"):
+        five_to_sixty_eight(np.full((5, 2), np.nan))
+
+
+def test_the_five_point_path_needs_no_68_point_file(tmp_path, monkeypatch, portrait):
+    """A box given only dlib's 5-point file (FACECAMO_DLIB_MODELS, looked in alone when set) aligns faces with the
+    commercial path, and anything asking for the 68-point model fails naming the file and where it looked."""
+    import shutil
+
+    from facecamo.align import landmark_predictor
+    from facecamo.dlib_models import LANDMARKS_5, dlib_model_path
+
+    shutil.copy(dlib_model_path(LANDMARKS_5), tmp_path / LANDMARKS_5)
+    monkeypatch.setenv("FACECAMO_DLIB_MODELS", str(tmp_path))
+    faces = FaceAligner(FaceDetector(upsample=1), landmarks="dlib5")(portrait)
+    assert len(faces) == 1 and faces[0].crop.shape == (ALIGN_CROP, ALIGN_CROP, 3)
+    with pytest.raises(FileNotFoundError, match="shape_predictor_68_face_landmarks.dat.*only that folder"):
+        landmark_predictor("dlib68")

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The leak benchmark's counting (tools/bench_leak.py): what counts as an unchanged face, by width; orientation."""
+"""The leak benchmark's counting (benchmarks/leak.py): what counts as an unchanged face, by width; orientation."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import PORTRAITS, SHARED
-from tools.bench_leak import (
+from benchmarks.leak import (
     UNCHANGED_MAD, FaceTally, ReferenceDetector, compare_frame, iter_upright_frames, orientation_against_input,
     reencode_passthrough, region_mad, width_bucket,
 )

@@ -213,4 +213,19 @@ def test_compare_tables_models_on_the_same_evaluation_and_refuses_others(tmp_pat
     assert compare_main([f"A={tmp_path / 'a.json'}", f"A2={tmp_path / 'a.json'}", f"B={tmp_path / 'b.json'}", "--out", str(tmp_path / "t.md")]) == 0
     assert "| blur 8 (A, A2) |" in (tmp_path / "t.md").read_text()  # measured alike: one row naming both
     assert compare_main([f"A={tmp_path / 'a.json'}", f"C={tmp_path / 'c.json'}"]) == 2
+    assert "own false-accept rates" not in (tmp_path / "t.md").read_text()  # evaluations before those figures: one table
+    # with TAR at the evaluation's own FAR points and realism: the second table, every judge's column
+    later = results(0.48, 20, 0.8, True)
+    for method, tars in (("original", (0.9, 0.5)), ("camouflage", (0.25, 0.05))):
+        for judge in ("dlib", "teacher"):
+            later["methods"][method]["judges"][judge] = {**later["methods"][method]["judges"]["dlib"],
+                                                         "at_far": {"1e-03": {"tar": tars[0]}, "1e-04": {"tar": tars[1]}}}
+    later["methods"]["camouflage"] = {**later["methods"]["camouflage"], "ssim_to_donor": 0.95,
+                                      "realism": {"lfw": {"delta_e_median": 1.94, "delta_e_p90": 4.61},
+                                                  "clips_dark": {"lightness_median": 1.04, "chroma_ratio_p90": 1.991}}}
+    (tmp_path / "later.json").write_text(json.dumps(later))
+    assert compare_main([f"V={tmp_path / 'later.json'}", "--out", str(tmp_path / "t.md")]) == 0
+    table = (tmp_path / "t.md").read_text()
+    assert "| method | dlib TAR @1e-3 / @1e-4 | teacher TAR @1e-3 / @1e-4 | SSIM-28 to original |" in table
+    assert "| **V** | 0.250 / 0.050 | 0.250 / 0.050 | 0.800 | 0.950 | 1.9 / 4.6 | - / - | 1.0 | 1.99 |" in table
     assert "not comparable" in capsys.readouterr().err

@@ -3,7 +3,7 @@
 Runtime on the same file, one embedding per face of a batch, no device-to-host reads in a training step's forward and
 backward; and the training loop's wall-clock budget (``--minutes``) that stops with weights saved.
 
-Speed itself is measured by ``python -m training.bench`` (figures to bench/), never asserted here."""
+Speed itself is measured by ``python -m benchmarks.training`` (figures to bench/), never asserted here."""
 
 from __future__ import annotations
 

@@ -251,7 +251,8 @@ def _frame_defect(rng, request, frame, bank):
     elif choice == 3:
         request.put("FRAME", np.zeros((int(rng.integers(1, 9)), int(rng.integers(1, 9)), int(rng.choice([1, 2, 4]))), np.uint8))
     elif choice == 4:
-        request.put("FRAME", np.zeros((0, int(rng.integers(0, 50)), 3), np.uint8) if rng.random() < 0.5 else np.zeros((int(rng.integers(1, 50)), 0, 3), np.uint8))
+        empty = ((0, int(rng.integers(0, 50)), 3) if rng.random() < 0.5 else (int(rng.integers(1, 50)), 0, 3))
+        request.put("FRAME", np.zeros(empty, np.uint8))
     elif choice == 5:
         request.put("FRAME", np.zeros((1, int(rng.integers(3841, 6000)), 3), np.uint8))
     elif choice == 6:

@@ -66,9 +66,10 @@ def test_portrait_camouflaged_and_faceless_frame_unchanged(pipeline, portrait):
 def test_the_donor_design_replaces_forehead_to_chin(pipeline, portrait):
     """The served (donor) design pastes through the donor's region, forehead to chin and out to the face outline, not
     the paper design's inner ellipse: the pixels above the eyebrows and along the jaw change too."""
+    from facecamo.design import DONOR
     from facecamo.donor import control_points
 
-    assert pipeline.donors and pipeline.bank.dtype == np.uint8
+    assert pipeline.design is DONOR and pipeline.bank.dtype == np.uint8
     prepared = pipeline.prepare(portrait)
     face = prepared.faces[0]
     result = pipeline.run(portrait)

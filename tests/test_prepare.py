@@ -7,6 +7,7 @@ import csv
 
 import cv2
 import numpy as np
+import pytest
 
 from tests.conftest import make_identity_folders
 from training.prepare import main, prepare
@@ -41,6 +42,8 @@ def test_rerun_skips_what_is_done(tmp_path):
     assert first["processed_this_run"] == 6 and again["processed_this_run"] == 0
     assert again["faces"] == first["faces"] == 6
     assert len((tmp_path / "out" / "progress.jsonl").read_text().splitlines()) == 6
+    with pytest.raises(ValueError, match="prepared with the dlib68 landmark model"):
+        prepare(data, tmp_path / "out", workers=1, landmark_model="dlib5")  # two alignments must not mix in one folder
 
 
 def test_lfw_split_files_are_used(tmp_path):
@@ -58,7 +61,10 @@ def test_two_worker_processes_give_the_same_manifest(tmp_path):
     data = make_identity_folders(tmp_path / "images", identities=2)
     prepare(data, tmp_path / "one", workers=1)
     prepare(data, tmp_path / "two", workers=2)
-    strip = lambda rows: [(r["identity"], r["split"], r["label"], r["file"]) for r in rows]
+
+    def strip(rows):
+        return [(r["identity"], r["split"], r["label"], r["file"]) for r in rows]
+
     assert strip(read_manifest(tmp_path / "one")) == strip(read_manifest(tmp_path / "two"))
 
 

@@ -157,15 +157,30 @@ def test_every_flavour_config_parses_as_triton_model_config(tiny_checkpoint, tmp
         assert [i.name for i in generator.input] == [spec.IDENTITY_CODE, spec.APPEARANCE_CODE]
 
 
-def test_instance_counts_are_export_settings_written_into_each_config(tiny_checkpoint, tmp_path, capsys):
-    """`python -m export --instances facecamo=3 generator=2`: each model's config carries its count (the others keep
-    theirs); a count that cannot work stops the export before any work, saying what is allowed."""
+def test_instance_counts_and_landmarks_are_export_settings_written_into_the_configs(tiny_checkpoint, tmp_path, capsys,
+                                                                                    portrait_rgb):
+    """`python -m export --instances facecamo=3 generator=2 --landmarks dlib5`: each model's config carries its count
+    (the others keep theirs); a count that cannot work stops the export before any work, saying what is allowed. The
+    served config names the 5-point landmark model (the commercial path), the bank is aligned with it, and the embedded
+    engine built from the repository aligns with it and camouflages the portrait."""
+    from dataclasses import replace
+
     from export.__main__ import main as export_main
     from export.repository import DEFAULT_INSTANCES, MAX_INSTANCES
+    from facecamo.pipeline import PipelineSettings
+    from facecamo.repository import pipeline_settings
 
     out = tmp_path / "repository"
-    manifest = run_export(tiny_checkpoint, out, "onnxruntime", PORTRAITS, serving_settings(), tmp_path / "onnx",
-                          {spec.ENSEMBLE: 3, spec.GENERATOR: 2})
+    manifest = run_export(tiny_checkpoint, out, "onnxruntime", PORTRAITS, replace(serving_settings(), landmarks="dlib5"),
+                          tmp_path / "onnx", {spec.ENSEMBLE: 3, spec.GENERATOR: 2})
+    assert manifest["settings"]["landmarks"] == "dlib5" and pipeline_settings(out).landmarks == "dlib5"
+    pipeline = open_pipeline(out)
+    assert pipeline.landmarks.name == "dlib5"
+    result = pipeline.run(portrait_rgb)
+    assert list(result.status) == [spec.STATUS_CAMOUFLAGED]
+    assert np.abs(result.frame.astype(int) - portrait_rgb).mean() > 0.5
+    with pytest.raises(ValueError, match="landmarks must be one of dlib68, dlib5"):
+        PipelineSettings.from_strings({"landmarks": "dlib194"})
     expected = {**DEFAULT_INSTANCES, spec.ENSEMBLE: 3, spec.GENERATOR: 2}
     assert manifest["instances"] == expected
     for name, count in expected.items():

@@ -65,10 +65,15 @@ class TorchCamouflager:
         self.device = torch.device(device)
         settings = settings or PipelineSettings()
         networks = TorchNetworks(self.net, self.device, detector_onnx() if settings.detector == "centerface" else None)
-        self.donor_design = not hasattr(self.net, "appearance_encoder")
-        # The bank is unused here (evaluation passes each reference explicitly); its kind says the design.
-        bank = (np.zeros((1, 112, 112, 3), np.uint8) if self.donor_design else np.zeros((1, 1, 4, 1), np.float32))
-        self.pipeline = FramePipeline(networks, bank, settings)
+        self.design = self.net.design
+        # The bank is unused here (evaluation passes each reference explicitly), but it must be the design's.
+        bank = (np.zeros((1, 112, 112, 3), np.uint8) if self.design.donors else np.zeros((1, 1, 4, 1), np.float32))
+        self.pipeline = FramePipeline(networks, bank, settings, design=self.design)
+
+    @property
+    def donor_design(self) -> bool:
+        """The network is of a design whose bank holds donors (references are blended by their landmarks)."""
+        return self.design.donors
 
     @torch.no_grad()
     def appearance_codes(self, reference_crops: np.ndarray, landmarks: np.ndarray | None = None,

@@ -43,8 +43,8 @@ import torch
 from tqdm import tqdm
 
 from facecamo import spec
-from facecamo.align import LandmarkPredictor, load_rgb, save_rgb, warp_face
-from facecamo.pipeline import PreparedFrame
+from facecamo.align import LANDMARK_MODELS, LandmarkPredictor, load_rgb, save_rgb, warp_face
+from facecamo.pipeline import PipelineSettings, PreparedFrame
 from facecamo.tracking import nearest_to_centre
 from facecamo.paste import blur_face, paste_face, pixelate_face
 from facecamo.donor import donor_target, replaced_region
@@ -53,7 +53,7 @@ from training.data import to_model_range, to_uint8
 from training.injection import InjectionSettings, inject_identity
 from training.metrics import DlibJudge, Judge, OnnxJudge, mean_abs_difference, rank1, ssim, ssim_coarse, verification
 from training.models.face_embedder import OnnxFaceEmbedder
-from training.realism import REALISM_TARGETS, Realism, realism, realism_met, summarise
+from training.realism import REALISM_TARGETS, Realism, realism, summarise
 from training.trainer import figure3_grid
 from training.weights import RELEASE_WEIGHTS, load_inference_net
 
@@ -199,7 +199,8 @@ FAR_RATES = (1e-3, 1e-4)
 
 def evaluate(ckpt: Path | None, data: Path, out: Path, count: int, references: int, pairs: int, seed: int,
              onnx_judges: list[tuple[str, float]], teacher_note: str | None = None, compare: dict[str, Path] | None = None,
-             baselines: Baselines = Baselines(), clips: list[Path] | None = None, clip_every: int = 15) -> dict:
+             baselines: Baselines = Baselines(), clips: list[Path] | None = None, clip_every: int = 15,
+             landmark_model: str = "dlib68") -> dict:
     """Run the whole evaluation and write its files to ``out`` (see the module's docstring). Returns results.json's dict.
 
     Args:
@@ -209,16 +210,20 @@ def evaluate(ckpt: Path | None, data: Path, out: Path, count: int, references: i
         onnx_judges: extra ONNX embedders (path, cosine threshold) beside dlib's recogniser.
         baselines: the cross-fades and the test-time injection run in the same evaluation.
         clips: videos whose faces (every ``clip_every``-th frame), as they are and darkened, are measured for realism.
+        landmark_model: the landmark model the camouflaging pipeline aligns, warps and pastes with (``dlib68`` or ``dlib5``,
+            as served; :class:`facecamo.pipeline.PipelineSettings`). The measuring side (the judges' alignment, the
+            references' blends from the prepared crops) stays on the 68-point model, so both paths are measured alike.
     """
     started = time.time()
     rng = np.random.default_rng(seed)
     blend_rng = np.random.default_rng(seed + 2)
     torch.manual_seed(seed)
     net, config, info = load_inference_net(ckpt)
-    camouflager = TorchCamouflager(net)  # the served pipeline settings: its figures describe what users get
-    others = {name: TorchCamouflager(load_inference_net(path)[0]) for name, path in (compare or {}).items()}
+    settings = PipelineSettings(landmarks=landmark_model)  # otherwise the served defaults: the figures describe what users get
+    camouflager = TorchCamouflager(net, settings)
+    others = {name: TorchCamouflager(load_inference_net(path)[0], settings) for name, path in (compare or {}).items()}
     for name, other in others.items():
-        if other.donor_design != camouflager.donor_design:
+        if other.design != camouflager.design:
             raise ValueError(f"--compare {name}: another design than the candidate's; compare models of one design "
                              "(the donor targets are shared), or evaluate it on its own and use training.compare")
     teacher = None
@@ -233,7 +238,7 @@ def evaluate(ckpt: Path | None, data: Path, out: Path, count: int, references: i
             teacher = OnnxFaceEmbedder(teacher_path).eval()
             for p in teacher.parameters():
                 p.requires_grad_(False)
-    landmarks = LandmarkPredictor()
+    judge_landmarks = LandmarkPredictor()  # the measuring side's: the 68-point model whatever the camouflage used
     judges: list[Judge] = [DlibJudge()] + [OnnxJudge(path, threshold) for path, threshold in onnx_judges]
 
     subjects = align_subjects(camouflager, select_subjects(data, count, rng))
@@ -304,7 +309,7 @@ def evaluate(ckpt: Path | None, data: Path, out: Path, count: int, references: i
                 colour[method].append(realism(subject.crop, crop, subject.landmarks))
                 if method == "camouflage":
                     camouflaged_crops.append(crop)
-                points = landmarks(variant, subject.box)  # the judge aligns the processed face itself
+                points = judge_landmarks(variant, subject.box)  # the judge aligns the processed face itself
                 for judge in judges:
                     per_judge[judge.name].append(judge.embed(variant, points))
             for judge in judges:
@@ -348,7 +353,8 @@ def evaluate(ckpt: Path | None, data: Path, out: Path, count: int, references: i
         "identification_probes": results.pop("probes"), "identification_gallery": results.pop("gallery"), "seed": seed,
         "faces_concealed_by_fallback": faces_concealed, "crossfades": list(baselines.crossfades),
         "injection": asdict(baselines.injection) if injecting else None,
-        "clips": [repo_relative(c) for c in clips or []], "clip_every": clip_every, "seconds": round(time.time() - started, 1),
+        "clips": [repo_relative(c) for c in clips or []], "clip_every": clip_every, "landmarks": landmark_model,
+        "seconds": round(time.time() - started, 1),
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2))
@@ -633,7 +639,8 @@ def markdown_report(results: dict) -> str:
         f"{setup['test_images']} test images of {setup['identities']} test identities; {setup['references_per_image']} donors "
         f"per image; {setup['genuine_pairs']} genuine + {setup['impostor_pairs']} impostor pairs; rank-1 over "
         f"{setup['identification_probes']} probes against a gallery of {setup['identification_gallery']} originals; seed {setup['seed']}.",
-        f"Faces concealed by the fail-closed fallback: {setup['faces_concealed_by_fallback']}. Took {setup['seconds']} s.", "",
+        f"Faces aligned, warped and pasted with the `{setup.get('landmarks', 'dlib68')}` landmark model. Faces concealed by the "
+        f"fail-closed fallback: {setup['faces_concealed_by_fallback']}. Took {setup['seconds']} s.", "",
         "FAR operating points are the evaluation's own: thresholds at which every impostor pair of originals (all pairs of "
         "test images of different people) is accepted at that rate; TAR is then the share of genuine pairs (processed "
         "query vs another original of the same person) accepted.", "",
@@ -766,6 +773,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--inject-copies", type=int, default=InjectionSettings.copies, help="test-time injection: degraded copies per step")
     parser.add_argument("--clips", type=Path, nargs="*", default=[], help="videos whose faces are measured for realism, as they are and darkened")
     parser.add_argument("--clip-every", type=int, default=15, help="every N-th frame of the clips (default 15)")
+    parser.add_argument("--landmarks", choices=LANDMARK_MODELS, default="dlib68",
+                        help="the landmark model the camouflage is made with: dlib68 (default) or dlib5 (commercial use)")
     args = parser.parse_args(argv)
     injection = (InjectionSettings(steps=args.inject_steps, bound=args.inject_bound, copies=args.inject_copies)
                  if args.inject_steps > 0 else None)
@@ -775,7 +784,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         evaluate(args.ckpt, args.data, args.out, args.images, args.references, args.pairs, args.seed, args.onnx_judge,
-                 args.teacher_note, dict(args.compare), Baselines(args.crossfades, injection, args.teacher), args.clips, args.clip_every)
+                 args.teacher_note, dict(args.compare), Baselines(args.crossfades, injection, args.teacher), args.clips, args.clip_every,
+                 args.landmarks)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -109,7 +109,7 @@ def identity_loss(logits: list[torch.Tensor], labels: torch.Tensor) -> tuple[tor
         logits: float (B, num_identities) tensors, each to be classified as ``labels`` (int64 (B,)).
     Logs ``id_acc``: the classifier's accuracy on the first of ``logits``.
     """
-    losses = [F.cross_entropy(l, labels) for l in logits]
+    losses = [F.cross_entropy(scores, labels) for scores in logits]
     loss = torch.stack(losses).mean()
     accuracy = (logits[0].detach().argmax(dim=1) == labels).float().mean()
     return loss, {"id": loss.detach(), "id_acc": accuracy}
@@ -241,7 +241,10 @@ def augment_for_teacher(images: torch.Tensor, generator: torch.Generator | None 
     straight through for the gradient). Identity that survives these lives in the face's shape, not in details only
     one network reads. float (B, 3, 112, 112) in [-1, 1] -> same."""
     batch, device = images.shape[0], images.device
-    draw = lambda *shape: torch.rand(*shape, device=device)
+
+    def draw(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, device=device)
+
     # Blur: a 5x5 separable Gaussian whose sigma varies per image (sigma 0 leaves the image as it is).
     sigma = draw(batch) * 1.5
     offsets = torch.arange(-2, 3, device=device, dtype=images.dtype)

@@ -86,14 +86,14 @@ def hash_split(identity: str, test_fraction: float, seed: int) -> str:
 _worker_aligner = None
 
 
-def _init_worker(upsample: int, min_score: float) -> None:
+def _init_worker(upsample: int, min_score: float, landmarks: str = "dlib68") -> None:
     global _worker_aligner
     import cv2
 
     from facecamo.align import FaceAligner, FaceDetector
 
     cv2.setNumThreads(1)
-    _worker_aligner = FaceAligner(FaceDetector("hog", upsample=upsample, min_score=min_score))
+    _worker_aligner = FaceAligner(FaceDetector("hog", upsample=upsample, min_score=min_score), landmarks=landmarks)
 
 
 def _process(job: tuple[str, str, str]) -> dict:
@@ -131,13 +131,19 @@ def _record(record: dict, done: dict, progress_file, bar, failures: int) -> int:
 
 def prepare(
     data: Path, out: Path, workers: int = 2, upsample: int = 0, min_score: float = 0.0,
-    test_fraction: float = 0.2, seed: int = 0, limit: int | None = None,
+    test_fraction: float = 0.2, seed: int = 0, limit: int | None = None, landmark_model: str = "dlib68",
 ) -> dict:
-    """Run the preparation; return a summary dict (also written to ``OUT/summary.json``)."""
+    """Run the preparation; return a summary dict (also written to ``OUT/summary.json``). ``landmark_model``: the landmark
+    model faces are aligned with (:data:`facecamo.align.LANDMARK_MODELS`; ``dlib5`` keeps the 68-point model, whose
+    training data's terms exclude commercial use, out of a commercial training pipeline)."""
     images = list_identities(data)
     if limit is not None:
         images = images[:limit]
     out.mkdir(parents=True, exist_ok=True)
+    earlier = json.loads((out / "summary.json").read_text()).get("landmark_model", "dlib68") if (out / "summary.json").is_file() else None
+    if earlier not in (None, landmark_model):
+        raise ValueError(f"{out} was prepared with the {earlier} landmark model; a rerun with {landmark_model} would mix two "
+                         "alignments: pass another --out")
     progress_path = out / "progress.jsonl"
     done: dict[str, dict] = {}
     if progress_path.exists():
@@ -161,13 +167,13 @@ def prepare(
         failures = sum(r["status"] != "ok" for r in done.values())
         if jobs and workers > 1:
             with multiprocessing.get_context("spawn").Pool(
-                workers, initializer=_init_worker, initargs=(upsample, min_score)
+                workers, initializer=_init_worker, initargs=(upsample, min_score, landmark_model)
             ) as pool:
                 results = pool.imap_unordered(_process, jobs, chunksize=16)
                 for record in results:
                     failures = _record(record, done, progress_file, bar, failures)
         elif jobs:
-            _init_worker(upsample, min_score)
+            _init_worker(upsample, min_score, landmark_model)
             for job in jobs:
                 failures = _record(_process(job), done, progress_file, bar, failures)
     elapsed = time.time() - started
@@ -209,7 +215,7 @@ def prepare(
         "split_source": split_source,
         "seconds_this_run": round(elapsed, 1),
         "processed_this_run": len(jobs),
-        "detector": {"method": "hog", "upsample": upsample, "min_score": min_score},
+        "detector": {"method": "hog", "upsample": upsample, "min_score": min_score}, "landmark_model": landmark_model,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
@@ -225,9 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-fraction", type=float, default=0.2, help="test identities when no LFW split files")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=None, help="only the first N images (for a quick look)")
+    parser.add_argument("--landmarks", choices=("dlib68", "dlib5"), default="dlib68",
+                        help="landmark model to align with: dlib68 (default) or dlib5 (public domain: for commercial use)")
     args = parser.parse_args(argv)
     try:
-        summary = prepare(args.data, args.out, args.workers, args.upsample, args.min_score, args.test_fraction, args.seed, args.limit)
+        summary = prepare(args.data, args.out, args.workers, args.upsample, args.min_score, args.test_fraction, args.seed,
+                          args.limit, args.landmarks)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

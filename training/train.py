@@ -85,9 +85,11 @@ def check_compatible(checkpoint: dict, config: Config, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="inject_cpu", help="inject_cpu, donor_cpu, donor, cpu, paper, tiny, tiny_donor, tiny_inject, or a YAML path (default inject_cpu)")
+    parser.add_argument("--preset", default="inject_cpu",
+                        help="inject_cpu, donor_cpu, donor, cpu, paper, tiny, tiny_donor, tiny_inject, or a YAML path (default inject_cpu)")
     parser.add_argument("--data", type=Path, required=True, help="a folder made by `make prepare`")
-    parser.add_argument("--run-dir", dest="run", type=Path, required=True, help="run folder: checkpoints, samples, tensorboard (`--run` clashes with torchrun's own options)")
+    parser.add_argument("--run-dir", dest="run", type=Path, required=True,
+                        help="run folder: checkpoints, samples, tensorboard (`--run` clashes with torchrun's own options)")
     parser.add_argument("--steps", type=int, default=None, help="train until this step (default: the preset's train.steps)")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --run-dir")
     parser.add_argument("--resume-from", dest="resume_from", type=Path, default=None,

@@ -42,7 +42,7 @@ class Optimizers:
 def build_optimizers(net: nn.Module, discriminator: nn.Module, config: Config) -> Optimizers:
     """The paper's optimisers: Adam (lr 1e-4) for E_I, G and D; SGD with momentum 0.9 (lr 1e-4) for E_A."""
     train = config.train
-    appearance = list(net.appearance_encoder.parameters()) if hasattr(net, "appearance_encoder") else []
+    appearance = list(net.appearance_encoder.parameters()) if unwrap(net).design.appearance_encoder else []
     appearance_ids = {id(p) for p in appearance}
     rest = [p for p in net.parameters() if id(p) not in appearance_ids]
     return Optimizers(
@@ -130,14 +130,15 @@ class Trainer:
         if config.train.identity_warmup_steps > 0:
             if config.model.design != "donor" or teacher is None:
                 raise ValueError("train.identity_warmup_steps needs the donor design and a teacher (loss.teacher_path)")
-            if world_size > 1 and step < config.train.identity_warmup_steps:  # E_I alone, outside DistributedDataParallel's forward: its gradients would not be averaged
+            # E_I alone, outside DistributedDataParallel's forward: its gradients would not be averaged
+            if world_size > 1 and step < config.train.identity_warmup_steps:
                 raise ValueError("train.identity_warmup_steps runs on one process; run the warm-up without torchrun, "
                                  "then continue with --init-from and train.identity_warmup_steps=0")
 
     def generator_step(self, batch: Batch) -> tuple[torch.Tensor, Logs]:
         """Update E_I, the classifier, E_A and G on L_total. Returns the generated faces the discriminator is to judge,
         float (2B, 3, 112, 112) detached, and the logs (detached tensors)."""
-        donor = batch.target is not None
+        donor = unwrap(self.net).design.donors
         outputs = (self.net(batch.source, batch.target, self.config.loss.self_reconstruction > 0) if donor
                    else self.net(batch.source, batch.partner, batch.reference))
         discriminator = unwrap(self.discriminator)

@@ -56,7 +56,8 @@ def load_parts(net: torch.nn.Module, state: dict, parts: tuple[str, ...] | None 
 
 
 def load_inference_net(path: str | Path | None = None, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, Config, dict]:
-    """Build an eval-mode float32 network of the file's design (:func:`training.models.build_network`, no classifier) from release weights or a training checkpoint.
+    """Build an eval-mode float32 network of the file's design (:func:`training.models.build_network`, no classifier)
+    from release weights or a training checkpoint.
 
     Args:
         path: a ``.pt`` written by :func:`export_inference_weights` or by training; None: the committed release model.

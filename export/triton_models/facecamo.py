@@ -96,7 +96,8 @@ class TritonPythonModel:
         params = {key: value["string_value"] for key, value in config.get("parameters", {}).items()}
         folder = os.path.join(args["model_repository"], args["model_version"])
         # Refuse to load (so the server is not READY) rather than fail every request later.
-        self.pipeline = FramePipeline(TritonNetworks(), load_bank(folder), PipelineSettings.from_strings(params))
+        bank, design = load_bank(folder, params)
+        self.pipeline = FramePipeline(TritonNetworks(), bank, PipelineSettings.from_strings(params), design=design)
         self.dtypes = {o["name"]: pb_utils.triton_string_to_numpy(o["data_type"]) for o in config["output"]}
         self.metrics = ProductMetrics()
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from facecamo.design import PAPER, design_named
 from training.config import ModelConfig
 from training.models.appearance_encoder import AppearanceEncoder
 from training.models.discriminator import MultiScaleDiscriminator
@@ -50,6 +51,8 @@ class CamouflageNet(nn.Module):
     DistributedDataParallel wrapper sees every use of every parameter. Built with ``num_identities=0`` it has no
     classifier and serves inference only (:meth:`camouflage`).
     """
+
+    design = PAPER
 
     def __init__(self, config: ModelConfig, num_identities: int = 0) -> None:
         super().__init__()
@@ -112,13 +115,13 @@ def build_network(config: ModelConfig, num_identities: int = 0, inference: bool 
     ``inference=False`` (the donor design trained without its classifier)."""
     from training.models.donor import DonorCamouflageNet
 
-    if config.design == "donor":
+    design = design_named(config.design)  # a name no design has fails here, listing the designs
+    if design is DonorCamouflageNet.design:
         return DonorCamouflageNet(config, num_identities, inference)
-    if config.design != "paper":
-        raise ValueError(f"model.design must be paper or donor, got {config.design!r}")
     return CamouflageNet(config, num_identities)
 
 
 def inference_parts(config: ModelConfig) -> tuple[str, ...]:
     """The sub-networks a release ships for a design (no classifier, no discriminator)."""
-    return ("identity_encoder", "generator") if config.design == "donor" else ("identity_encoder", "appearance_encoder", "generator")
+    return ("identity_encoder", "appearance_encoder", "generator") if design_named(config.design).appearance_encoder \
+        else ("identity_encoder", "generator")

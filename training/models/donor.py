@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facecamo.design import DONOR
 from training.config import ModelConfig
 from training.models.blocks import (
     AdaINResidualBlock,
@@ -175,7 +176,7 @@ class DonorCamouflageNet(nn.Module):
     Built with ``num_identities=0`` it has no classifier and, unless ``inference=False``, serves inference only.
     """
 
-    design = "donor"
+    design = DONOR
 
     def __init__(self, config: ModelConfig, num_identities: int = 0, inference: bool | None = None) -> None:
         super().__init__()

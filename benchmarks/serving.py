@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Serving benchmark: figures to ``OUT/bench_serving.json`` and ``.md``.
 
-    python -m export.bench_serving [--repository model_repository] [--out bench] [--requests 24]
+    python -m benchmarks.serving [--repository model_repository] [--out bench] [--requests 24]
 
 - 640x480 frames with 1 and with 4 faces, through Triton (gRPC, 1 / 4 / 8 requests in flight): frames/s, p50/p95
   latency; and the same work in-process with ONNX Runtime (the embedded engine) in the same run, so the server's cost
@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from export.figures import write_figures
+from benchmarks.measure import percentiles_ms, write_figures
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,11 +41,6 @@ def synthetic_frames() -> dict[str, np.ndarray]:
         row, column = divmod(index, 2)
         four[row * 240 : row * 240 + 240, column * 320 + 62 : column * 320 + 258] = tile
     return {"1 face": one, "4 faces": four}
-
-
-def percentiles(latencies: list[float]) -> dict[str, float]:
-    values = np.array(latencies) * 1000
-    return {"p50_ms": round(float(np.percentile(values, 50)), 1), "p95_ms": round(float(np.percentile(values, 95)), 1)}
 
 
 def bench_triton(url: str, frame: np.ndarray, in_flight: int, requests: int) -> dict:
@@ -88,7 +83,7 @@ def bench_triton(url: str, frame: np.ndarray, in_flight: int, requests: int) -> 
     client.close()
     if errors:
         raise RuntimeError(f"{len(errors)} requests failed: {errors[0]}")
-    return {"in_flight": in_flight, "requests": requests, "frames_per_second": round(requests / elapsed, 2), **percentiles(latencies)}
+    return {"in_flight": in_flight, "requests": requests, "frames_per_second": round(requests / elapsed, 2), **percentiles_ms(latencies)}
 
 
 def bench_in_process(engine, frame: np.ndarray, requests: int) -> tuple[dict, dict]:
@@ -106,7 +101,7 @@ def bench_in_process(engine, frame: np.ndarray, requests: int) -> tuple[dict, di
         for key, name in names.items():
             stages[name].append(engine.last_timings.get(key, 0.0))
     elapsed = time.perf_counter() - started
-    summary = {"frames_per_second": round(requests / elapsed, 2), **percentiles(latencies)}
+    summary = {"frames_per_second": round(requests / elapsed, 2), **percentiles_ms(latencies)}
     return summary, {name: round(float(np.mean(values)) * 1000, 2) for name, values in stages.items()}
 
 
@@ -116,15 +111,15 @@ def bench_networks(repository: Path, checkpoint: Path | None) -> list[dict]:
     import torch
 
     from facecamo import spec
+    from facecamo.repository import load_bank, read_parameters
     from training.weights import load_inference_net
 
     net, _, _ = load_inference_net(checkpoint)
     identity = onnxruntime.InferenceSession(str(repository / spec.IDENTITY_ENCODER / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
     generator = onnxruntime.InferenceSession(str(repository / spec.GENERATOR / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
-    bank = np.load(repository / spec.ENSEMBLE / "1" / "bank.npy")
-    if bank.dtype == np.uint8:  # the donor design's bank holds donors (NHWC faces): the generator reads NCHW [-1, 1]
-        bank = bank.transpose(0, 3, 1, 2)
-    bank = bank.astype(np.float32) / 127.5 - 1 if bank.dtype == np.uint8 else bank.astype(np.float32)
+    bank, design = load_bank(repository / spec.ENSEMBLE / "1", read_parameters(repository / spec.ENSEMBLE / "config.pbtxt"))
+    # The donor design's bank holds donors (uint8 NHWC faces); its generator reads NCHW in [-1, 1].
+    bank = spec.to_model_input(bank) if design.donors else bank
     rows = []
     for batch in (1, 16):
         faces = np.random.default_rng(0).uniform(-1, 1, (batch, 3, 112, 112)).astype(np.float32)

@@ -2,7 +2,7 @@
 """Which faces each detection setting catches, how fast, and how CenterFace boxes map to dlib's landmark rectangle:
 figures to bench/detector_sizes.{json,md}.
 
-    python -m tools.detector_sizes [--skip-dlib] [--every K]
+    python -m benchmarks.detector_sizes [--skip-dlib] [--every K]
 
 Four measurements:
 
@@ -367,7 +367,7 @@ def clips_table(clips: dict) -> list[str]:
 def write_report(report: dict, every: int) -> None:
     OUT.mkdir(exist_ok=True)
     (OUT / "detector_sizes.json").write_text(json.dumps(report, indent=2) + "\n")
-    lines = ["# Face detectors on the samples", "", ("Written by `python -m tools.detector_sizes` (see its docstring). "
+    lines = ["# Face detectors on the samples", "", ("Written by `python -m benchmarks.detector_sizes` (see its docstring). "
              f"Machine: {os.cpu_count()} CPU cores; dlib single-threaded, ONNX Runtime {ORT_THREADS} threads."), "",
              "## Face sizes found (committed video, every 10th frame; committed portraits downscaled)", ""]
     lines += sizes_table(report["sizes"])

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Where camouflage stops being worth it: how well faces of a given width are found and aligned.
 
-    python -m tools.min_face_size [--repository model_repository] [--lfw ../shared/data/lfw/images] [--out bench]
+    python -m benchmarks.min_face_size [--repository model_repository] [--lfw ../shared/data/lfw/images] [--out bench]
 
 For each face (the committed portraits, and LFW photos when ../shared is there) the landmarks found at full size are
 the reference. The image is then shrunk so the face is W pixels wide, and the served pipeline's own detector and
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = measure(pipeline, [load_rgb(str(f)) for f in files])
     report = {"images": len(files), "widths": {}}
     lines = [f"Faces shrunk to a given width ({len(files)} images: the committed portraits and LFW photos), the served "
-             "detector and landmarks run on them (`python -m tools.min_face_size`). Landmark error: mean distance of the "
+             "detector and landmarks run on them (`python -m benchmarks.min_face_size`). Landmark error: mean distance of the "
              "68 points to the full-size ones, scaled, as a fraction of the eye distance.", "",
              "| face width px | faces | detected | landmark error median | 90th percentile | share over 0.10 |",
              "|---|---|---|---|---|---|"]

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Client benchmark: figures to ``OUT/bench_client.json`` and ``.md``.
 
-    python -m export.bench_client [--repository model_repository] [--videos CLIP ...] [--out bench]
+    python -m benchmarks.client [--repository model_repository] [--videos CLIP ...] [--out bench]
 
 - end-to-end frames/s of the command line on the sample clips (the committed one and ../shared's), embedded engine
   vs Triton server, in one run;
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export.figures import write_figures
+from benchmarks.measure import write_figures
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
                      f"{e['wall_seconds_including_start']} | {t['wall_seconds_including_start']} |")
     lines += ["", f"Per-frame client overhead over gRPC (sequential requests, `{report['videos'][0]}`):", "",
               "| total ms | server model ms | encode ms | decode ms | gRPC transport ms | client overhead share |", "|---|---|---|---|---|---|",
-              f"| {o['total']} | {o['server_ensemble']} | {o['encode']} | {o['decode']} | {o['transport_grpc']} | {report['client_overhead']['client_overhead_share']:.1%} |"]
+              f"| {o['total']} | {o['server_ensemble']} | {o['encode']} | {o['decode']} | {o['transport_grpc']} "
+              f"| {report['client_overhead']['client_overhead_share']:.1%} |"]
     write_figures(args.out, "bench_client", report, "\n".join(lines))
     return 0
 

@@ -2,7 +2,7 @@
 """Training and inference speed per preset, written to ``OUT/bench_training.json`` and ``.md`` (on a GPU:
 ``bench_training_cuda.*``, so that the CPU figures are kept).
 
-    python -m training.bench --out bench [--presets cpu paper] [--steps 5] [--threads 2] [--device cuda] [--batch 128]
+    python -m benchmarks.training --out bench [--presets cpu paper] [--steps 5] [--threads 2] [--device cuda] [--batch 128]
                              [--teacher preset|off|PATH]
 
 Each preset runs in its own process so that its peak memory (max RSS, and on a GPU its peak allocated memory) is
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for preset in args.presets:
         print(f"measuring {preset} ({args.warmup} + {args.steps} training steps + inference) on {args.device} ...", file=sys.stderr, flush=True)
-        command = [sys.executable, "-m", "training.bench", "--one", preset, "--steps", str(args.steps), "--warmup", str(args.warmup),
+        command = [sys.executable, "-m", "benchmarks.training", "--one", preset, "--steps", str(args.steps), "--warmup", str(args.warmup),
                    "--threads", str(args.threads), "--device", args.device, "--teacher", args.teacher or "off",
                    *(["--batch", str(args.batch_size)] if args.batch_size else [])]
         finished = subprocess.run(command, capture_output=True, text=True, check=False)  # its stderr is shown on failure
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         results.append(json.loads(finished.stdout.strip().splitlines()[-1]))
     report = {"machine": {"cpu": platform.processor() or platform.machine(), "threads": args.threads,
                           "torch": torch.__version__, "device": results[0]["device"] if results else args.device},
-              "command": "python -m training.bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+              "command": "python -m benchmarks.training " + " ".join(argv if argv is not None else sys.argv[1:]),
               "results": results}
     name = args.name or ("bench_training" if args.device == "cpu" else "bench_training_cuda")
     args.out.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 """Head-of-line benchmark: how long one heavy request holds the server, what small requests wait meanwhile, and what
 it does to memory; figures to ``OUT/bench_head_of_line.json`` and ``.md``.
 
-    python -m export.bench_head_of_line [--repository model_repository] [--out bench] [--label current] [--repeat 3]
+    python -m benchmarks.head_of_line [--repository model_repository] [--out bench] [--label current] [--repeat 3]
 
 For each heavy request below, sent ``--repeat`` times: single-face 640x480 requests go one after another for as long
 as it runs; reported are the heavy request's time and answer, the small requests' latencies while it ran (p50, max,
@@ -35,8 +35,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from export.bench_soak import cpu_seconds, cpu_sentence, cpu_use, percentiles_ms, server_memory
-from export.figures import write_figures
+from benchmarks.measure import cpu_seconds, cpu_sentence, cpu_use, percentiles_ms, server_memory, write_figures
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_S = 1.0  # the issue's target: a small request answered within 1 s while a heavy one runs
@@ -119,8 +118,8 @@ def one_heavy(url: str, heavy: dict[str, np.ndarray], small: np.ndarray, timeout
 
 
 def measure(repository: Path, repeat: int, timeout: float, names: list[str] | None) -> tuple[dict, dict | None]:
-    """Results per heavy request, and the CPU use of the whole measurement (:func:`export.bench_soak.cpu_use`)."""
-    from export.bench_serving import synthetic_frames
+    """Results per heavy request, and the CPU use of the whole measurement (:func:`benchmarks.measure.cpu_use`)."""
+    from benchmarks.serving import synthetic_frames
     from export.triton_server import Supervision, TritonServer
 
     small = synthetic_frames()["1 face"]
@@ -151,7 +150,7 @@ def measure(repository: Path, repeat: int, timeout: float, names: list[str] | No
 
 def markdown(report: dict) -> str:
     lines = ["# Head of line: one heavy request, and single-face 640x480 requests meanwhile", "",
-             "`make bench-hol` (`python -m export.bench_head_of_line`): each heavy request is sent several times; while it runs, "
+             "`make bench-hol` (`python -m benchmarks.head_of_line`): each heavy request is sent several times; while it runs, "
              "single-face 640x480 requests go one after another (a second connection). Target: each answered within "
              f"{TARGET_S:g} s, and memory released or bounded. Memory: MiB of tritonserver and all its python-backend processes "
              "together, PSS (shared memory counted once); peak: the sum of each process's resident high-water mark (RSS, "
@@ -159,7 +158,8 @@ def markdown(report: dict) -> str:
     for label, run in report["runs"].items():
         machine = run["machine"]
         lines += [f"## {label}", "", run.get("note") or "",
-                  f"Machine: {machine['cores']} cores, CPU only; {cpu_sentence(run.get('cpu_use')) or 'CPU use not recorded.'} Repository `{run['repository']}`.", "",
+                  f"Machine: {machine['cores']} cores, CPU only; {cpu_sentence(run.get('cpu_use')) or 'CPU use not recorded.'} "
+                  f"Repository `{run['repository']}`.", "",
                   "| heavy request | try | heavy: time, answer | small requests meanwhile | small p50 / max ms | over 1 s | "
                   "memory MiB before -> after (peak) | after 5 s idle |",
                   "|---|---|---|---|---|---|---|---|"]

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Leak benchmark: which faces come out of the command line unchanged, by face width; rotation and audio kept.
 
-    python -m tools.bench_leak [--clips CLIP ...] [--out bench] [--name bench_leak] [--cli-args "--max-in-flight 4"]
+    python -m benchmarks.leak [--clips CLIP ...] [--out bench] [--name bench_leak] [--cli-args "--max-in-flight 4"]
     make bench-leak
 
 For each clip the product's command line runs as a subprocess with default settings
@@ -462,7 +462,7 @@ def markdown(report: dict) -> str:
             lines.append(f"- **Warning**: the background differs by {clip['background_mad_median']} on average: output frames may "
                          f"not line up with input frames (shifted, scaled or out of step), so changed faces prove little.")
         if clip.get("unchanged_faces_24px_or_wider"):
-            lines.append(f"- First unchanged faces >= 24 px (frame, box l/t/w/h, score): " + "; ".join(
+            lines.append("- First unchanged faces >= 24 px (frame, box l/t/w/h, score): " + "; ".join(
                 f"{e['frame']} {e['box_ltwh']} {e['score']}" for e in clip["unchanged_faces_24px_or_wider"][:8]))
     return "\n".join(lines) + "\n"
 
@@ -508,10 +508,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cli_args = shlex.split(args.cli_args)
     report = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "command": shlex.join([Path(sys.executable).name, "-m", "tools.bench_leak", *(argv if argv is not None else sys.argv[1:])]),
+              "command": shlex.join([Path(sys.executable).name, "-m", "benchmarks.leak", *(argv if argv is not None else sys.argv[1:])]),
               "product": product_facts(), "note": args.note,
               "settings": {"detector": str(args.detector), "score_threshold": args.score_threshold, "upscale": args.upscale,
-                           "unchanged_mad": args.unchanged_mad, "smoothing_sigma": SMOOTHING_SIGMA, "inner_fraction": INNER_FRACTION, "calibration_crf": args.calibration_crf,
+                           "unchanged_mad": args.unchanged_mad, "smoothing_sigma": SMOOTHING_SIGMA, "inner_fraction": INNER_FRACTION,
+                           "calibration_crf": args.calibration_crf,
                            "cli_args": cli_args, "width_buckets_px": [label for label, _, _ in WIDTH_BUCKETS]},
               "clips": []}
     for clip in args.clips:
