@@ -17,9 +17,9 @@ WORKDIR /opt/facecamo
 COPY requirements/shared.txt requirements/shared.txt
 RUN python3 -m pip install --no-cache-dir -r requirements/shared.txt
 
-# The launcher: export/triton_server.py and the torch-free package it reads the tensor names from.
+# The launcher: the serving/ package and the torch-free package it reads the tensor names from.
 COPY facecamo/ facecamo/
-COPY export/__init__.py export/triton_server.py export/
+COPY serving/ serving/
 COPY model_repository/ /models/
 # The python flavour runs the networks on ONNX Runtime inside python models (the CPU-only server of `make serve`);
 # in this image they belong on Triton's own backends: refuse to build an image that would not load.
@@ -36,5 +36,5 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=120s \
 # image name are appended (the last of an option wins): gRPC travels in clear unless TLS is given, e.g.
 # `... facecamo-triton --grpc-server-cert /certs/server.crt --grpc-server-key /certs/server.key` with -v certs:/certs:ro.
 # --init: a process reaps what tritonserver leaves (the launcher itself would be PID 1 and reaps only its own).
-ENTRYPOINT ["python3", "-m", "export.triton_server", "--tritonserver", "/opt/tritonserver/bin/tritonserver", \
+ENTRYPOINT ["python3", "-m", "serving", "--tritonserver", "/opt/tritonserver/bin/tritonserver", \
             "--repository", "/models", "--grpc-address", "0.0.0.0", "--http-address", "0.0.0.0", "--metrics-address", "0.0.0.0"]

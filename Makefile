@@ -99,7 +99,7 @@ export: $(READY)
 		$(if $(LANDMARKS),--landmarks $(LANDMARKS))
 
 serve: $(READY) model_repository/facecamo/config.pbtxt
-	$(BIN)/python -m export.triton_server --repository model_repository --grpc-port $(GRPC_PORT) --http-port $(HTTP_PORT) \
+	$(BIN)/python -m serving --repository model_repository --grpc-port $(GRPC_PORT) --http-port $(HTTP_PORT) \
 		--metrics-port $(METRICS_PORT) --grpc-address $(GRPC_ADDRESS) $(if $(TLS_CERT),--grpc-server-cert "$(TLS_CERT)") \
 		$(if $(TLS_KEY),--grpc-server-key "$(TLS_KEY)") $(if $(TLS_CA),--grpc-root-cert "$(TLS_CA)") $(if $(MTLS),--grpc-use-ssl-mutual) \
 		$(if $(LOG_FILE),--log-file "$(LOG_FILE)")

@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from facecamo_client.video import VideoReader
 
-    from export.triton_server import Supervision, TritonServer
+    from serving.server import TritonServer
+    from serving.supervisor import Supervision
 
     videos = args.videos or default_videos()
     work = ROOT / "out" / "bench_client"  # the output videos: looked at, not committed

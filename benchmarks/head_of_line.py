@@ -120,7 +120,8 @@ def one_heavy(url: str, heavy: dict[str, np.ndarray], small: np.ndarray, timeout
 def measure(repository: Path, repeat: int, timeout: float, names: list[str] | None) -> tuple[dict, dict | None]:
     """Results per heavy request, and the CPU use of the whole measurement (:func:`benchmarks.measure.cpu_use`)."""
     from benchmarks.serving import synthetic_frames
-    from export.triton_server import Supervision, TritonServer
+    from serving.server import TritonServer
+    from serving.supervisor import Supervision
 
     small = synthetic_frames()["1 face"]
     requests = heavy_requests()

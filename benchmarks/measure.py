@@ -54,7 +54,7 @@ def server_memory(server) -> dict[str, dict[str, float | None]]:
     """Memory of a running :class:`TritonServer`: ``tritonserver`` and each python-backend process by instance name
     (``facecamo_0_0``, ``generator_0_0``, ...), and ``total``: their sums (``pss_mb`` is the true total; ``rss_mb`` and
     ``peak_mb`` count the shared-memory regions twice)."""
-    from export.triton_server import python_stubs
+    from serving.stubs import python_stubs
 
     found = {"tritonserver": process_memory_mb(server.process.pid)}
     for pid, stub in sorted(python_stubs(server.process.pid).items(), key=lambda item: item[1].instance):
@@ -68,7 +68,7 @@ def cpu_seconds(server) -> dict[str, float] | None:
     """Busy CPU seconds so far (Linux /proc): ``machine`` (all cores, all processes) and ``ours`` (this process and
     the server's processes, stubs included). The difference between two readings tells how much of the machine other
     work took during a run (figures from a shared machine are read with it). None where /proc is absent."""
-    from export.triton_server import python_stubs
+    from serving.stubs import python_stubs
 
     try:
         fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]

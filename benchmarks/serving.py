@@ -153,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from facecamo_client.embedded import EmbeddedEngine
 
-    from export.triton_server import Supervision, TritonServer
+    from serving.server import TritonServer
+    from serving.supervisor import Supervision
 
     frames = synthetic_frames()
     engine = EmbeddedEngine(args.repository)

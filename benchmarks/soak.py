@@ -13,7 +13,7 @@ request (submit to answer, so it includes waiting behind the other streams' fram
 resident memory (RSS, and its peak) of tritonserver and of each python-backend process at the start (after one
 warm-up frame per clip) and at the end, with the total at each window.
 
-The server is the launcher's (:class:`export.triton_server.TritonServer`) with its supervisor watching the processes
+The server is the launcher's (:class:`serving.server.TritonServer`) with its supervisor watching the processes
 but no canary frames (``--canary`` adds them, as ``make serve`` runs), so the figures are the streams' alone.
 """
 
@@ -132,7 +132,9 @@ def soak(repository: Path, clips: list[Path], streams: int, seconds: float, wind
     from facecamo_client import CamouflageClient
     from facecamo_client.video import VideoReader
 
-    from export.triton_server import Supervision, TritonServer, facecamo_canary
+    from serving.control import facecamo_canary
+    from serving.server import TritonServer
+    from serving.supervisor import Supervision
 
     supervision = Supervision(canary=facecamo_canary if canary else None)
     with TritonServer(repository, supervision=supervision) as server:

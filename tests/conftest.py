@@ -159,7 +159,7 @@ def repository(tiny_checkpoint, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def server(repository):
     pytest.importorskip("pytriton", reason="nvidia-pytriton (requirements/serve.txt) provides the tritonserver binary")
-    from export.triton_server import TritonServer
+    from serving.server import TritonServer
 
     before = shm_segments()
     triton = TritonServer(repository).start()

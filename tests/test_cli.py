@@ -430,7 +430,7 @@ def test_command_line_on_a_folder_mirrors_its_layout(repository, tmp_path):
 
 
 def test_command_line_errors(server, repository, tmp_path):
-    from export.triton_server import free_port
+    from serving.ports import free_port
 
     (tmp_path / "notes.txt").write_text("hello")
     result = cli(str(tmp_path / "notes.txt"), str(tmp_path / "o.jpg"), "--repository", str(repository))

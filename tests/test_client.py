@@ -77,7 +77,7 @@ def test_errors_are_the_sdks_own_types_with_the_servers_message(sdk, portrait_rg
 
 
 def test_unreachable_server_is_reported(tmp_path):
-    from export.triton_server import free_port
+    from serving.ports import free_port
 
     with CamouflageClient(f"127.0.0.1:{free_port()}", retry_for_s=1.0, backoff_s=0.1) as client:
         assert not client.is_server_ready()
@@ -88,7 +88,7 @@ def test_unreachable_server_is_reported(tmp_path):
 
 
 def test_retry_succeeds_when_the_server_comes_up_late(repository, portrait_rgb):
-    from export.triton_server import TritonServer
+    from serving.server import TritonServer
 
     late = TritonServer(repository)
     starter = threading.Timer(2.0, late.start)

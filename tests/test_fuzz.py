@@ -435,7 +435,7 @@ def test_a_declared_shape_that_overflows_kills_one_process_and_the_server_heals(
     model can reject it. The answer is an error, never a frame; the supervisor restarts the model, and the server is
     ready and camouflaging again within a minute. A Triton that rejects it (INVALID_ARGUMENT) passes too.
     Its own server: a process death leaves tritonserver's exit code non-zero, which the session's server must not."""
-    from export.triton_server import TritonServer
+    from serving.server import TritonServer
 
     request = Request([("FRAME", Tensor(np.zeros((0, 0, 3), np.uint8), [2**32, 2**32, 3]))])
     with TritonServer(repository) as server, grpcclient.InferenceServerClient(server.grpc_url) as client:

@@ -193,7 +193,7 @@ def _config(name: str) -> str:
 @pytest.fixture(scope="module")
 def failing_server(tmp_path_factory):
     pytest.importorskip("pytriton", reason="nvidia-pytriton (requirements/serve.txt) provides the tritonserver binary")
-    from export.triton_server import TritonServer
+    from serving.server import TritonServer
 
     repository = tmp_path_factory.mktemp("failing_models")
     for name in ("fails", "unavailable", "inconsistent"):

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Operating the server (`make serve` = export.triton_server): ports, a model that cannot load, killed model processes
+"""Operating the server (`make serve` = `python -m serving`): ports, a model that cannot load, killed model processes
 that heal while readiness tells the truth (and leave no process of the replaced load behind), TLS and mutual TLS, the
 metrics port on loopback, nothing left behind, a repository for backends the binary lacks, and the container's entry
 point (Dockerfile) run here with a given binary and backend directory.
@@ -33,16 +33,13 @@ pytest.importorskip("pytriton", reason="nvidia-pytriton (requirements/serve.txt)
 
 from facecamo_client import CamouflageClient, TLSError
 
-from export import triton_server
-from export.triton_server import (
-    ModelLoadError,
-    PortInUseError,
-    Supervision,
-    TlsSettings,
-    TritonServer,
-    listening_sockets,
-    python_stubs,
-)
+from serving.__main__ import main
+from serving.backends import _pytriton_root
+from serving.ports import ModelLoadError, PortInUseError, ServerStartError, free_port, listening_sockets
+from serving.server import TritonServer
+from serving.stubs import python_stubs
+from serving.supervisor import Supervision
+from serving.tls import TlsSettings
 
 VIDEO = ROOT / "assets" / "video" / "video_01.mp4"
 
@@ -79,7 +76,7 @@ def test_a_taken_port_fails_at_once_naming_it(repository, tmp_path):
             TritonServer(repository, grpc_port=port).start()
         assert caught.value.port == port and time.monotonic() - started < 5
         # What `make serve` runs: exit code 2 and the port in the message.
-        result = subprocess.run([sys.executable, "-m", "export.triton_server", "--repository", str(repository),
+        result = subprocess.run([sys.executable, "-m", "serving", "--repository", str(repository),
                                  "--metrics-port", str(port)], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
         assert result.returncode == 2 and f"port {port} (metrics)" in result.stderr, result.stderr[-2000:]
 
@@ -101,7 +98,7 @@ def test_another_server_answering_on_our_port_is_not_mistaken_for_ours(repositor
     impostor = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ReadyEverywhere)
     threading.Thread(target=impostor.serve_forever, daemon=True).start()
     port = impostor.server_address[1]
-    monkeypatch.setattr(triton_server, "port_is_free", lambda *args: True)
+    monkeypatch.setattr("serving.server.port_is_free", lambda *args: True)  # where TritonServer looks it up
     server = TritonServer(repository, http_port=port)
     try:
         with pytest.raises(PortInUseError, match=f"port {port} \\(HTTP\\)"):
@@ -145,17 +142,17 @@ def test_a_repository_for_backends_the_binary_lacks_fails_before_the_start_namin
     fails at once, naming the models, their backend and `make export`; no server is started, nothing is left."""
     native = _repository_for(repository, tmp_path / "repository", "onnxruntime_onnx")
     server = TritonServer(native)
-    with pytest.raises(triton_server.ServerStartError) as caught:
+    with pytest.raises(ServerStartError) as caught:
         server.start()
     message = str(caught.value)
     assert "generator (onnxruntime)" in message and "face_detector (onnxruntime)" in message, message
     assert "make export" in message and "FLAVOUR=python" in message and "it has: python" in message, message
     assert server.process is None and server._workdir is None
     # what `make serve` prints: exit code 2, the same advice
-    assert triton_server.main(["--repository", str(native), "--grpc-port", "0", "--http-port", "0", "--metrics-port", "0"]) == 2
+    assert main(["--repository", str(native), "--grpc-port", "0", "--http-port", "0", "--metrics-port", "0"]) == 2
     assert "re-run `make export`" in capsys.readouterr().err
     tensorrt = _repository_for(repository, tmp_path / "tensorrt", "tensorrt_plan")
-    with pytest.raises(triton_server.ServerStartError, match=r"generator \(tensorrt\)"):
+    with pytest.raises(ServerStartError, match=r"generator \(tensorrt\)"):
         TritonServer(tensorrt).start()
 
 
@@ -273,8 +270,8 @@ def test_a_failing_canary_restarts_every_model(repository):
     """A canary that fails (twice in a row) without any process dying: the supervisor restarts every model, with
     readiness false meanwhile, and serves again. The canary's failures are scripted (a model that answers wrongly
     while its process lives cannot be caused on demand); the restart runs on the real server."""
-    from export.triton_server import ControlError, facecamo_canary
     from facecamo.align import load_rgb
+    from serving.control import ControlError, facecamo_canary
 
     calls = {"count": 0}
 
@@ -376,7 +373,7 @@ def test_tls_settings_that_cannot_work_fail_before_the_start(repository, certifi
     ]
     for settings, message in cases:
         server = TritonServer(repository, tls=settings)
-        with pytest.raises(triton_server.ServerStartError, match=message):
+        with pytest.raises(ServerStartError, match=message):
             server.start()
         assert server.process is None and server._workdir is None
 
@@ -423,7 +420,7 @@ def test_the_containers_entry_point_serves_with_the_given_binary_and_backends(re
     laid out as the container's (python/ with its stub), through --tritonserver and --backend-directory. It serves on
     every interface, reports the public model ready on HTTP, and a SIGTERM (docker stop) stops it cleanly (exit 0)."""
     entry = _dockerfile_instruction("ENTRYPOINT")
-    assert entry[:3] == ["python3", "-m", "export.triton_server"]
+    assert entry[:3] == ["python3", "-m", "serving"]
     binary = entry[entry.index("--tritonserver") + 1]
     assert binary == "/opt/tritonserver/bin/tritonserver" and entry[entry.index("--repository") + 1] == "/models"
     for option in ("--grpc-address", "--http-address", "--metrics-address"):
@@ -431,12 +428,12 @@ def test_the_containers_entry_point_serves_with_the_given_binary_and_backends(re
     for port in ("8000", "8001", "8002"):
         assert port in (ROOT / "Dockerfile").read_text().split("EXPOSE", 1)[1].splitlines()[0]
 
-    root = triton_server._pytriton_root()
+    root = _pytriton_root()
     backends = tmp_path / "backends"  # as /opt/tritonserver/backends: one folder per backend, the stub inside python/
     shutil.copytree(root / "tritonserver" / "backends" / "python", backends / "python", ignore=shutil.ignore_patterns("__pycache__"))
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     shutil.copy(root / "tritonserver" / "python_backend_stubs" / version / "triton_python_backend_stub", backends / "python")
-    ports = [triton_server.free_port() for _ in range(3)]
+    ports = [free_port() for _ in range(3)]
     here = {"python3": sys.executable, binary: str(root / "tritonserver" / "bin" / "tritonserver"), "/models": str(repository)}
     command = [here.get(arg, arg) for arg in entry] + [
         "--backend-directory", str(backends), "--grpc-port", str(ports[0]), "--http-port", str(ports[1]), "--metrics-port", str(ports[2])]
@@ -470,8 +467,8 @@ def test_the_containers_entry_point_serves_with_the_given_binary_and_backends(re
 def test_a_sigterm_while_starting_stops_the_server_it_was_starting(repository):
     """`docker stop` of a container still loading: the launcher's tritonserver runs in its own session, so the signal
     reaches only the launcher, which must stop it (it was left running, orphaned) and exit 0."""
-    ports = [str(triton_server.free_port()) for _ in range(3)]
-    launcher = subprocess.Popen([sys.executable, "-m", "export.triton_server", "--repository", str(repository),
+    ports = [str(free_port()) for _ in range(3)]
+    launcher = subprocess.Popen([sys.executable, "-m", "serving", "--repository", str(repository),
                                  "--grpc-port", ports[0], "--http-port", ports[1], "--metrics-port", ports[2]],
                                 cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline, children = time.monotonic() + 60, []

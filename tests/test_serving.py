@@ -197,7 +197,7 @@ def test_instance_counts_and_landmarks_are_export_settings_written_into_the_conf
 def test_a_generator_failing_mid_stream_conceals_faces_and_the_server_keeps_serving(repository, tmp_path, portrait_rgb):
     """A generator that works for one face and fails inside ONNX Runtime for two, served for real: one-face frames
     are camouflaged, two-face frames come back with both faces concealed, and the server answers throughout."""
-    from export.triton_server import TritonServer
+    from serving.server import TritonServer
 
     copy = faults.repository_with_generator(repository, tmp_path / "repository", faults.fails_for_several_faces_generator)
     two = np.ascontiguousarray(np.concatenate([portrait_rgb, portrait_rgb[:, ::-1]], axis=1))
@@ -214,7 +214,7 @@ def test_a_generator_failing_mid_stream_conceals_faces_and_the_server_keeps_serv
 
 
 def test_a_generator_that_cannot_work_is_refused_at_load(repository, tmp_path):
-    from export.triton_server import TritonServer
+    from serving.server import TritonServer
 
     copy = faults.repository_with_generator(repository, tmp_path / "repository", faults.wrong_shape_generator)
     with pytest.raises((RuntimeError, TimeoutError)) as caught:
