@@ -96,10 +96,10 @@ def bench_in_process(engine, frame: np.ndarray, requests: int) -> tuple[dict, di
     started = time.perf_counter()
     for _ in range(requests):
         t0 = time.perf_counter()
-        engine.run(frame)
+        timings = engine.run(frame).timings
         latencies.append(time.perf_counter() - t0)
         for key, name in names.items():
-            stages[name].append(engine.last_timings.get(key, 0.0))
+            stages[name].append(timings.get(key, 0.0))
     elapsed = time.perf_counter() - started
     summary = {"frames_per_second": round(requests / elapsed, 2), **percentiles_ms(latencies)}
     return summary, {name: round(float(np.mean(values)) * 1000, 2) for name, values in stages.items()}

@@ -108,6 +108,9 @@ def test_embedded_engine_matches_the_server(sdk, embedded, portrait_rgb):
     served, local = sdk.camouflage(frame), embedded.camouflage(frame)
     assert [f.appearance for f in served.faces] == [f.appearance for f in local.faces]
     assert np.abs(served.frame.astype(int) - local.frame.astype(int)).max() <= 2
+    # each result carries its own stage timings (no engine-wide side state); a server's carry none
+    assert {"detect", "align", "identity_encoder", "generator", "paste"} <= set(local.timings)
+    assert all(seconds >= 0 for seconds in local.timings.values()) and served.timings == {}
 
 
 def test_client_imports_without_torch(server, portrait_rgb, tmp_path):

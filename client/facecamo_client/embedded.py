@@ -36,10 +36,8 @@ class EmbeddedEngine(CamouflageEngine):
 
     Opening checks every model against the spec (names, dtypes, shapes, one tiny inference) and raises
     :class:`ModelError` naming what is wrong; :class:`MissingExtraError` when a package of the ``embedded`` extra is
-    not installed (``pip install "facecamo[embedded]"``).
-
-    Attributes:
-        last_timings: seconds per stage of the latest frame (detect, align, identity_encoder, generator, paste).
+    not installed (``pip install "facecamo[embedded]"``). Each result carries its frame's seconds per stage
+    (``result.timings``).
     """
 
     def __init__(self, repository: str | Path | None = None, threads: int = 0) -> None:
@@ -58,7 +56,6 @@ class EmbeddedEngine(CamouflageEngine):
             raise ModelError(str(error)) from None
         self.settings = self.pipeline.settings
         self.max_tracks = self.settings.max_faces
-        self.last_timings: dict[str, float] = {}
         # One worker runs the pipeline while the caller decodes and encodes the next frames (stream() keeps several
         # in flight): the networks and OpenCV release the GIL, so the two overlap on a multi-core machine.
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facecamo-embedded")
@@ -97,10 +94,8 @@ class EmbeddedEngine(CamouflageEngine):
             result = self.pipeline.run(frame, rows, given, track_boxes, track_appearance)
         except RequestError as error:
             raise InvalidInputError(str(error), "INVALID_ARGUMENT") from error
-        self.last_timings = result.timings
-        out = CamouflageResult(result.frame, faces_from_arrays(result.boxes, result.status, result.appearance, result.source_codes))
-        out.failed = result.failed
-        return out
+        faces = faces_from_arrays(result.boxes, result.status, result.appearance, result.source_codes)
+        return CamouflageResult(result.frame, faces, failed=result.failed, timings=dict(result.timings))
 
     def submit(self, frame: np.ndarray, appearance=None, boxes=None, tracks=None) -> "Future[CamouflageResult]":
         """Queue one frame on the engine's worker; the future holds the result or the SDK's error. The frame is

@@ -28,12 +28,14 @@ class FaceResult:
 class CamouflageResult:
     """``frame``: uint8 (H, W, 3) RGB with every detected face camouflaged or concealed; ``faces``: one entry per face;
     ``failed``: why the frame as a whole could not be processed (then its faces, or all of it, come back concealed),
-    else None."""
+    else None; ``timings``: seconds per stage where the engine measured them (the embedded engine: detect, align,
+    donor, identity_encoder, generator, paste; empty from a server)."""
 
     frame: np.ndarray
     faces: list[FaceResult] = field(default_factory=list)
     index: int = 0  # position in a stream
     failed: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def all_camouflaged(self) -> bool:
