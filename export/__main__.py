@@ -61,6 +61,16 @@ def aligned_reference_faces(folder: Path, landmarks: str = "dlib68") -> tuple[li
     return names, np.stack(crops), np.stack(points)
 
 
+def donor_settings(config) -> dict:
+    """What the donor design's served faces depend on beyond the networks, recorded in ``export.json``: the bank's size
+    and blend, and the donor warp's and paste region's constants (:mod:`facecamo.donor`)."""
+    from facecamo import donor
+
+    return {"bank_size": DONOR_BANK_SIZE, "donors_per_blend": config.model.donors_per_blend,
+            "shape_blend": donor.SHAPE_BLEND, "forehead_lift": donor.FOREHEAD_LIFT, "region_feather": donor.REGION_FEATHER,
+            "sharpness_sigmas": list(donor.SHARPNESS_SIGMAS)}
+
+
 def make_bank(net, config, onnx_paths: dict[str, Path], names: list[str], crops: np.ndarray,
               landmarks: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """The served bank and a description of each entry: blended donors (donor design: uint8 (K, 112, 112, 3)), or
@@ -164,7 +174,8 @@ def run_export(ckpt: Path | None, out: Path, flavour: str, references: Path, set
                      instances=instances)
     manifest = {
         "checkpoint": str(ckpt or RELEASE_WEIGHTS), "step": info.get("step"), "preset": config.preset, "flavour": flavour,
-        "design": net.design.name, "opset": spec.OPSET, "sizes": sizes, "bank": entries, "settings": settings.as_strings(),
+        "design": net.design.name, "donor_settings": donor_settings(config) if net.design.donors else None,
+        "opset": spec.OPSET, "sizes": sizes, "bank": entries, "settings": settings.as_strings(),
         "instances": instances,
         "parity": [{"model": r.name, "case": r.case, "max_abs_difference": r.max_abs_difference} for r in parity],
         "tensorrt": sorted(plans) if plans else f"skipped: {skipped}", "seconds": round(time.time() - started, 1),

@@ -174,6 +174,9 @@ def test_instance_counts_and_landmarks_are_export_settings_written_into_the_conf
     manifest = run_export(tiny_checkpoint, out, "onnxruntime", PORTRAITS, replace(serving_settings(), landmarks="dlib5"),
                           tmp_path / "onnx", {spec.ENSEMBLE: 3, spec.GENERATOR: 2})
     assert manifest["settings"]["landmarks"] == "dlib5" and pipeline_settings(out).landmarks == "dlib5"
+    # the donor design's settings beyond the networks are recorded where the model is
+    assert manifest["design"] == "donor" and manifest["donor_settings"]["bank_size"] == len(np.load(out / spec.ENSEMBLE / "1" / "bank.npy"))
+    assert {"donors_per_blend", "shape_blend", "region_feather"} <= set(manifest["donor_settings"])
     pipeline = open_pipeline(out)
     assert pipeline.landmarks.name == "dlib5"
     result = pipeline.run(portrait_rgb)
