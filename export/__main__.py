@@ -30,6 +30,7 @@ from export.onnx_export import ExportError, check_parity, export_onnx, lint, sym
 from export.repository import DEFAULT_INSTANCES, FLAVOURS, MAX_INSTANCES, instance_counts, write_repository
 from facecamo import spec
 from facecamo.align import LANDMARK_MODELS, FaceAligner, FaceDetector, load_rgb
+from facecamo.geometry import transform_points
 from facecamo.pipeline import PipelineSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,7 +54,7 @@ def aligned_reference_faces(folder: Path, landmarks: str = "dlib68") -> tuple[li
         if faces:
             names.append(file.name)
             crops.append(faces[0].crop)
-            points.append(faces[0].landmarks @ faces[0].affine[:, :2].T + faces[0].affine[:, 2])
+            points.append(transform_points(faces[0].affine, faces[0].landmarks))
         else:
             print(f"  skipped {file.name}: no face found", file=sys.stderr)
     if not crops:

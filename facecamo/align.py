@@ -32,7 +32,7 @@ import dlib
 import numpy as np
 
 from facecamo.dlib_models import CNN_DETECTOR, LANDMARKS_5, LANDMARKS_68, dlib_model_path
-from facecamo.donor import similarity_affine
+from facecamo.geometry import similarity_affine, transform_points
 
 ALIGN_FRAME = 128
 """Side of the aligned frame the recipe is defined on."""
@@ -206,10 +206,9 @@ def five_to_sixty_eight(points5: np.ndarray, arrays: dict[str, np.ndarray] | Non
     if np.linalg.norm(points[0] - points[2]) < 1e-3:
         raise ValueError("degenerate landmarks: the eye corners coincide")
     to_mean = similarity_affine(points, arrays["mean5"])
-    normalised = points @ to_mean[:, :2].T + to_mean[:, 2]
+    normalised = transform_points(to_mean, points)
     estimate = (arrays["bias"] + (normalised - arrays["mean5"]).reshape(-1) @ arrays["weights"]).reshape(68, 2)
-    back = cv2.invertAffineTransform(to_mean)
-    return estimate @ back[:, :2].T + back[:, 2]
+    return transform_points(cv2.invertAffineTransform(to_mean), estimate)
 
 
 class FivePointLandmarkPredictor:

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from facecamo.geometry import similarity_affine, transform_points
 from facecamo.spec import (
     FACE_SIZE as ALIGN_CROP,  # (not facecamo.align: training boxes may have no dlib)
 )
@@ -200,26 +201,9 @@ def match_sharpness(image: np.ndarray, reference: np.ndarray, mask: np.ndarray) 
     return softened
 
 
-def similarity_affine(points: np.ndarray, onto: np.ndarray) -> np.ndarray:
-    """float64 (2, 3): the least-squares similarity (rotation, scale, shift; Umeyama) laying float (N, 2) ``points``
-    onto ``onto``."""
-    points, onto = np.asarray(points, np.float64), np.asarray(onto, np.float64)
-    mean_p, mean_o = points.mean(axis=0), onto.mean(axis=0)
-    p, o = points - mean_p, onto - mean_o
-    u, singular, vt = np.linalg.svd(o.T @ p)
-    sign = np.diag([1.0, np.sign(np.linalg.det(u @ vt))])
-    rotation = u @ sign @ vt
-    scale = float((singular * np.diag(sign)).sum() / max((p ** 2).sum(), 1e-9))
-    affine = np.zeros((2, 3))
-    affine[:, :2] = scale * rotation
-    affine[:, 2] = mean_o - scale * rotation @ mean_p
-    return affine
-
-
 def fit_similarity(points: np.ndarray, onto: np.ndarray) -> np.ndarray:
     """float (N, 2) ``points`` moved by the least-squares similarity that best lays them onto ``onto``."""
-    affine = similarity_affine(points, onto)
-    return np.asarray(points, np.float64) @ affine[:, :2].T + affine[:, 2]
+    return transform_points(similarity_affine(points, onto), points)
 
 
 def target_geometry(landmarks: np.ndarray, blend: float = SHAPE_BLEND) -> np.ndarray:

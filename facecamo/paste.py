@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from facecamo.align import ALIGN_CROP, as_rgb_uint8
+from facecamo.geometry import transform_points
 
 
 @functools.lru_cache(maxsize=8)
@@ -41,7 +42,7 @@ def _face_region(affine: np.ndarray, size: int, shape: tuple[int, int]) -> tuple
     """Inverse affine and the frame's (x0, y0, x1, y1) box that the crop covers, clipped; None if outside."""
     inverse = cv2.invertAffineTransform(np.asarray(affine, dtype=np.float64))
     corners = np.array([[0, 0], [size - 1, 0], [0, size - 1], [size - 1, size - 1]], np.float64)
-    mapped = corners @ inverse[:, :2].T + inverse[:, 2]
+    mapped = transform_points(inverse, corners)
     height, width = shape
     x0, y0 = max(int(np.floor(mapped[:, 0].min())) - 1, 0), max(int(np.floor(mapped[:, 1].min())) - 1, 0)
     x1, y1 = min(int(np.ceil(mapped[:, 0].max())) + 2, width), min(int(np.ceil(mapped[:, 1].max())) + 2, height)

@@ -30,6 +30,7 @@ from facecamo import spec
 from facecamo.align import (LANDMARK_MODELS, Detection, FaceDetector, FivePointLandmarkPredictor, LandmarkPredictor,
                             alignment_affine, landmark_predictor, warp_face)
 from facecamo.design import Design, design_of_bank
+from facecamo.geometry import transform_points
 from facecamo.donor import donor_target
 from facecamo.paste import conceal_box, conceal_face, conceal_frame, paste_face_inplace
 from facecamo.spec import (
@@ -505,7 +506,7 @@ class FramePipeline:
             points = self.landmarks(frame, box)
             face.affine = alignment_affine(points)
             face.crop = warp_face(frame, face.affine)
-            face.landmarks = points @ face.affine[:, :2].T + face.affine[:, 2]
+            face.landmarks = transform_points(face.affine, points)
         except ValueError as error:  # degenerate landmarks: concealed, never passed through
             face.affine, face.crop, face.landmarks = None, None, None
             face.concealed_why = f"landmarks failed: {error}"

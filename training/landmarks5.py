@@ -68,24 +68,20 @@ def fit(fives: np.ndarray, sixty_eights: np.ndarray, ridge: float = RIDGE) -> di
     """The map's arrays: ``mean5`` float (5, 2) the 5 points' mean in aligned-crop pixels, ``weights`` (10, 136) and
     ``bias`` (136,) from the normalised 5 points' offsets to the normalised 68 points."""
     from facecamo.align import alignment_affine
-    from facecamo.donor import similarity_affine
+    from facecamo.geometry import similarity_affine, transform_points
 
-    crop5 = np.stack([_apply(alignment_affine(p68), p5) for p5, p68 in zip(fives, sixty_eights)])
+    crop5 = np.stack([transform_points(alignment_affine(p68), p5) for p5, p68 in zip(fives, sixty_eights)])
     mean5 = crop5.mean(axis=0)
     inputs, outputs = [], []
     for p5, p68 in zip(fives, sixty_eights):
         to_mean = similarity_affine(p5, mean5)
-        inputs.append((_apply(to_mean, p5) - mean5).ravel())
-        outputs.append(_apply(to_mean, p68).ravel())
+        inputs.append((transform_points(to_mean, p5) - mean5).ravel())
+        outputs.append(transform_points(to_mean, p68).ravel())
     x, y = np.asarray(inputs), np.asarray(outputs)
     x_mean, y_mean = x.mean(axis=0), y.mean(axis=0)
     xc, yc = x - x_mean, y - y_mean
     weights = np.linalg.solve(xc.T @ xc + ridge * np.eye(x.shape[1]), xc.T @ yc)
     return {"mean5": mean5, "weights": weights, "bias": y_mean - x_mean @ weights}
-
-
-def _apply(affine: np.ndarray, points: np.ndarray) -> np.ndarray:
-    return points @ affine[:2, :2].T + affine[:2, 2]
 
 
 def held_out_errors(fives: np.ndarray, sixty_eights: np.ndarray, arrays: dict[str, np.ndarray]) -> dict[str, float]:
@@ -94,14 +90,15 @@ def held_out_errors(fives: np.ndarray, sixty_eights: np.ndarray, arrays: dict[st
     import cv2
 
     from facecamo.align import alignment_affine, five_to_sixty_eight
+    from facecamo.geometry import transform_points
 
     corners = np.array([[0, 0], [111, 0], [0, 111], [111, 111], [55.5, 55.5]], np.float64)
     point_errors, crop_shifts = [], []
     for p5, p68 in zip(fives, sixty_eights):
         truth = alignment_affine(p68)
         estimate = five_to_sixty_eight(p5, arrays)
-        point_errors.append(np.linalg.norm(_apply(truth, estimate) - _apply(truth, p68), axis=1).mean())
-        moved = _apply(truth, _apply(cv2.invertAffineTransform(alignment_affine(estimate)), corners))
+        point_errors.append(np.linalg.norm(transform_points(truth, estimate) - transform_points(truth, p68), axis=1).mean())
+        moved = transform_points(truth, transform_points(cv2.invertAffineTransform(alignment_affine(estimate)), corners))
         crop_shifts.append(np.linalg.norm(moved - corners, axis=1).mean())
     return {"faces": len(fives), "point_error_mean": float(np.mean(point_errors)),
             "point_error_p90": float(np.percentile(point_errors, 90)),

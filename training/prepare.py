@@ -99,6 +99,7 @@ def _init_worker(upsample: int, min_score: float, landmarks: str = "dlib68") -> 
 def _process(job: tuple[str, str, str]) -> dict:
     """Align the face nearest the image centre (LFW centres the labelled person) and save it."""
     from facecamo.align import load_rgb, save_rgb
+    from facecamo.geometry import transform_points
     from facecamo.tracking import nearest_to_centre
 
     identity, source, target = job
@@ -114,7 +115,7 @@ def _process(job: tuple[str, str, str]) -> dict:
     Path(target).parent.mkdir(parents=True, exist_ok=True)
     save_rgb(target, face.crop)
     # The landmarks in the crop's pixels (the alignment affine applied), kept to a hundredth of a pixel.
-    in_crop = face.landmarks @ face.affine[:, :2].T + face.affine[:, 2]
+    in_crop = transform_points(face.affine, face.landmarks)
     return {"source": source, "identity": identity, "status": "ok", "file": target,
             "landmarks": np.round(in_crop, 2).reshape(-1).tolist()}
 
@@ -231,7 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-fraction", type=float, default=0.2, help="test identities when no LFW split files")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=None, help="only the first N images (for a quick look)")
-    parser.add_argument("--landmarks", choices=("dlib68", "dlib5"), default="dlib68",
+    from facecamo.align import LANDMARK_MODELS
+
+    parser.add_argument("--landmarks", choices=LANDMARK_MODELS, default="dlib68",
                         help="landmark model to align with: dlib68 (default) or dlib5 (public domain: for commercial use)")
     args = parser.parse_args(argv)
     try:
