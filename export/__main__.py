@@ -29,8 +29,7 @@ from export.detector import DetectorExportError
 from export.onnx_export import ExportError, check_parity, export_onnx, lint, symbolic_sizes
 from export.repository import DEFAULT_INSTANCES, FLAVOURS, MAX_INSTANCES, instance_counts, write_repository
 from facecamo import spec
-from facecamo.align import LANDMARK_MODELS, FaceAligner, FaceDetector, load_rgb
-from facecamo.geometry import transform_points
+from facecamo.align import LANDMARK_MODELS, landmark_predictor, load_rgb
 from facecamo.pipeline import PipelineSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,20 +40,31 @@ DONOR_BANK_SIZE = 16
 """Served donors: each a blend of ``model.donors_per_blend`` committed portraits, so no served face is a real person's."""
 
 
-def aligned_reference_faces(folder: Path, landmarks: str = "dlib68") -> tuple[list[str], np.ndarray, np.ndarray]:
-    """The best-scoring face of every image in ``folder``, aligned with the landmark model ``landmarks``: (names,
-    uint8 (K, 112, 112, 3) crops, float64 (K, 68, 2) their landmarks in crop pixels)."""
+def aligned_reference_faces(folder: Path, settings: PipelineSettings, detector_model: Path | None = None
+                            ) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The best-scoring face of every image in ``folder``, found and aligned as served faces are (the pipeline's
+    detector named by ``settings``, CenterFace running ``detector_model`` in ONNX Runtime, its landmark box and
+    landmark model): (names, uint8 (K, 112, 112, 3) crops, float64 (K, 68, 2) their landmarks in crop pixels).
+    Aligning the donors like the faces they are warped onto keeps the two from differing by the detectors' habits."""
+    from types import SimpleNamespace
+
+    from facecamo.detect import CenterFaceDetector
+    from facecamo.pipeline import align_in_box, make_detector
+
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
     if not files:
         raise FileNotFoundError(f"no reference images in {folder}; pass --references <folder of face photos>")
-    aligner = FaceAligner(FaceDetector(upsample=1), landmarks=landmarks)
+    networks = SimpleNamespace(detect=CenterFaceDetector.from_onnx(detector_model).run if detector_model else None)
+    detector, landmarks = make_detector(settings, networks), landmark_predictor(settings.landmarks)
     names, crops, points = [], [], []
     for file in files:
-        faces = aligner(load_rgb(str(file)))
+        image = load_rgb(str(file))
+        faces = detector(image)
         if faces:
+            _, crop, crop_points = align_in_box(image, detector.landmark_box(faces[0].box), landmarks)
             names.append(file.name)
-            crops.append(faces[0].crop)
-            points.append(transform_points(faces[0].affine, faces[0].landmarks))
+            crops.append(crop)
+            points.append(crop_points)
         else:
             print(f"  skipped {file.name}: no face found", file=sys.stderr)
     if not crops:
@@ -143,7 +153,13 @@ def run_export(ckpt: Path | None, out: Path, flavour: str, references: Path, set
         warnings.simplefilter("ignore")
         onnx_paths = export_onnx(net, work)
     print("[3/5] checking ONNX Runtime against PyTorch and linting", file=sys.stderr)
-    names, reference_crops, reference_landmarks = aligned_reference_faces(references, settings.landmarks)
+    detector_path = None
+    if settings.detector == "centerface":
+        from export.detector import export_detector
+
+        detector_path = export_detector(work / f"{spec.FACE_DETECTOR}.onnx")
+        print(f"  {spec.FACE_DETECTOR:<19} CenterFace rewritten to dynamic batch and size, parity checked", file=sys.stderr)
+    names, reference_crops, reference_landmarks = aligned_reference_faces(references, settings, detector_path)
     real = spec.to_model_input(reference_crops[:8])
     parity = check_parity(net, onnx_paths, real)
     for result in parity:
@@ -156,11 +172,8 @@ def run_export(ckpt: Path | None, out: Path, flavour: str, references: Path, set
     problems = lint(onnx_paths)
     if problems:
         raise ExportError("\n".join(problems))
-    if settings.detector == "centerface":
-        from export.detector import export_detector
-
-        onnx_paths[spec.FACE_DETECTOR] = export_detector(work / f"{spec.FACE_DETECTOR}.onnx")
-        print(f"  {spec.FACE_DETECTOR:<19} CenterFace rewritten to dynamic batch and size, parity checked", file=sys.stderr)
+    if detector_path is not None:
+        onnx_paths[spec.FACE_DETECTOR] = detector_path
     print(f"[4/5] bank from {len(names)} reference faces in {references}", file=sys.stderr)
     bank, entries = make_bank(net, config, onnx_paths, names, reference_crops, reference_landmarks)
     onnx_paths.pop(spec.APPEARANCE_ENCODER, None)  # made the bank; not served

@@ -87,23 +87,6 @@ class CenterFaceDetector:
         self.input_scale = float(input_scale)
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, str | float], run: Runner) -> CenterFaceDetector:
-        """From a settings dict such as the exported repository stores (values may be strings); keys ``threshold``,
-        ``nms_iou`` and ``input_scale``, each defaulting to :data:`CENTERFACE_DEFAULTS`; other keys are ignored.
-
-        Raises:
-            ValueError: naming the key whose value is not a number.
-        """
-        values = {}
-        for key, default in CENTERFACE_DEFAULTS.items():
-            raw = settings.get(key, default)
-            try:
-                values[key] = float(raw)
-            except (TypeError, ValueError):
-                raise ValueError(f"detector setting {key!r} must be a number, got {raw!r}") from None
-        return cls(run, **values)
-
-    @classmethod
     def from_onnx(cls, path: str | Path, threads: int = 0, **settings: float) -> CenterFaceDetector:
         """A detector backed by an ONNX Runtime CPU session of the exported model (``threads`` 0: ONNX Runtime's
         default, one per core). ``settings`` as in the constructor.

@@ -144,11 +144,3 @@ def conceal_box(frame: np.ndarray, box: tuple[float, float, float, float], margi
     small = cv2.resize(patch, (cells_x, cells_y), interpolation=cv2.INTER_AREA)
     coarse = cv2.resize(small, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
     frame[y0:y1, x0:x1] = cv2.GaussianBlur(coarse, (0, 0), sigma)
-
-
-def conceal_frame(frame: np.ndarray) -> np.ndarray:
-    """Fail closed for a frame whose faces are unknown (detection itself failed): a heavy blur of the whole frame,
-    uint8 (H, W, 3) in and out."""
-    height, width = frame.shape[:2]
-    small = cv2.resize(frame, (max(1, width // 24), max(1, height // 24)), interpolation=cv2.INTER_AREA)
-    return cv2.GaussianBlur(cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR), (0, 0), 3)

@@ -13,8 +13,8 @@ Fail closed:
   itself failed) with :attr:`FrameResult.failed` saying why;
 - a frame without faces comes back unchanged.
 
-Invalid requests (wrong dtype, shape, boxes, appearance indices) raise :class:`RequestError` before any work: the
-caller must fix them, and servers answer them as INVALID_ARGUMENT.
+Invalid requests (wrong dtype, shape, boxes, appearance indices) raise :class:`facecamo.request.RequestError` before
+any work (:mod:`facecamo.request` checks them): the caller must fix them, and servers answer them as INVALID_ARGUMENT.
 """
 
 from __future__ import annotations
@@ -30,41 +30,26 @@ from facecamo import spec
 from facecamo.align import (LANDMARK_MODELS, Detection, FaceDetector, FivePointLandmarkPredictor, LandmarkPredictor,
                             alignment_affine, landmark_predictor, warp_face)
 from facecamo.design import Design, design_of_bank
-from facecamo.geometry import transform_points
+from facecamo.conceal import conceal_frame
 from facecamo.donor import donor_target
-from facecamo.paste import conceal_box, conceal_face, conceal_frame, paste_face_inplace
+from facecamo.geometry import transform_points
+from facecamo.paste import conceal_box, conceal_face, paste_face_inplace
+from facecamo.request import (MAX_FRAME_HEIGHT, MAX_FRAME_WIDTH, RequestError, appearance_indices, rows_from_tracks,
+                              validate_boxes, validate_frame, validate_tracks)
 from facecamo.spec import (
     MAX_FACES_PER_FRAME, STATUS_CAMOUFLAGED, STATUS_CONCEALED, STATUS_FALLBACK, from_model_output, to_model_input,
 )
 from facecamo.tracking import box_iou, match_boxes
 
-MAX_FRAME_WIDTH = 3840
-MAX_FRAME_HEIGHT = 2160
 TRACK_BOX_IOU = 0.9
 """A caller's box that overlaps a track's box this much is that track's box (see :meth:`FramePipeline.prepare`)."""
 TRACK_MATCH_CENTRE_SHIFT = 1.0
 """A face matches a caller's track when their centres are within this many box widths (or they overlap): hints may be
 a few frames old (frames in flight) and cameras pan."""
-MAX_MESSAGE_ITEMS = 8
-"""Error messages quote at most this many offending values: a message must never echo a whole array."""
-MAX_BOX_COVER = 4.0
-"""FACE_BOXES (and, apart, TRACK_BOXES) may cover at most this many times the frame's area together. Paste-back costs
-time and memory in proportion to a face's area (64 full-frame boxes on a 3840x2160 frame held one model instance for
-26 to 57 s and grew it by 0.9 GB); real faces barely overlap, and this leaves room for a few duplicate boxes per face."""
-
-
-class RequestError(ValueError):
-    """A request the caller must fix; the message says what was expected. Servers answer it as INVALID_ARGUMENT."""
 
 
 class NetworkError(RuntimeError):
     """A network failed or returned something that breaks the spec; the faces it was for are concealed."""
-
-
-def _quote(values: np.ndarray) -> str:
-    flat = np.asarray(values).reshape(-1)
-    shown = flat[:MAX_MESSAGE_ITEMS].tolist()
-    return f"{shown}{' ... (' + str(flat.size) + ' values)' if flat.size > MAX_MESSAGE_ITEMS else ''}"
 
 
 # -- settings ------------------------------------------------------------------------------------------------------
@@ -131,7 +116,8 @@ class PipelineSettings:
                 else:
                     kwargs[key] = str(text)
             except ValueError:
-                raise ValueError(f"pipeline setting {key}={text!r} is not a valid {type(default).__name__}") from None
+                kind = "number" if default is None or isinstance(default, float) else type(default).__name__
+                raise ValueError(f"pipeline setting {key}={text!r} is not a valid {kind}") from None
         return cls(**kwargs)
 
     def as_strings(self) -> dict[str, str]:
@@ -165,130 +151,6 @@ def check_output(name: str, value: Any, shape: Sequence[int | None]) -> np.ndarr
         expected = ["*" if s is None else s for s in shape]
         raise NetworkError(f"{name} returned shape {list(value.shape)}, expected {expected}")
     return value
-
-
-# -- request validation ----------------------------------------------------------------------------------------------
-def validate_frame(frame: Any, max_width: int = MAX_FRAME_WIDTH, max_height: int = MAX_FRAME_HEIGHT) -> np.ndarray:
-    """Check a frame: uint8 (H, W, 3) RGB, non-empty, within the size limit (either orientation)."""
-    problem = spec.frame_problem(frame)
-    if problem:
-        raise RequestError(problem)
-    height, width = frame.shape[:2]
-    long_side, short_side = max(height, width), min(height, width)
-    if long_side > max(max_width, max_height) or short_side > min(max_width, max_height):
-        raise RequestError(f"FRAME is {width}x{height}, larger than the {max_width}x{max_height} limit; downscale it first")
-    return np.ascontiguousarray(frame)
-
-
-def validate_boxes(boxes: Any, frame_shape: tuple[int, ...], max_faces: int = MAX_FACES_PER_FRAME * 8,
-                   name: str = "FACE_BOXES", inside: bool = True) -> np.ndarray | None:
-    """Check boxes: float (N, 4) (left, top, right, bottom), finite, non-empty, inside the frame (``inside``)."""
-    if boxes is None:
-        return None
-    boxes = np.asarray(boxes)
-    if boxes.ndim != 2 or boxes.shape[1] != 4:
-        raise RequestError(f"{name} must have shape [N, 4] (left, top, right, bottom), got {list(boxes.shape)}")
-    if not (np.issubdtype(boxes.dtype, np.floating) or np.issubdtype(boxes.dtype, np.integer)):
-        raise RequestError(f"{name} must be numbers, got {boxes.dtype}")
-    boxes = boxes.astype(np.float64)
-    if len(boxes) > max_faces:
-        raise RequestError(f"{name} has {len(boxes)} boxes; at most {max_faces} per frame")
-    if not np.all(np.isfinite(boxes)):
-        raise RequestError(f"{name} contains NaN or infinite values")
-    height, width = frame_shape[:2]
-    for index, (left, top, right, bottom) in enumerate(boxes):
-        if right <= left or bottom <= top:
-            raise RequestError(f"{name}[{index}] = {[left, top, right, bottom]} must have right > left and bottom > top")
-        if inside and (left < 0 or top < 0 or right > width or bottom > height):
-            raise RequestError(f"{name}[{index}] = {[left, top, right, bottom]} lies outside the {width}x{height} frame")
-    _check_cover(boxes, frame_shape, name)
-    return boxes
-
-
-def _check_cover(boxes: np.ndarray, frame_shape: tuple[int, ...], name: str) -> None:
-    """RequestError when float (N, 4) ``boxes``, clipped to the frame, cover more than MAX_BOX_COVER frames."""
-    height, width = frame_shape[:2]
-    clipped = np.clip(boxes, 0, [width, height, width, height])
-    cover = float(np.sum(np.clip(clipped[:, 2] - clipped[:, 0], 0, None) * np.clip(clipped[:, 3] - clipped[:, 1], 0, None)))
-    if cover > MAX_BOX_COVER * width * height:
-        raise RequestError(f"{name} cover {cover / (width * height):.1f} times the {width}x{height} frame's area together; "
-                           f"at most {MAX_BOX_COVER:g}: boxes that overlap this much are not separate faces (one box per face)")
-
-
-def _indices(values: Any, bank_size: int, name: str) -> np.ndarray:
-    values = np.asarray(values).reshape(-1)
-    if values.size and not np.issubdtype(values.dtype, np.integer):
-        raise RequestError(f"{name} must be integers, got {values.dtype}")
-    bad = (values < 0) | (values >= bank_size)
-    if np.any(bad):
-        raise RequestError(f"{name} {_quote(values[bad])} out of range: the appearance bank has entries 0..{bank_size - 1}")
-    return values.astype(np.int64)
-
-
-def validate_tracks(track_boxes: Any, track_appearance: Any, bank_size: int, frame_shape: tuple[int, ...] | None = None,
-                    max_tracks: int = MAX_FACES_PER_FRAME * 8) -> tuple[np.ndarray, np.ndarray]:
-    """The caller's tracks: (float64 (T, 4) boxes, int64 (T,) bank entries); empty arrays when there are none.
-
-    A track box may reach outside the frame (a person leaving it), but must not be inverted; at most ``max_tracks``
-    tracks, and (given ``frame_shape``) their boxes clipped to the frame cover at most MAX_BOX_COVER frames: every
-    track the detector misses becomes a face to cover."""
-    if track_boxes is None and track_appearance is None:
-        return np.zeros((0, 4)), np.zeros(0, np.int64)
-    if track_boxes is None or track_appearance is None:
-        raise RequestError("TRACK_BOXES and TRACK_APPEARANCE go together: give both or neither")
-    hints = np.asarray(track_boxes)
-    if hints.size == 0:
-        hints = np.zeros((0, 4))
-    if hints.ndim != 2 or hints.shape[1] != 4:
-        raise RequestError(f"TRACK_BOXES must have shape [T, 4], got {list(hints.shape)}")
-    hints = hints.astype(np.float64)
-    rows = _indices(track_appearance, bank_size, "TRACK_APPEARANCE")
-    if len(hints) != len(rows):
-        raise RequestError(f"TRACK_BOXES has {len(hints)} rows but TRACK_APPEARANCE {len(rows)}; give one entry per track")
-    if len(hints) > max_tracks:
-        raise RequestError(f"TRACK_BOXES has {len(hints)} tracks; at most {max_tracks} per frame")
-    if len(hints) and not np.all(np.isfinite(hints)):
-        raise RequestError("TRACK_BOXES contains NaN or infinite values")
-    inverted = np.flatnonzero((hints[:, 2] <= hints[:, 0]) | (hints[:, 3] <= hints[:, 1]))
-    if len(inverted):
-        raise RequestError(f"TRACK_BOXES[{inverted[0]}] = {hints[inverted[0]].tolist()} must have right > left and bottom > top"
-                           f"{f' ({len(inverted)} such rows)' if len(inverted) > 1 else ''}")
-    if frame_shape is not None and len(hints):
-        _check_cover(hints, frame_shape, "TRACK_BOXES")
-    return hints, rows
-
-
-def assign_appearance(boxes: np.ndarray, bank_size: int, index: np.ndarray | None = None,
-                      track_boxes: np.ndarray | None = None, track_appearance: np.ndarray | None = None,
-                      matches: list[int] | None = None) -> np.ndarray:
-    """The bank entry of each face: int32 (N,) for face boxes float (N, 4). See :mod:`facecamo.spec` for the rule.
-
-    ``matches`` (one track index or -1 per face) may be given when the caller already matched faces to tracks.
-
-    Raises:
-        RequestError: for indices out of range, or a count that matches neither 1 nor the number of faces.
-    """
-    count = len(boxes)
-    if index is not None and np.asarray(index).size:
-        values = _indices(index, bank_size, "APPEARANCE_INDEX")
-        if count == 0:  # a frame without faces: the indices were valid, there is nothing to assign
-            return np.zeros(0, np.int32)
-        if len(values) == 1:
-            return np.full(count, int(values[0]), np.int32)
-        if len(values) != count:
-            raise RequestError(f"APPEARANCE_INDEX has {len(values)} entries for {count} faces; give 1 (for all) or one per face")
-        return values.astype(np.int32)
-    hints, hint_rows = validate_tracks(track_boxes, track_appearance, bank_size) if track_boxes is not None or \
-        track_appearance is not None else (np.zeros((0, 4)), np.zeros(0, np.int64))
-    rows = np.full(count, -1, np.int64)
-    for face, track in enumerate(matches if matches is not None else match_boxes(boxes, hints)):
-        if track >= 0:
-            rows[face] = hint_rows[track]
-    taken = set(hint_rows.tolist()) | set(rows[rows >= 0].tolist())
-    free = iter([r for r in range(bank_size) if r not in taken])
-    for face in sorted(np.flatnonzero(rows < 0), key=lambda f: (boxes[f][0], boxes[f][1])):
-        rows[face] = next(free, face % bank_size)
-    return rows.astype(np.int32)
 
 
 # -- per-frame state -------------------------------------------------------------------------------------------------
@@ -430,7 +292,7 @@ class FramePipeline:
         frame = validate_frame(frame, settings.max_width, settings.max_height)
         given = validate_boxes(boxes, frame.shape, settings.max_faces)
         hints, hint_rows = validate_tracks(track_boxes, track_appearance, self.bank_size, frame.shape, settings.max_faces)
-        index = None if appearance is None or np.asarray(appearance).size == 0 else _indices(appearance, self.bank_size, "APPEARANCE_INDEX")
+        index = None if appearance is None or np.asarray(appearance).size == 0 else appearance_indices(appearance, self.bank_size, "APPEARANCE_INDEX")
         per_box = index is not None and len(index) > 1
         if per_box and (given is None or not len(given)):
             raise RequestError(f"APPEARANCE_INDEX has {len(index)} entries but no FACE_BOXES: several entries pair one with "
@@ -483,7 +345,7 @@ class FramePipeline:
         else:
             own = [number for number, f in enumerate(faces) if f.source != SOURCE_TRACK]
             own_boxes = np.array([faces[n].box for n in own], np.float64).reshape(-1, 4)
-            rows = assign_appearance(own_boxes, self.bank_size, None, hints, hint_rows, matches=[matches[n] for n in own])
+            rows = rows_from_tracks(own_boxes, self.bank_size, hint_rows, [matches[n] for n in own])
             for number, row in zip(own, rows):
                 faces[number].row = int(row)
         for number, face in enumerate(faces):
@@ -503,10 +365,7 @@ class FramePipeline:
             return
         try:
             box = face.box if face.source == SOURCE_GIVEN else self.detector.landmark_box(face.box)
-            points = self.landmarks(frame, box)
-            face.affine = alignment_affine(points)
-            face.crop = warp_face(frame, face.affine)
-            face.landmarks = transform_points(face.affine, points)
+            face.affine, face.crop, face.landmarks = align_in_box(frame, box, self.landmarks)
         except ValueError as error:  # degenerate landmarks: concealed, never passed through
             face.affine, face.crop, face.landmarks = None, None, None
             face.concealed_why = f"landmarks failed: {error}"
@@ -671,12 +530,10 @@ class CenterFaceBoxes:
     dlib's landmark predictor expects (:func:`facecamo.detect.landmark_box`)."""
 
     def __init__(self, settings: PipelineSettings, networks: Networks) -> None:
-        from facecamo.detect import CenterFaceDetector
+        from facecamo.detect import CENTERFACE_DEFAULTS, CenterFaceDetector
 
-        options = {"input_scale": str(settings.detector_input_scale)}
-        if settings.detector_threshold is not None:
-            options["threshold"] = str(settings.detector_threshold)
-        self._detector = CenterFaceDetector.from_settings(options, networks.detect)
+        threshold = CENTERFACE_DEFAULTS["threshold"] if settings.detector_threshold is None else settings.detector_threshold
+        self._detector = CenterFaceDetector(networks.detect, threshold=threshold, input_scale=settings.detector_input_scale)
 
     def __call__(self, frame: np.ndarray) -> list[Detection]:
         return self._detector(frame)
@@ -686,6 +543,19 @@ class CenterFaceBoxes:
         from facecamo.detect import landmark_box
 
         return landmark_box(Detection(box, 1.0))
+
+
+def align_in_box(frame: np.ndarray, box: tuple[float, float, float, float],
+                 landmarks: LandmarkPredictor | FivePointLandmarkPredictor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The served alignment of the face in ``box`` (the rectangle the landmark model expects: a detector's
+    ``landmark_box``): (float64 (2, 3) frame-to-crop affine, uint8 (112, 112, 3) crop, float64 (68, 2) landmarks in
+    crop pixels). The export aligns the donor bank's portraits with it too, so donors and served faces match.
+
+    Raises:
+        ValueError: for degenerate landmarks."""
+    points = landmarks(frame, box)
+    affine = alignment_affine(points)
+    return affine, warp_face(frame, affine), transform_points(affine, points)
 
 
 def make_detector(settings: PipelineSettings, networks: Networks) -> "DlibDetector | CenterFaceBoxes":

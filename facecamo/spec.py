@@ -16,7 +16,7 @@ networks served beside it through BLS):
         -> generator: IDENTITY_CODE, APPEARANCE_CODE -> GENERATED_FACES (checked: float32, shape, finite)
         -> paste-back -> CAMOUFLAGED_FRAME, FACE_BOXES_OUT, FACE_STATUS, FACE_APPEARANCE, FACE_SOURCE
 
-Appearance per face (:meth:`facecamo.pipeline.FramePipeline.prepare`, :func:`facecamo.pipeline.assign_appearance`):
+Appearance per face (:meth:`facecamo.pipeline.FramePipeline.prepare`, :func:`facecamo.request.assign_appearance`):
 an explicit APPEARANCE_INDEX wins and never turns tracking off. One entry (K=1) is every face's, the tracked people
 covered at their track's box included. K > 1 entries pair with FACE_BOXES, entry k for box k, and need exactly K boxes
 (detected faces come in an order known only after the call, so a list without boxes is refused); a tracked person the

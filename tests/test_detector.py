@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import importlib.util
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 from facecamo import spec
 from facecamo.align import FaceDetector, LandmarkPredictor, load_rgb
 from facecamo.detect import CENTERFACE_DEFAULTS, CenterFaceDetector, landmark_box
+from facecamo.pipeline import PipelineSettings, make_detector
 from tests.conftest import PORTRAITS, ROOT
 
 VIDEO = ROOT / "assets" / "video" / "video_01.mp4"
@@ -207,13 +209,17 @@ def test_a_face_cut_by_the_frame_edge_still_gets_a_face_sized_rectangle(centerfa
 
 # -- settings and errors -----------------------------------------------------------------------------------------------
 def test_settings_from_strings(detector_model):
+    """config.pbtxt's strings become typed settings once (PipelineSettings.from_strings), and the detector is built
+    from those typed values."""
     run = CenterFaceDetector.from_onnx(detector_model).run
-    detector = CenterFaceDetector.from_settings({"threshold": "0.45", "input_scale": "1.5", "detector": "centerface"}, run)
+    networks = SimpleNamespace(detect=run)
+    settings = PipelineSettings.from_strings({"detector_threshold": "0.45", "detector_input_scale": "1.5", "detector": "centerface"})
+    detector = make_detector(settings, networks)._detector
     assert (detector.threshold, detector.nms_iou, detector.input_scale) == (0.45, CENTERFACE_DEFAULTS["nms_iou"], 1.5)
-    defaults = CenterFaceDetector.from_settings({}, run)
+    defaults = make_detector(PipelineSettings.from_strings({}), networks)._detector
     assert (defaults.threshold, defaults.input_scale) == (CENTERFACE_DEFAULTS["threshold"], CENTERFACE_DEFAULTS["input_scale"])
-    with pytest.raises(ValueError, match="'threshold' must be a number"):
-        CenterFaceDetector.from_settings({"threshold": "high"}, run)
+    with pytest.raises(ValueError, match="detector_threshold='high' is not a valid number"):
+        PipelineSettings.from_strings({"detector_threshold": "high"})
     with pytest.raises(ValueError, match=r"threshold must be in \(0, 1\)"):
         CenterFaceDetector(run, threshold=1.5)
     with pytest.raises(ValueError, match="input_scale must be between"):

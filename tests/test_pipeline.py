@@ -9,9 +9,9 @@ import pytest
 from facecamo import spec
 from facecamo.align import load_rgb
 from facecamo.paste import paste_face
-from facecamo.pipeline import (
-    FramePipeline, PipelineSettings, RequestError, assign_appearance, match_boxes, validate_boxes, validate_frame,
-)
+from facecamo.pipeline import FramePipeline, PipelineSettings
+from facecamo.request import RequestError, assign_appearance, validate_boxes, validate_frame
+from facecamo.tracking import match_boxes
 from facecamo.repository import RepositoryError, open_pipeline
 from tests import faults
 from tests.conftest import PORTRAITS

@@ -39,9 +39,10 @@ from typing import Iterator
 
 import numpy as np
 
+from facecamo.conceal import conceal_frame
 from facecamo_client.errors import FacecamoError, MissingExtraError, ServerUnavailableError
 from facecamo_client.video import (
-    IMAGE_SUFFIXES, VIDEO_OUTPUT_SUFFIXES, VIDEO_SUFFIXES, VideoReader, VideoWriter, check_output_suffix, conceal_frame,
+    IMAGE_SUFFIXES, VIDEO_OUTPUT_SUFFIXES, VIDEO_SUFFIXES, VideoReader, VideoWriter, check_output_suffix,
     is_stream, kind_of, read_image, require_extra, side_by_side, write_image,
 )
 

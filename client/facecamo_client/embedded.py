@@ -84,7 +84,7 @@ class EmbeddedEngine(CamouflageEngine):
         Raises:
             InvalidInputError: for input the caller must fix.
         """
-        from facecamo.pipeline import RequestError
+        from facecamo.request import RequestError
 
         from facecamo_client import validation
 

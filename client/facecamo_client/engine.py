@@ -10,6 +10,7 @@ from typing import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
+from facecamo.conceal import conceal_frame
 from facecamo_client.errors import FacecamoError, InvalidInputError, RequestTimeoutError
 from facecamo_client.result import CamouflageResult
 from facecamo_client.tracking import FaceTracker
@@ -133,8 +134,6 @@ class CamouflageEngine:
         except InvalidInputError:
             raise
         except FacecamoError as error:  # fail closed: the frame is concealed whole, never passed through
-            from facecamo_client.conceal import conceal_frame
-
             result = CamouflageResult(conceal_frame(np.asarray(frame)), [], failed=str(error))
         result.index = index
         if tracker is not None:

@@ -360,16 +360,3 @@ class VideoWriter:
 def side_by_side(original: np.ndarray, camouflaged: np.ndarray) -> np.ndarray:
     """original | camouflaged, for review: uint8 (H, 2W, 3)."""
     return np.concatenate([original, camouflaged], axis=1)
-
-
-def conceal_frame(frame: np.ndarray) -> np.ndarray:
-    """Fail closed for a frame the engine could not process: the whole uint8 (H, W, 3) frame pixelated (24x) and
-    blurred. A pixel the blur happens to leave at its input value (flat areas) is shifted, so no pixel of the input
-    passes through."""
-    cv2 = _cv2()
-
-    small = cv2.resize(frame, (max(1, frame.shape[1] // 24), max(1, frame.shape[0] // 24)), interpolation=cv2.INTER_AREA)
-    concealed = cv2.GaussianBlur(cv2.resize(small, frame.shape[1::-1], interpolation=cv2.INTER_LINEAR), (0, 0), 3)
-    unchanged = np.all(concealed == frame, axis=2)
-    concealed[unchanged] ^= 0x10
-    return concealed

@@ -17,7 +17,8 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from facecamo import spec
-from facecamo.pipeline import FramePipeline, PipelineSettings, RequestError
+from facecamo.pipeline import FramePipeline, PipelineSettings
+from facecamo.request import RequestError
 from facecamo.repository import load_bank
 
 MAX_ERROR_CHARACTERS = 500
