@@ -179,7 +179,7 @@ def test_make_eval_end_to_end(tmp_path, identity_folders, prepared, preset):
         assert results["methods"]["donor_warp"]["ssim_to_donor"] == pytest.approx(1.0)
         assert "clips" in results["methods"]["camouflage"]["realism"]  # the committed clip, as it is and darkened
         assert "clips_dark" in results["methods"]["donor_warp"]["realism"]
-        assert (tmp_path / "eval" / "scenes.png").stat().st_size > 0  # the clip's frame, as it is and darkened
+        assert (tmp_path / "eval" / "scenes.jpg").stat().st_size > 0  # the clip's frame, as it is and darkened
     report = (tmp_path / "eval" / "report.md").read_text()
     assert "## Targets" in report and "SSIM-28" in report and "tar_at_far_ssim28.png" in report and "## Realism" in report
     assert ("**not met**" in report) == (not all(c["met"] for c in camouflage.values()))

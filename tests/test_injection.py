@@ -35,6 +35,31 @@ def test_injection_generator_starts_at_the_donor_target_and_stays_within_its_bou
         build_network(load_config("tiny_inject", ["model.residual_bound=0"]).model)
 
 
+def test_visibility_mask_shrinks_the_residual_in_dim_and_flat_skin_and_exports(tmp_path):
+    """model.residual_mask=visibility: the bound scaled by the donor target's local light and texture (v4 drew dark
+    lines over dim faces with its one bound); the generator it makes still exports with ONNX Runtime parity."""
+    from export.onnx_export import check_parity, export_onnx
+    from training.models.donor import visibility_mask
+
+    torch.manual_seed(0)
+    texture = 0.15 * torch.randn(1, 3, 112, 112)
+    lit, flat, dim = (0.2 + texture).clamp(-1, 1), torch.full((1, 3, 112, 112), 0.2), (-0.75 + 0.2 * texture).clamp(-1, 1)
+    shares = {name: float(visibility_mask(t).mean()) for name, t in (("lit", lit), ("flat", flat), ("dim", dim))}
+    assert shares["lit"] > 0.85 and 0.2 < shares["flat"] < 0.4 and shares["dim"] < 0.3, shares
+    net = build_network(load_config("tiny_inject", ["model.residual_mask=visibility"]).model, num_identities=0).eval()
+    with torch.no_grad():
+        for p in net.generator.to_residual.parameters():
+            p.normal_(0, 5.0)
+        for target in (lit, dim):
+            residual = net.camouflage(target, target) - target
+            assert torch.all(residual.abs() <= net.generator.bound() * visibility_mask(target) + 1e-6)
+    assert float((net.camouflage(dim, dim) - dim).abs().mean()) < 0.5 * float((net.camouflage(lit, lit) - lit).abs().mean())
+    with pytest.raises(ValueError, match="residual_mask"):
+        build_network(load_config("tiny_inject", ["model.residual_mask=sharp"]).model)
+    parity = check_parity(net, export_onnx(net, tmp_path), torch.cat([lit, dim]).numpy())
+    assert all(r.ok for r in parity), [(r.name, r.case, r.max_abs_difference) for r in parity]
+
+
 def test_injection_losses_read_the_residual_and_refuse_the_adain_generator():
     from training.data import Batch
     from training.losses import DONOR_TERMS, LossInputs, Objective, residual_colour_loss

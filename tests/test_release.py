@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The committed release weights (v4, the donor design with the injection generator): small, inference parts only,
-loadable, and within their bound of the donor target; the paper design's release (v1), kept one `make export CKPT=...`
+"""The committed release weights (v5, the donor design with the injection generator, its bound masked by
+visibility): small, inference parts only, loadable, and within their bound of the donor target; the paper design's release (v1), kept one `make export CKPT=...`
 away, still loads; the compact resumable checkpoint carries training on."""
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ def test_release_weights_are_small_and_hold_only_what_inference_needs():
 def test_release_model_camouflages_a_face_batch():
     net, config, info = load_inference_net()
     assert config.model.design == "donor" and net.classifier is None and info["step"] > 0
-    assert config.model.generator == "inject" and config.preset == "inject_cpu"  # v4: what `make train` builds
+    assert config.model.generator == "inject" and config.preset == "inject_cpu"  # v5: what `make train` builds
+    assert config.model.residual_mask == "visibility"  # v5's bound follows the donor target's light (v4: "none")
     with torch.no_grad():
         faces = torch.rand(2, 3, 112, 112) * 2 - 1
         targets = faces.flip(0) * 0.9

@@ -47,6 +47,9 @@ class ModelConfig:
     donors_per_blend: int = 3  # donor design: portraits averaged into one donor (k-same style: the donor is nobody)
     generator: str = "adain"  # donor design: "adain" (G decodes a new face, v2/v3) or "inject" (target + bounded residual)
     residual_bound: float = 0.094  # inject: the largest |residual| per channel G may learn, model range (12/255 of 0..255)
+    # inject: "none" (v4: the same bound everywhere) or "visibility" (the bound scaled per pixel by the donor target's
+    # local lightness and contrast, training/models/donor.py visibility_mask: smaller in dim and flat skin; v5)
+    residual_mask: str = "none"
 
 
 @dataclass

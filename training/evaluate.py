@@ -339,7 +339,10 @@ def evaluate(ckpt: Path | None, data: Path, out: Path, count: int, references: i
             first = next(iter(reader))
         scene_codes = codes_for_scenes(camouflager, reference_crops, reference_points, reference_names, per_reference)
         out.mkdir(parents=True, exist_ok=True)
-        save_rgb(out / "scenes.png", scene_picture(camouflager, others, first, scene_codes[:1]))
+        scene, face_zoom = scene_picture(camouflager, others, first, scene_codes[:1])
+        save_rgb(out / "scenes.jpg", scene)
+        if face_zoom is not None:
+            save_rgb(out / "scenes_face_zoom.jpg", face_zoom)
         scenes = scene_realism(camouflager, others, clips, scene_codes, clip_every)
         for method, by_scene in scenes.items():
             results["methods"][method]["realism"].update(by_scene)
@@ -449,20 +452,31 @@ def codes_for_scenes(camouflager: "TorchCamouflager", crops: dict, points: dict,
 
 
 def scene_picture(camouflager: "TorchCamouflager", others: dict[str, "TorchCamouflager"], frame: np.ndarray,
-                  code: np.ndarray, height: int = 240) -> np.ndarray:
-    """uint8 RGB: one clip frame as it is and darkened (:func:`darken`), each row the original, then the model, then
-    each compared model, every face given the donor ``code`` (uint8 (1, 112, 112, 3)); the picture to look at."""
+                  code: np.ndarray, height: int = 240, zoom: float = 3.0) -> tuple[np.ndarray, np.ndarray | None]:
+    """The pictures to look at: uint8 RGB, one clip frame as it is and darkened (:func:`darken`), each row the
+    original, then the model, then each compared model, every face given the donor ``code`` (uint8 (1, 112, 112, 3));
+    and the same cells cropped to the frame's largest face (its box grown by half) and enlarged ``zoom`` times, where
+    a residual's pattern shows (None for a frame without a face)."""
     import cv2
 
     models = [camouflager, *others.values()]
-    rows = []
+    rows, zoomed, window = [], [], None
     for scene in (frame, darken(frame)):
         scene = np.ascontiguousarray(scene)
         prepared = camouflager.prepare(scene)
         cells = [scene] + [model.camouflage(scene, code, prepared)[0] for model in models]
         width = round(scene.shape[1] * height / scene.shape[0])
         rows.append(np.concatenate([cv2.resize(c, (width, height), interpolation=cv2.INTER_AREA) for c in cells], axis=1))
-    return np.concatenate(rows, axis=0)
+        if window is None and prepared.faces:  # the lit frame's largest face: the same window in the dim one
+            left, top, right, bottom = max((f.box for f in prepared.faces), key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
+            grow_x, grow_y = (right - left) / 4, (bottom - top) / 4
+            window = (max(int(left - grow_x), 0), max(int(top - grow_y), 0),
+                      min(int(right + grow_x), scene.shape[1]), min(int(bottom + grow_y), scene.shape[0]))
+        if window is not None:
+            x0, y0, x1, y1 = window
+            size = (round((x1 - x0) * zoom), round((y1 - y0) * zoom))
+            zoomed.append(np.concatenate([cv2.resize(c[y0:y1, x0:x1], size, interpolation=cv2.INTER_CUBIC) for c in cells], axis=1))
+    return np.concatenate(rows, axis=0), (np.concatenate(zoomed, axis=0) if len(zoomed) == 2 else None)
 
 
 def scene_realism(camouflager: "TorchCamouflager", others: dict[str, "TorchCamouflager"], clips: list[Path],
@@ -689,7 +703,8 @@ def markdown_report(results: dict) -> str:
         lines += [f"Diversity: mean SSIM between camouflaged versions of one face made with different donors: {div:.3f} "
                   f"(SSIM-28: {div28:.3f}).", ""]
     if setup.get("clips"):
-        lines += ["![a clip's first frame as it is and darkened: original, the model, each compared model](scenes.png)", ""]
+        lines += ["![a clip's first frame as it is and darkened: original, the model, each compared model](scenes.jpg)", "",
+                  "Its largest face, 3x (the same rows and columns):", "", "![the largest face, 3x](scenes_face_zoom.jpg)", ""]
     lines += ["SSIM-28: both aligned crops turned grey (BT.601 luma), area-downsampled to 28x28, then SSIM with an 11x11 "
               "Gaussian window of sigma 1.5. Noise, texture and colour do not lower it; a different face shape, layout of "
               "features or hairline does.", "",

@@ -105,6 +105,36 @@ class DonorGenerator(nn.Module):
         return self.to_rgb(self.features(identity, target))
 
 
+RESIDUAL_MASKS = ("none", "visibility")
+_MASK_WINDOW = 7  # px of the 112x112 crop over which lightness and contrast are measured (about a third of an eye)
+_FULL_BOUND_LIGHTNESS = 0.5  # local mean luma (0..1) from which the full bound applies; below it, the bound shrinks
+_MIN_LIGHTNESS_SHARE = 0.08  # the smallest share the lightness factor leaves (a face in near-black keeps a little)
+_FLAT_SHARE = 0.25  # the share left on perfectly flat skin
+_FULL_BOUND_CONTRAST = 0.12  # local std / mean of luma from which texture masks the residual fully (LFW median 0.09)
+
+
+def visibility_mask(target: torch.Tensor) -> torch.Tensor:
+    """How much of the residual bound each pixel of the donor target can hide: float (B, 3, 112, 112) in [-1, 1]
+    -> float (B, 1, 112, 112) in [0.02, 1].
+
+    A change of fixed size is seen in proportion to the light around it (Weber) and is hidden by texture around it
+    (contrast masking), the two effects image and video codecs use to place their error. v4's bound, the same 12/255
+    everywhere, drew dark lines over faces in dim scenes (12/255 on a face of luma 30/255 is 40% of its brightness)
+    and patterns on flat foreheads. The mask is the product of ``clamp(mean / 0.5, 0.08, 1)`` and
+    ``clamp(0.25 + (std / mean) / 0.12, 0, 1)``, luma's mean and std over a 7x7 window: the full bound on lit,
+    textured skin (eyes, brows, mouth), about a quarter of it on a face at 40% brightness.
+    """
+    rgb = (target.detach() + 1) / 2
+    luma = (0.299 * rgb[:, 0:1] + 0.587 * rgb[:, 1:2] + 0.114 * rgb[:, 2:3]).clamp_min(0)
+    pad = _MASK_WINDOW // 2
+    mean = F.avg_pool2d(luma, _MASK_WINDOW, stride=1, padding=pad, count_include_pad=False)
+    variance = F.avg_pool2d(luma * luma, _MASK_WINDOW, stride=1, padding=pad, count_include_pad=False) - mean * mean
+    contrast = variance.clamp_min(1e-8).sqrt() / (mean + 0.02)
+    lightness_share = (mean / _FULL_BOUND_LIGHTNESS).clamp(_MIN_LIGHTNESS_SHARE, 1.0)
+    texture_share = (_FLAT_SHARE + contrast / _FULL_BOUND_CONTRAST).clamp(max=1.0)
+    return lightness_share * texture_share
+
+
 class InjectionGenerator(DonorGenerator):
     """G as identity injection (``model.generator: inject``, issue 17): the donor target plus a small bounded residual.
 
@@ -117,17 +147,23 @@ class InjectionGenerator(DonorGenerator):
     per-face optimised residual of 12/255 on the bare donor target raised an independent recogniser's TAR at FAR 1e-5
     from 0.02% to 23% (issue 17). This network amortises that optimisation.
 
+    ``mask="visibility"`` scales the bound per pixel by :func:`visibility_mask` of the target (v5, the release): the
+    residual may be as large as before only where the target's light and texture hide it.
+
     Same inputs and output as :class:`DonorGenerator` (so the served generator's tensors are unchanged), plus
     :meth:`residual_and_bound` for the losses.
     """
 
     def __init__(self, identity_dim: int, width: int = 32, res_blocks: int = 4, mlp_dim: int = 256,
-                 max_bound: float = 0.094) -> None:
+                 max_bound: float = 0.094, mask: str = "none") -> None:
         super().__init__(identity_dim, width, res_blocks, mlp_dim)
         del self.to_rgb
         if not 0 < max_bound <= 1:
             raise ValueError(f"model.residual_bound must be in (0, 1] (model range; 12/255 of 0..255 is 0.094), got {max_bound}")
+        if mask not in RESIDUAL_MASKS:
+            raise ValueError(f"model.residual_mask must be one of {', '.join(RESIDUAL_MASKS)}, got {mask!r}")
         self.max_bound = float(max_bound)
+        self.mask = mask
         # A new head (not to_rgb: weights copied from an AdaIN generator must not seed it), zero at the start, so
         # training starts from the bare donor target.
         self.to_residual = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(width, 3, 3))
@@ -140,9 +176,11 @@ class InjectionGenerator(DonorGenerator):
         return self.max_bound * torch.sigmoid(self.bound_logit)
 
     def residual_and_bound(self, identity: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(float (B, 3, 112, 112) residual in [-bound, bound], the bound): what :meth:`forward` adds to the target."""
+        """(float (B, 3, 112, 112) residual in [-bound, bound], the bound): what :meth:`forward` adds to the target
+        (with ``mask="visibility"``, at most ``bound`` times :func:`visibility_mask` at each pixel)."""
         bound = self.bound()
-        return bound * torch.tanh(self.to_residual(self.features(identity, target))), bound
+        residual = bound * torch.tanh(self.to_residual(self.features(identity, target)))
+        return (residual * visibility_mask(target) if self.mask == "visibility" else residual), bound
 
     def forward(self, identity: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         residual, _ = self.residual_and_bound(identity, target)
@@ -189,7 +227,7 @@ class DonorCamouflageNet(nn.Module):
         if config.generator not in ("adain", "inject"):
             raise ValueError(f"model.generator must be adain or inject, got {config.generator!r}")
         self.generator = (InjectionGenerator(config.identity_dim, config.structure_width, config.generator_res_blocks,
-                                             config.mlp_dim, config.residual_bound) if config.generator == "inject" else
+                                             config.mlp_dim, config.residual_bound, config.residual_mask) if config.generator == "inject" else
                           DonorGenerator(config.identity_dim, config.structure_width, config.generator_res_blocks, config.mlp_dim))
 
     def camouflage(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
