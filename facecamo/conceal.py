@@ -8,8 +8,9 @@ from __future__ import annotations
 import numpy as np
 
 BLOCK = 24
-"""Mosaic tile, in frame pixels: at 24 px a face must span about 5 tiles across to show any structure at all, and
-the largest faces of a 1080p frame (about 400 px) still lose everything a viewer recognises."""
+"""Mosaic tile, in frame pixels (the size all three earlier whole-frame concealments used). A face of 120 px keeps
+5 tiles across, nothing a viewer recognises; a face of 400 px (the largest in 1080p) keeps about 16, a coarse
+silhouette. This is the last resort for a frame whose faces are unknown, not the per-face concealment."""
 
 
 def conceal_frame(frame: np.ndarray, block: int = BLOCK) -> np.ndarray:

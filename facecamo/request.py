@@ -154,13 +154,11 @@ def rows_from_tracks(boxes: np.ndarray, bank_size: int, track_rows: np.ndarray, 
     """The bank entry of each face without APPEARANCE_INDEX: int32 (N,) for face boxes float (N, 4), a face matched
     to a track (``matches``: one track index or -1 per face) keeping the track's entry ``track_rows`` (int64 (T,),
     as :func:`validate_tracks` returns them) and every other face the next entry no track holds, left to right."""
-    count = len(boxes)
-    hint_rows = track_rows
-    rows = np.full(count, -1, np.int64)
+    rows = np.full(len(boxes), -1, np.int64)
     for face, track in enumerate(matches):
         if track >= 0:
-            rows[face] = hint_rows[track]
-    taken = set(hint_rows.tolist()) | set(rows[rows >= 0].tolist())
+            rows[face] = track_rows[track]
+    taken = set(track_rows.tolist()) | set(rows[rows >= 0].tolist())
     free = iter([r for r in range(bank_size) if r not in taken])
     for face in sorted(np.flatnonzero(rows < 0), key=lambda f: (boxes[f][0], boxes[f][1])):
         rows[face] = next(free, face % bank_size)
