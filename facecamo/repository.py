@@ -88,7 +88,7 @@ def open_pipeline(root: Path, threads: int = 0) -> FramePipeline:
         raise RepositoryError(f"{root} lacks {', '.join(missing)}: the embedded engine runs the ONNX files of a python or "
                               "onnxruntime export; run `make export`")
     bank, design = load_bank(root / spec.ENSEMBLE / "1", read_parameters(root / spec.ENSEMBLE / "config.pbtxt"))
-    # What the design and its bank imply about the generator's APPEARANCE_CODE input (a donor target, or the code).
+    # What the design and its bank imply about the generator's APPEARANCE input (a donor target, or the code).
     implied = design.appearance_sizes(None if design.donors else int(bank.shape[1]))
     try:
         networks = OnnxNetworks(network_path(root, spec.IDENTITY_ENCODER), network_path(root, spec.GENERATOR),

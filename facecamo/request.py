@@ -92,6 +92,22 @@ def appearance_indices(values: Any, bank_size: int, name: str) -> np.ndarray:
     return values.astype(np.int64)
 
 
+def appearance_pairing_problem(entries: int, boxes: int, entry_name: str = "APPEARANCE_INDEX",
+                               box_name: str = "FACE_BOXES") -> str | None:
+    """What is wrong with ``entries`` appearance entries given with ``boxes`` boxes, or None: one entry is every
+    face's; several pair one with each given box, so they need exactly as many boxes (detected faces come in an order
+    known only after the call). The names are the caller's (tensors for the server, arguments for the SDK)."""
+    if entries <= 1:
+        return None
+    if not boxes:
+        return (f"{entry_name} has {entries} entries but no {box_name}: several entries pair one with each of "
+                f"{box_name} (detected faces come in an order known only after the call); give 1 entry for every face, "
+                f"or {box_name}")
+    if entries != boxes:
+        return f"{entry_name} has {entries} entries for {boxes} {box_name}; give 1 (for every face) or one per box"
+    return None
+
+
 def validate_tracks(track_boxes: Any, track_appearance: Any, bank_size: int, frame_shape: tuple[int, ...] | None = None,
                     max_tracks: int = MAX_FACES_PER_FRAME * 8) -> tuple[np.ndarray, np.ndarray]:
     """The caller's tracks: (float64 (T, 4) boxes, int64 (T,) bank entries); empty arrays when there are none.

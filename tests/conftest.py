@@ -148,6 +148,14 @@ def tiny_checkpoint(prepared, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def detector_onnx(tmp_path_factory) -> Path:
+    """The served CenterFace detector as the export makes it, for the PyTorch path (training never makes it itself)."""
+    from export.detector import export_detector
+
+    return export_detector(tmp_path_factory.mktemp("detector") / "face_detector.onnx", check_parity=False)
+
+
+@pytest.fixture(scope="session")
 def repository(tiny_checkpoint, tmp_path_factory) -> Path:
     from export.__main__ import run_export
 

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Broken generators, built as real ONNX files, to cause the pipeline's failures for real (no mocks): each has the
 generator's input and output names and the shipped (donor) design's input shapes, so it loads wherever the real one
-does, and fails in one specific way. They compute from APPEARANCE_CODE, the donor target (zeros for the load-time
+does, and fails in one specific way. They compute from APPEARANCE, the donor target (zeros for the load-time
 check, a face for a real request)."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from facecamo import spec
 
 def _save(nodes: list, initialisers: dict[str, np.ndarray], path: Path, channels: int = 3) -> Path:
     inputs = [helper.make_tensor_value_info(spec.IDENTITY_CODE, TensorProto.FLOAT, ["batch", None, 1, 1]),
-              helper.make_tensor_value_info(spec.APPEARANCE_CODE, TensorProto.FLOAT, ["batch", 3, spec.FACE_SIZE, spec.FACE_SIZE])]
+              helper.make_tensor_value_info(spec.APPEARANCE, TensorProto.FLOAT, ["batch", 3, spec.FACE_SIZE, spec.FACE_SIZE])]
     outputs = [helper.make_tensor_value_info(spec.GENERATED_FACES, TensorProto.FLOAT, None)]
     graph = helper.make_graph(nodes, "broken_generator", inputs, outputs,
                               [numpy_helper.from_array(v, k) for k, v in initialisers.items()])
@@ -30,7 +30,7 @@ def _save(nodes: list, initialisers: dict[str, np.ndarray], path: Path, channels
 
 def _resized_target(scale: float) -> tuple[list, dict]:
     """Nodes computing ``upscaled``: the donor target's 3 channels, resized by ``scale``."""
-    nodes = [helper.make_node("Slice", [spec.APPEARANCE_CODE, "starts", "ends", "axes"], ["three"]),
+    nodes = [helper.make_node("Slice", [spec.APPEARANCE, "starts", "ends", "axes"], ["three"]),
              helper.make_node("Resize", ["three", "", "scales"], ["upscaled"], mode="nearest")]
     return nodes, {"starts": np.array([0], np.int64), "ends": np.array([3], np.int64), "axes": np.array([1], np.int64),
                    "scales": np.array([1, 1, scale, scale], np.float32)}

@@ -101,14 +101,16 @@ def test_dlib_judge_matches_a_face_with_itself_and_not_with_a_stranger(portrait,
     assert judge.accepts(judge.pair_scores(a[None], c[None]))[0] == False  # noqa: E712
 
 
-def test_whole_image_camouflage_changes_faces_and_fails_closed(portrait, tmp_path):
+def test_whole_image_camouflage_changes_faces_and_fails_closed(portrait, tmp_path, detector_onnx):
     from facecamo import spec
     from training.config import load_config
     from training.models import CamouflageNet
 
     torch.manual_seed(0)
     net = CamouflageNet(load_config("tiny").model).eval()
-    camouflager = TorchCamouflager(net)
+    with pytest.raises(FileNotFoundError, match="python -m export.detector"):  # training never builds the detector itself
+        TorchCamouflager(net, detector=tmp_path / "missing.onnx")
+    camouflager = TorchCamouflager(net, detector=detector_onnx)
     codes = camouflager.appearance_codes(np.stack([FaceAligner()(portrait)[0].crop]))
     out, boxes, status = camouflager.camouflage(portrait, codes)
     assert status.tolist() == [spec.STATUS_CAMOUFLAGED]
@@ -173,6 +175,8 @@ def test_make_eval_end_to_end(tmp_path, identity_folders, prepared, preset):
     if preset == "tiny_inject":  # the donor design's baselines: cross-fades, and the injection where a teacher exists
         assert {"crossfade_0.3", "crossfade_0.7"} <= set(results["methods"])  # as asked by --crossfades
         assert ("inject" in results["methods"]) == (ROOT / ".." / "shared" / "models" / "face_embedding" / "mobilefacenet.onnx").is_file()
+        copy = results["methods"]["copy"]  # the bounded copy: the donor target moved toward the source, at most 12/255
+        assert copy["ssim_to_donor"] > 0.9 and copy["ssim28_to_original"] >= results["methods"]["donor_warp"]["ssim28_to_original"] - 1e-6
         ssim28 = camouflage["SSIM-28 to original"]
         assert ssim28["bound"] == pytest.approx(results["methods"]["donor_warp"]["ssim28_to_original"] + 0.02)
         assert ssim28["met"] == (ssim28["value"] <= ssim28["bound"])

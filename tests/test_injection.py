@@ -218,3 +218,21 @@ def test_the_injection_generator_exports_with_todays_tensors_and_matches_onnx_ru
     faces = (np.stack([crop, crop[:, ::-1]]).astype(np.float32) / 127.5 - 1).transpose(0, 3, 1, 2)
     results = check_parity(inject_net, paths, np.ascontiguousarray(faces))
     assert results and all(r.ok for r in results), [(r.name, r.case, r.max_abs_difference) for r in results if not r.ok]
+
+
+def test_bounded_copy_moves_the_donor_toward_the_source_no_further_than_the_masked_bound():
+    """The evaluation's ``copy`` baseline: what a generator handed the aligned source gets without learning anything."""
+    from training.injection import bounded_copy
+    from training.models.donor import visibility_mask
+
+    torch.manual_seed(0)
+    targets = (0.2 + 0.15 * torch.randn(2, 3, 112, 112)).clamp(-1, 1)
+    sources = targets.clone()
+    sources[:, :, :56] += 0.01  # a difference well inside the bound: copied exactly
+    sources[:, :, 56:] -= 0.5  # one far outside it: the target moves by the bound, toward the source
+    copied = bounded_copy(sources, targets, bound=12.0)
+    limit = 2 * 12 / 255 * visibility_mask(targets)
+    assert torch.all((copied - targets).abs() <= limit + 1e-6)
+    assert torch.allclose(copied[:, :, :56], sources[:, :, :56].clamp(-1, 1), atol=1e-6)
+    moved = (copied - targets)[:, :, 56:]
+    assert bool((moved <= 0).all()) and float(moved.mean()) < -0.5 * float(limit[:, :, 56:].mean())

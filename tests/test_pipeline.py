@@ -28,12 +28,12 @@ def faces_unchanged(before: np.ndarray, after: np.ndarray, pipeline: FramePipeli
     identical."""
     fractions = []
     for face in pipeline.prepare(before).faces:
-        if face.affine is None:
+        if face.alignment is None:
             left, top, right, bottom = (int(v) for v in face.box)
             region = np.zeros(before.shape[:2], bool)
             region[top:bottom, left:right] = True
         else:
-            black, white = (paste_face(before, np.full((112, 112, 3), v, np.uint8), face.affine) for v in (0, 255))
+            black, white = (paste_face(before, np.full((112, 112, 3), v, np.uint8), face.alignment.affine) for v in (0, 255))
             region = (white.astype(int) - black > 128).any(axis=2)
         same = (after[region] == before[region]).all(axis=1)
         fractions.append(float(same.mean()))
@@ -71,7 +71,7 @@ def test_the_donor_design_replaces_forehead_to_chin(pipeline, portrait):
 
     assert pipeline.design is DONOR and pipeline.bank.dtype == np.uint8
     prepared = pipeline.prepare(portrait)
-    face = prepared.faces[0]
+    face = prepared.faces[0].alignment
     result = pipeline.run(portrait)
     assert result.status.tolist() == [spec.STATUS_CAMOUFLAGED]
     inverse = np.linalg.inv(np.vstack([face.affine, [0, 0, 1]]))[:2]
@@ -245,7 +245,7 @@ def test_tracked_people_keep_their_appearance_and_newcomers_get_a_free_one():
         assign_appearance(moved, 6, track_boxes=previous, track_appearance=np.array([3]))
 
 
-def test_the_pytorch_path_matches_onnx_runtime(tiny_checkpoint, pipeline):
+def test_the_pytorch_path_matches_onnx_runtime(tiny_checkpoint, pipeline, detector_onnx):
     """Evaluation's path (networks in PyTorch) and the engines' (ONNX Runtime) run the same pipeline: same faces,
     same statuses, pixels within rounding. The served path is compared with the embedded one in test_client."""
     import torch
@@ -254,7 +254,7 @@ def test_the_pytorch_path_matches_onnx_runtime(tiny_checkpoint, pipeline):
     from training.weights import load_inference_net
 
     net, _, _ = load_inference_net(tiny_checkpoint)
-    torch_path = TorchCamouflager(net)
+    torch_path = TorchCamouflager(net, detector=detector_onnx)
     frame = two_portraits()
     served_like = pipeline.run(frame, appearance=np.array([3], np.int32))
     out, boxes, status = torch_path.camouflage(frame, torch.from_numpy(pipeline.bank[3:4]))

@@ -131,7 +131,7 @@ def test_server_messages_are_mapped_by_meaning_and_bounded():
     output), built as tritonclient's own exception."""
     from tritonclient.utils import InferenceServerException
 
-    other_model = InferenceServerException("in ensemble 'facecamo', unexpected shape for input 'APPEARANCE_CODE' for model "
+    other_model = InferenceServerException("in ensemble 'facecamo', unexpected shape for input 'APPEARANCE' for model "
                                            "'generator'. Expected [-1,64,4,1], got [2,16,4,1]", "StatusCode.INVALID_ARGUMENT")
     assert isinstance(map_error(other_model, "facecamo"), ServerError)
     ours = InferenceServerException("unexpected datatype TYPE_FP32 for input 'FRAME' for model 'facecamo'", "StatusCode.INVALID_ARGUMENT")

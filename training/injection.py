@@ -54,3 +54,19 @@ def inject_identity(teacher: torch.nn.Module, sources: torch.Tensor, targets: to
         optimiser.step()
     with torch.no_grad():
         return (targets + bound * torch.tanh(logits)).clamp(-1, 1)
+
+
+def bounded_copy(sources: torch.Tensor, targets: torch.Tensor, bound: float = 12.0) -> torch.Tensor:
+    """The donor target moved toward the source by at most the release's residual bound: no network, no teacher.
+
+    ``target + clamp(source - target, -b, b)`` with ``b`` = ``bound`` grey levels times
+    :func:`training.models.donor.visibility_mask` of the target, the same per-pixel limit v5's generator works within.
+    It is what a generator handed the aligned source could do without learning anything, so a learned residual that
+    does not beat it has learned nothing a copy does not give (issue 17's "aligned source" question).
+
+    Args: sources, targets: float (B, 3, 112, 112) in [-1, 1]. Returns: float (B, 3, 112, 112) in [-1, 1].
+    """
+    from training.models.donor import visibility_mask
+
+    limit = (2.0 * bound / 255.0) * visibility_mask(targets)
+    return (targets + torch.maximum(torch.minimum(sources - targets, limit), -limit)).clamp(-1, 1)

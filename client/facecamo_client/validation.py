@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from facecamo.request import appearance_pairing_problem
 from facecamo_client.errors import InvalidInputError
 
 MAX_MESSAGE_CHARACTERS = 200
@@ -137,14 +138,9 @@ def appearance_and_boxes(appearance: Any, boxes: Any) -> tuple[np.ndarray | None
         InvalidInputError: either one invalid, several entries without boxes, or counts that differ (naming both).
     """
     rows, given = appearance_indices(appearance), face_boxes(boxes)
-    if rows is not None and len(rows) > 1:
-        if given is None or not len(given):
-            raise _reject(f"appearance has {len(rows)} entries but no boxes: a list pairs one entry with each box given in "
-                          "boxes= (detected faces come back in an order known only after the call); pass one entry for "
-                          "every face, or boxes=")
-        if len(rows) != len(given):
-            raise _reject(f"appearance has {len(rows)} entries for {len(given)} boxes: give one per box (in the order of "
-                          "boxes), or one for every face")
+    problem = appearance_pairing_problem(0 if rows is None else len(rows), 0 if given is None else len(given), "appearance", "boxes")
+    if problem:
+        raise _reject(problem)
     return rows, given
 
 

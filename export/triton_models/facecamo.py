@@ -43,7 +43,7 @@ class TritonNetworks:
         return self._infer(spec.IDENTITY_ENCODER, {spec.FACE: faces}, [spec.IDENTITY_CODE])[0]
 
     def generate(self, identity, appearance):
-        return self._infer(spec.GENERATOR, {spec.IDENTITY_CODE: identity, spec.APPEARANCE_CODE: appearance}, [spec.GENERATED_FACES])[0]
+        return self._infer(spec.GENERATOR, {spec.IDENTITY_CODE: identity, spec.APPEARANCE: appearance}, [spec.GENERATED_FACES])[0]
 
     def detect(self, images):
         names = [t.name for t in spec.DETECTOR_SPEC.outputs]
