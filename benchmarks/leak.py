@@ -18,6 +18,13 @@ change a viewer can see. The threshold is checked on every run against a pass-th
 and written to the report, so the threshold can be seen to sit well above it. Faces are counted in width buckets
 (<16, 16-24, 24-48, 48-96, 96+ px).
 
+With ``--dark`` (``make bench-leak`` passes it) every clip is also run darkened, as ``make eval`` darkens (gamma 2.2 at
+40% brightness, :func:`training.realism.darken`): the darkened copy is written once (libx264 at the calibration CRF),
+the command line runs on it, and its faces are the reference detector's on the *lit* frame of the same index (a face is
+where it is, however dim: a detector that misses faces in the dark must not also hide them from the count). Dim faces
+differ by fewer grey levels whatever is done to them, so they are compared with ``UNCHANGED_MAD_DARK``, calibrated
+like ``UNCHANGED_MAD`` on the darkened copy's own pass-through re-encode (which every run measures and reports).
+
 Figures go to ``OUT/NAME.md`` and ``OUT/NAME.json``; the output videos and pass-through re-encodes to ``--work``.
 """
 
@@ -35,10 +42,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import cv2
 import numpy as np
+
+from training.realism import darken
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FACECAMO_SHARED", ROOT.parent / "shared"))
@@ -54,6 +63,12 @@ WIDTH_BUCKETS: list[tuple[str, float, float]] = [
 # release model camouflaged in video_01.mp4 measured 8.4 and more, and a strong blur (sigma = width / 4) of a
 # 16-24 px face 5.0 and more. A threshold too low would count re-encoding noise as a change and hide leaks.
 UNCHANGED_MAD = 5.0
+# The same for the darkened clips (gamma 2.2 at 40% brightness), where every change is smaller: on person_video_02's
+# darkened copy (65 faces >= 16 px, every 10th frame) the pass-through re-encoding noise had p99 1.8 and max 2.1, and a
+# blur of sigma width / 8 (weaker than the product's concealment) median 2.7; 3.5 sits 1.7x above the worst noise, as
+# UNCHANGED_MAD does. (Brightening both frames back before comparing was tried: it amplifies the noise of the dark
+# re-encode to a max of 10.8, above any fixed threshold, so passed-through faces would have counted as changed.)
+UNCHANGED_MAD_DARK = 3.5
 # Gaussian sigma (px) applied to both frames before the comparison: removes re-encoding grain, not a face's change.
 SMOOTHING_SIGMA = 2.0
 # Share of the box's width and height compared: the centre, which any camouflage or concealment must change, and
@@ -132,9 +147,11 @@ def probe(path: str | Path) -> VideoFacts:
                           stream.codec_context.name, bool(container.streams.audio))
 
 
-def reencode_passthrough(source: str | Path, target: Path, crf: int) -> None:
+def reencode_passthrough(source: str | Path, target: Path, crf: int,
+                         transform: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
     """Re-encode ``source``'s upright frames as H.264 (libx264, yuv420p, ``crf``) with nothing else changed: the
-    re-encoding noise a product output carries even where it changed nothing."""
+    re-encoding noise a product output carries even where it changed nothing. ``transform``: applied to every
+    uint8 [H, W, 3] RGB frame first (the darkened copy of a clip)."""
     import av
 
     facts = probe(source)
@@ -146,6 +163,7 @@ def reencode_passthrough(source: str | Path, target: Path, crf: int) -> None:
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": str(crf)}
         for rgb in iter_upright_frames(source):
+            rgb = np.ascontiguousarray(transform(rgb)) if transform is not None else rgb
             for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():
@@ -301,14 +319,21 @@ def run_cli(clip: Path, output: Path, summary: Path, cli_args: list[str]) -> dic
     return result
 
 
-def measure_clip(clip: Path, work: Path, detector: ReferenceDetector, cli_args: list[str], threshold: float, crf: int) -> dict:
-    """Run the CLI on ``clip`` and count its input faces left unchanged; see the module docstring."""
+def measure_clip(clip: Path, work: Path, detector: ReferenceDetector, cli_args: list[str], threshold: float, crf: int,
+                 dark: bool = False, dark_threshold: float = UNCHANGED_MAD_DARK) -> dict:
+    """Run the CLI on ``clip`` (with ``dark``, on its darkened copy) and count its input faces left unchanged; see
+    the module docstring."""
+    lit = clip
+    if dark:
+        clip = work / f"{lit.stem}.dark.mp4"
+        print(f"{lit.name}: writing the darkened copy", file=sys.stderr, flush=True)
+        reencode_passthrough(lit, clip, crf, darken)
     output = work / f"{clip.stem}.out.mp4"
     passthrough = work / f"{clip.stem}.passthrough_crf{crf}.mp4"
     facts_in = probe(clip)
     print(f"{clip.name}: running the command line", file=sys.stderr, flush=True)
     cli = run_cli(clip, output, work / f"{clip.stem}.summary.json", cli_args)
-    result: dict = {"clip": clip.name, "input": asdict(facts_in), "cli": cli}
+    result: dict = {"clip": f"{lit.name} (dark)" if dark else clip.name, "dark": dark, "input": asdict(facts_in), "cli": cli}
     print(f"{clip.name}: CLI exit {cli['returncode']} in {cli['wall_s']} s", file=sys.stderr, flush=True)
     if cli["returncode"] or not output.is_file():
         result["error"] = f"the command line failed (exit {cli['returncode']}): {cli.get('stderr_tail', '')[-400:]}"
@@ -335,31 +360,36 @@ def measure_clip(clip: Path, work: Path, detector: ReferenceDetector, cli_args: 
                     and mean_correlation[0] > max(mean_correlation[90], mean_correlation[270]) + 0.2}
         result["audio"] = {"input": facts_in.has_audio, "output": facts_out.has_audio,
                            "kept": facts_out.has_audio or not facts_in.has_audio}
-        result.update(count_faces(clip, output, passthrough, detector, turned, threshold, facts_in.frame_count))
+        result["unchanged_mad"] = dark_threshold if dark else threshold
+        result.update(count_faces(clip, output, passthrough, detector, turned, dark_threshold if dark else threshold,
+                                  facts_in.frame_count, lit if dark else None))
     result["frames"] = {"input": facts_in.frame_count, "output": result.get("output", {}).get("frame_count")}
     return result
 
 
 def count_faces(clip: Path, output: Path, passthrough: Path, detector: ReferenceDetector, turned: int, threshold: float,
-                total: int) -> dict:
+                total: int, lit: Path | None = None) -> dict:
     """Walk the input, its pass-through re-encode and the product's output in step, frame by frame: reference faces
-    in the input, their MAD in the pass-through (calibration) and in the output (the count)."""
+    in the input, their MAD in the pass-through (calibration) and in the output (the count). ``lit``: the clip that
+    ``clip`` is the darkened copy of, in whose frames the faces are then found."""
     from tqdm import tqdm
 
     tally, calibration, output_mads, background, examples = FaceTally(), [], [], [], []
     compared = 0
     outputs = iter_upright_frames(output)
+    located = iter_upright_frames(lit) if lit is not None else None
     bar = tqdm(total=total, desc=clip.name, unit="frame", dynamic_ncols=True, file=sys.stderr)
     for index, (frame_in, frame_pass) in enumerate(zip(iter_upright_frames(clip), iter_upright_frames(passthrough))):
         bar.update()
+        frame_lit = next(located, None) if located is not None else frame_in
         frame_out = next(outputs, None)
-        if frame_out is None:
+        if frame_out is None or frame_lit is None:
             continue  # no output frame: its faces are not published, so not counted as leaks (frames in/out shows it)
         frame_out = np.ascontiguousarray(np.rot90(frame_out, -turned // 90)) if turned else frame_out
         if frame_out.shape != frame_in.shape:
             return {"error": f"output frames {frame_out.shape[1]}x{frame_out.shape[0]} cannot be compared with input "
                              f"frames {frame_in.shape[1]}x{frame_in.shape[0]}", "faces": None}
-        boxes = detector(frame_in)
+        boxes = detector(frame_lit)
         calibration += [(float(box[2]), region_mad(frame_in, frame_pass, box)) for box in boxes]
         mads = compare_frame(frame_in, frame_out, boxes, tally, threshold)
         output_mads += mads
@@ -411,7 +441,11 @@ def markdown(report: dict) -> str:
              f"upscale x{report['settings']['upscale']}. A face is unchanged when the mean absolute difference (0-255) between "
              f"input and output, both smoothed (Gaussian sigma {report['settings']['smoothing_sigma']} px), over the inner "
              f"{report['settings']['inner_fraction']:.0%} of its box is below {report['settings']['unchanged_mad']}; the "
-             f"calibration lines give the re-encoding noise of the same measure.", "",
+             f"calibration lines give the re-encoding noise of the same measure."
+             + (" Rows marked (dark) ran on the clip darkened (gamma 2.2 at 40% brightness, written once with libx264): faces "
+                "located by the reference detector on the lit frame of the same index (a face missed in the dark is still "
+                f"counted), unchanged below {report['settings'].get('unchanged_mad_dark')} (dim faces change by fewer grey "
+                "levels; the calibration lines give the dark re-encode's noise)." if report["settings"].get("dark") else ""), "",
              "| clip | faces >= 16 px | unchanged >= 16 px | unchanged >= 24 px | rotation kept | audio kept | frames in / out | CLI wall s | CLI frames/s |",
              "|---|---|---|---|---|---|---|---|---|"]
     for clip in report["clips"]:
@@ -452,7 +486,7 @@ def markdown(report: dict) -> str:
                   f"- Audio: input {yes_no(clip['audio']['input'])}, output {yes_no(clip['audio']['output'])}.",
                   *(f"- Calibration, {name.replace('_', ' ')} (pass-through re-encode, CRF {report['settings']['calibration_crf']}): "
                     f"re-encoding MAD median {noise['p50']}, p99 {noise['p99']}, max {noise['max']} over {noise['count']} faces; "
-                    f"{noise['over_threshold']} at or over the threshold {report['settings']['unchanged_mad']}."
+                    f"{noise['over_threshold']} at or over the threshold {clip.get('unchanged_mad', report['settings']['unchanged_mad'])}."
                     for name, noise in calibration.items() if noise["count"]),
                   f"- Output face MAD median {clip['output_face_mad']['p50']}; faces by MAD band {clip['output_face_mad_bands']}; "
                   f"unsmoothed background MAD median {clip['background_mad_median']} (a few units when frames line up).",
@@ -493,7 +527,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--score-threshold", type=float, default=DEFAULT_SCORE)
     parser.add_argument("--upscale", type=float, default=1.0, help="run the reference detector on frames scaled by this")
     parser.add_argument("--unchanged-mad", type=float, default=UNCHANGED_MAD)
+    parser.add_argument("--unchanged-mad-dark", type=float, default=UNCHANGED_MAD_DARK)
     parser.add_argument("--calibration-crf", type=int, default=DEFAULT_CALIBRATION_CRF)
+    parser.add_argument("--dark", action="store_true",
+                        help="also run every clip darkened (gamma 2.2 at 40%% brightness), faces located on the lit frames")
     parser.add_argument("--note", default="", help="free text for the report, e.g. which version of the product ran")
     args = parser.parse_args(argv)
 
@@ -512,11 +549,13 @@ def main(argv: list[str] | None = None) -> int:
               "product": product_facts(), "note": args.note,
               "settings": {"detector": str(args.detector), "score_threshold": args.score_threshold, "upscale": args.upscale,
                            "unchanged_mad": args.unchanged_mad, "smoothing_sigma": SMOOTHING_SIGMA, "inner_fraction": INNER_FRACTION,
-                           "calibration_crf": args.calibration_crf,
+                           "calibration_crf": args.calibration_crf, "dark": args.dark, "unchanged_mad_dark": args.unchanged_mad_dark,
                            "cli_args": cli_args, "width_buckets_px": [label for label, _, _ in WIDTH_BUCKETS]},
               "clips": []}
     for clip in args.clips:
-        report["clips"].append(measure_clip(clip, args.work, detector, cli_args, args.unchanged_mad, args.calibration_crf))
+        for dark in (False, True) if args.dark else (False,):
+            report["clips"].append(measure_clip(clip, args.work, detector, cli_args, args.unchanged_mad, args.calibration_crf, dark,
+                                                args.unchanged_mad_dark))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.name}.json").write_text(without_machine_paths(json.dumps(report, indent=2) + "\n"))
     text = markdown(report)

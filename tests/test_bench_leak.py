@@ -88,3 +88,51 @@ def test_rotation_flag_is_applied_when_reading():
     # The face (about 165 px wide) is found upright; turned the other way (180 degrees off) YuNet finds nothing.
     assert any(box[2] >= 96 for box in detector(first))
     assert len(detector(np.ascontiguousarray(np.rot90(first, 2)))) == 0
+
+
+
+def test_dark_copies_count_passed_through_faces_as_unchanged_and_replaced_ones_as_changed(scene, tmp_path):
+    """``--dark``: faces located on the lit frames, compared in the darkened copy with UNCHANGED_MAD_DARK: a face
+    passed through (re-encoded) is unchanged, a face the product replaced is changed, though in the dark both differ
+    by only a few grey levels."""
+    import av
+
+    from benchmarks.leak import UNCHANGED_MAD_DARK, count_faces
+    from training.realism import darken
+
+    def write(path, frames, crf):
+        with av.open(str(path), "w") as container:
+            stream = container.add_stream("libx264", rate=25)
+            stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+            stream.options = {"crf": str(crf)}
+            for rgb in frames:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+
+    lit = tmp_path / "lit.mp4"
+    write(lit, [np.roll(scene, shift, axis=1) for shift in range(4)], crf=12)
+    dark = tmp_path / "dark.mp4"
+    reencode_passthrough(lit, dark, crf=20, transform=darken)
+    assert np.mean([f.mean() for f in iter_upright_frames(dark)]) < 0.5 * np.mean([f.mean() for f in iter_upright_frames(lit)])
+    passthrough = tmp_path / "dark_passthrough.mp4"
+    reencode_passthrough(dark, passthrough, crf=20)
+    located: list[float] = []
+
+    def lit_only(rgb):  # a detector that finds the face only in lit frames, as a dim scene defeats real ones
+        located.append(float(rgb.mean()))
+        return np.array([[100, 40, 120, 150, 0.9]], np.float32) if rgb.mean() > 60 else np.zeros((0, 5), np.float32)
+
+    unchanged = count_faces(dark, passthrough, passthrough, lit_only, 0, UNCHANGED_MAD_DARK, 4, lit)
+    assert unchanged["faces"]["96+"] == {"found": 4, "unchanged": 4}, unchanged["output_face_mad"]
+    import cv2
+
+    replaced = tmp_path / "dark_replaced.mp4"  # the face region concealed (blurred), as dim as the rest
+    frames = [f.copy() for f in iter_upright_frames(dark)]
+    for frame in frames:
+        frame[40:190, 100:220] = cv2.GaussianBlur(frame[40:190, 100:220], (0, 0), 8)
+    write(replaced, frames, crf=20)
+    changed = count_faces(dark, replaced, passthrough, lit_only, 0, UNCHANGED_MAD_DARK, 4, lit)
+    assert changed["faces"]["96+"] == {"found": 4, "unchanged": 0}, changed["output_face_mad"]
+    assert changed["output_face_mad"]["p50"] < UNCHANGED_MAD  # the lit threshold would have missed the change

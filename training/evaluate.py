@@ -51,6 +51,7 @@ from facecamo.tracking import nearest_to_centre
 from facecamo.paste import blur_face, paste_face, pixelate_face
 from facecamo.donor import donor_target, replaced_region
 from training.camouflage import DETECTOR_ONNX, TorchCamouflager
+from training.config import Config
 from training.data import to_model_range, to_uint8
 from training.injection import InjectionSettings, bounded_copy, inject_identity
 from training.metrics import DlibJudge, Judge, OnnxJudge, mean_abs_difference, rank1, ssim, ssim_coarse, verification
@@ -201,182 +202,275 @@ def accepts_at(judge: Judge, scores: np.ndarray, threshold: float) -> np.ndarray
 FAR_RATES = (1e-3, 1e-4)
 
 
-def evaluate(ckpt: Path | None, data: Path, out: Path, count: int, references: int, pairs: int, seed: int,
-             onnx_judges: list[tuple[str, float]], teacher_note: str | None = None, compare: dict[str, Path] | None = None,
-             baselines: Baselines = Baselines(), clips: list[Path] | None = None, clip_every: int = 15,
-             landmark_model: str = "dlib68", detector: Path = DETECTOR_ONNX) -> dict:
-    """Run the whole evaluation and write its files to ``out`` (see the module's docstring). Returns results.json's dict.
+@dataclass(frozen=True)
+class EvalSettings:
+    """What one evaluation measures on: ``images`` test images, ``references`` donors per image, ``pairs`` genuine
+    (and impostor) pairs, ``seed``; the clips' every ``clip_every``-th frame; the camouflaging pipeline's
+    ``landmarks`` model (``dlib68`` or ``dlib5``, as served: the measuring side, the judges' alignment and the
+    references' blends from the prepared crops, stays on the 68-point model so both paths are measured alike) and its
+    face ``detector`` (the ONNX file ``python -m export.detector PATH`` makes)."""
 
-    Args:
-        ckpt: the candidate model (None: the committed release); compare: other models by name (donor design), each
-            judged on the same images, pairs and donors (e.g. the previous release).
-        count, references, pairs, seed: test images, donors per image, genuine (and impostor) pairs, seed.
-        onnx_judges: extra ONNX embedders (path, cosine threshold) beside dlib's recogniser.
-        baselines: the cross-fades and the test-time injection run in the same evaluation.
-        clips: videos whose faces (every ``clip_every``-th frame), as they are and darkened, are measured for realism.
-        landmark_model: the landmark model the camouflaging pipeline aligns, warps and pastes with (``dlib68`` or ``dlib5``,
-            as served; :class:`facecamo.pipeline.PipelineSettings`). The measuring side (the judges' alignment, the
-            references' blends from the prepared crops) stays on the 68-point model, so both paths are measured alike.
-        detector: the served face detector's ONNX file (``python -m export.detector PATH`` makes it).
-    """
-    started = time.time()
-    rng = np.random.default_rng(seed)
-    blend_rng = np.random.default_rng(seed + 2)
-    torch.manual_seed(seed)
+    images: int = 600
+    references: int = 3
+    pairs: int = 4000
+    seed: int = 0
+    clip_every: int = 15
+    landmarks: str = "dlib68"
+    detector: Path = DETECTOR_ONNX
+
+
+@dataclass
+class Models:
+    """The candidate (``camouflager``, with its network, config and checkpoint info) and the models compared with it."""
+
+    camouflager: TorchCamouflager
+    net: torch.nn.Module
+    config: Config
+    info: dict
+    others: dict[str, TorchCamouflager]
+
+    @property
+    def per_reference(self) -> int:
+        """References blended into one donor (1 for the paper design, whose references are codes)."""
+        return self.config.model.donors_per_blend if self.camouflager.donor_design else 1
+
+
+def load_models(ckpt: Path | None, compare: dict[str, Path], settings: EvalSettings) -> Models:
+    """The candidate and the compared models, on the served pipeline's settings (the figures describe what users get).
+
+    Raises: ValueError for a compared model of another design (the donor targets are shared)."""
     net, config, info = load_inference_net(ckpt)
-    settings = PipelineSettings(landmarks=landmark_model)  # otherwise the served defaults: the figures describe what users get
-    camouflager = TorchCamouflager(net, settings, detector=detector)
-    others = {name: TorchCamouflager(load_inference_net(path)[0], settings, detector=detector) for name, path in (compare or {}).items()}
+    pipeline = PipelineSettings(landmarks=settings.landmarks)
+    camouflager = TorchCamouflager(net, pipeline, detector=settings.detector)
+    others = {name: TorchCamouflager(load_inference_net(path)[0], pipeline, detector=settings.detector) for name, path in compare.items()}
     for name, other in others.items():
         if other.design != camouflager.design:
             raise ValueError(f"--compare {name}: another design than the candidate's; compare models of one design "
                              "(the donor targets are shared), or evaluate it on its own and use training.compare")
-    teacher = None
-    injecting = camouflager.donor_design and baselines.injection is not None
-    if injecting:
-        teacher_path = baselines.teacher or (Path(config.loss.teacher_path) if config.loss.teacher_path else None)
-        if teacher_path is None or not teacher_path.is_file():
-            print(f"note: the test-time injection baseline is skipped: no teacher network ({teacher_path or 'none named'}); "
-                  "pass --teacher PATH to run it", file=sys.stderr)
-            injecting = False
-        else:
-            teacher = OnnxFaceEmbedder(teacher_path).eval()
-            for p in teacher.parameters():
-                p.requires_grad_(False)
-    judge_landmarks = LandmarkPredictor()  # the measuring side's: the 68-point model whatever the camouflage used
-    judges: list[Judge] = [DlibJudge()] + [OnnxJudge(path, threshold) for path, threshold in onnx_judges]
+    return Models(camouflager, net, config, info, others)
 
-    subjects = align_subjects(camouflager, select_subjects(data, count, rng))
-    reference_crops, reference_points = load_references(data, select_subjects(data, 10 * references + 40, np.random.default_rng(seed + 1)),
-                                                        camouflager.donor_design)
-    reference_names = sorted(reference_crops)
-    per_reference = config.model.donors_per_blend if camouflager.donor_design else 1
-    methods = method_names(camouflager.donor_design, others, baselines, injecting)
-    embeddings = {j.name: {m: [] for m in methods} for j in judges}
-    appearance = {key: {m: [] for m in methods} for key in ("ssim", "ssim28", "mad", "ssim_donor", "ssim28_donor")}
-    colour: dict[str, list[Realism]] = {m: [] for m in methods}
-    diversity: list[float] = []
-    diversity28: list[float] = []
-    faces_concealed = 0
 
-    for subject in tqdm(subjects, desc="camouflaging and judging", unit="img", dynamic_ncols=True):
-        image = load_rgb(subject.source)
-        faces = subject.faces
-        candidates = [n for n in reference_names if n != subject.identity]
-        # One reference identity per camouflaged version from ``rng``, as for the paper design, so that both designs
-        # are judged on the same pairs (drawn from ``rng`` afterwards); the donor design's other blend members come from
-        # ``blend_rng`` (with replacement only when a small dataset has too few identities).
-        first = [candidates[i] for i in rng.choice(len(candidates), size=references, replace=len(candidates) < references)]
-        picked = []
-        for name in first:
-            others_names = [n for n in candidates if n != name]
-            extra = blend_rng.choice(len(others_names), size=per_reference - 1, replace=len(others_names) < per_reference - 1)
-            picked += [name] + [others_names[i] for i in extra]
-        codes = camouflager.appearance_codes(np.stack([reference_crops[n][0] for n in picked]),
-                                             np.stack([reference_points[n][0] for n in picked]) if camouflager.donor_design
-                                             else None, per_blend=per_reference)
-        processed: dict[str, list[np.ndarray]] = {"original": [image]}
-        for method, model in (("camouflage", camouflager), *((f"model_{n}", m) for n, m in others.items())):
-            processed[method] = []
-            for k in range(references):
-                result, _, status = model.camouflage(image, codes[k : k + 1], faces)
-                if method == "camouflage":
-                    faces_concealed += int(np.sum(status == spec.STATUS_FALLBACK))
-                processed[method].append(result)
-        region = replaced_region(subject.landmarks) if camouflager.donor_design else None  # None: the ellipse
-        targets: list[np.ndarray] = []
-        if camouflager.donor_design:
-            targets = [donor_target(subject.crop, subject.landmarks, codes[k])[0] for k in range(references)]
-            processed["donor_warp"] = [paste_face(image, t, subject.affine, region) for t in targets]
-            for weight in baselines.crossfades:
-                processed[f"crossfade_{weight:g}"] = [paste_face(image, crossfade(subject.crop, t, weight), subject.affine, region)
-                                                     for t in targets]
-            if injecting:  # one version (donor 0): about a second a face
-                injected = inject_identity(teacher, to_model_range(torch.from_numpy(subject.crop[None])),
-                                           to_model_range(torch.from_numpy(targets[0][None])), baselines.injection, seed=subject.index)
-                processed["inject"] = [paste_face(image, to_uint8(injected)[0].numpy(), subject.affine, region)]
-            if baselines.copy_bound:
-                copied = bounded_copy(to_model_range(torch.from_numpy(subject.crop[None])).expand(len(targets), -1, -1, -1),
-                                      to_model_range(torch.from_numpy(np.stack(targets))), baselines.copy_bound)
-                processed["copy"] = [paste_face(image, c, subject.affine, region) for c in to_uint8(copied).numpy()]
-        for sigma in BLUR_SIGMAS:
-            processed[f"blur_{sigma:g}"] = [paste_face(image, blur_face(subject.crop, sigma), subject.affine, region)]
-        for block in PIXEL_BLOCKS:
-            processed[f"pixelate_{block}"] = [paste_face(image, pixelate_face(subject.crop, block), subject.affine, region)]
+def injection_teacher(models: Models, baselines: Baselines) -> OnnxFaceEmbedder | None:
+    """The frozen teacher the test-time injection baseline runs against, or None (not asked for, the paper design,
+    or no teacher file: then a note says how to run it)."""
+    if not models.camouflager.donor_design or baselines.injection is None:
+        return None
+    teacher_path = baselines.teacher or (Path(models.config.loss.teacher_path) if models.config.loss.teacher_path else None)
+    if teacher_path is None or not teacher_path.is_file():
+        print(f"note: the test-time injection baseline is skipped: no teacher network ({teacher_path or 'none named'}); "
+              "pass --teacher PATH to run it", file=sys.stderr)
+        return None
+    teacher = OnnxFaceEmbedder(teacher_path).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
+class Measurements:
+    """What every processed version of every test image measures, per method: each judge's embeddings, SSIM and
+    SSIM-28 to the original and the donor target, realism; and the candidate's diversity between its versions."""
+
+    APPEARANCE_KEYS = ("ssim", "ssim28", "mad", "ssim_donor", "ssim28_donor")
+
+    def __init__(self, methods: list[str], judges: list[Judge]) -> None:
+        self.methods, self.judges = methods, judges
+        self.judge_landmarks = LandmarkPredictor()  # the measuring side's: the 68-point model whatever the camouflage used
+        self.embeddings = {j.name: {m: [] for m in methods} for j in judges}
+        self.appearance = {key: {m: [] for m in methods} for key in self.APPEARANCE_KEYS}
+        self.colour: dict[str, list[Realism]] = {m: [] for m in methods}
+        self.diversity: list[float] = []
+        self.diversity28: list[float] = []
+
+    def add(self, subject: Subject, processed: dict[str, list[np.ndarray]]) -> None:
+        """Measure one test image's processed versions: method -> uint8 (H, W, 3) images, version k of a donor-relative
+        method made with donor k (``donor_warp``'s version k is the target it is compared with)."""
         donor_crops = [warp_face(v, subject.affine) for v in processed.get("donor_warp", [])]
         camouflaged_crops = []
         for method, images in processed.items():
-            per_judge = {j.name: [] for j in judges}
+            per_judge = {j.name: [] for j in self.judges}
             for k, variant in enumerate(images):
                 crop = warp_face(variant, subject.affine)
-                appearance["ssim"][method].append(ssim(subject.crop, crop))
-                appearance["ssim28"][method].append(ssim_coarse(subject.crop, crop))
-                appearance["mad"][method].append(mean_abs_difference(subject.crop, crop))
+                self.appearance["ssim"][method].append(ssim(subject.crop, crop))
+                self.appearance["ssim28"][method].append(ssim_coarse(subject.crop, crop))
+                self.appearance["mad"][method].append(mean_abs_difference(subject.crop, crop))
                 if donor_relative(method) and donor_crops:
-                    appearance["ssim_donor"][method].append(ssim(donor_crops[k], crop))
-                    appearance["ssim28_donor"][method].append(ssim_coarse(donor_crops[k], crop))
-                colour[method].append(realism(subject.crop, crop, subject.landmarks))
+                    self.appearance["ssim_donor"][method].append(ssim(donor_crops[k], crop))
+                    self.appearance["ssim28_donor"][method].append(ssim_coarse(donor_crops[k], crop))
+                self.colour[method].append(realism(subject.crop, crop, subject.landmarks))
                 if method == "camouflage":
                     camouflaged_crops.append(crop)
-                points = judge_landmarks(variant, subject.box)  # the judge aligns the processed face itself
-                for judge in judges:
+                points = self.judge_landmarks(variant, subject.box)  # the judge aligns the processed face itself
+                for judge in self.judges:
                     per_judge[judge.name].append(judge.embed(variant, points))
-            for judge in judges:
-                embeddings[judge.name][method].append(np.stack(per_judge[judge.name]))
+            for judge in self.judges:
+                self.embeddings[judge.name][method].append(np.stack(per_judge[judge.name]))
         for a in range(len(camouflaged_crops)):
             for b in range(a + 1, len(camouflaged_crops)):
-                diversity.append(ssim(camouflaged_crops[a], camouflaged_crops[b]))
-                diversity28.append(ssim_coarse(camouflaged_crops[a], camouflaged_crops[b]))
+                self.diversity.append(ssim(camouflaged_crops[a], camouflaged_crops[b]))
+                self.diversity28.append(ssim_coarse(camouflaged_crops[a], camouflaged_crops[b]))
 
-    genuine, impostor = make_pairs(subjects, pairs, rng)
-    results = score_methods(judges, embeddings, methods, subjects, genuine, impostor)
-    for method in methods:
-        entry = results["methods"][method]
-        entry["ssim_to_original"] = float(np.mean(appearance["ssim"][method]))
-        entry["ssim28_to_original"] = float(np.mean(appearance["ssim28"][method]))
-        entry["mad_to_original"] = float(np.mean(appearance["mad"][method]))
-        if appearance["ssim_donor"][method]:
-            entry["ssim_to_donor"] = float(np.mean(appearance["ssim_donor"][method]))
-            entry["ssim28_to_donor"] = float(np.mean(appearance["ssim28_donor"][method]))
-        entry["realism"] = {"lfw": summarise(colour[method])}
-    results["methods"]["camouflage"]["diversity_ssim_between_references"] = float(np.mean(diversity)) if diversity else None
-    results["methods"]["camouflage"]["diversity_ssim28_between_references"] = float(np.mean(diversity28)) if diversity28 else None
+    def results(self, subjects: list[Subject], genuine: np.ndarray, impostor: np.ndarray) -> dict:
+        """results.json's ``judges`` and ``methods`` (and ``probes`` / ``gallery``, which the caller moves to setup)."""
+        results = score_methods(self.judges, self.embeddings, self.methods, subjects, genuine, impostor)
+        for method in self.methods:
+            entry = results["methods"][method]
+            entry["ssim_to_original"] = float(np.mean(self.appearance["ssim"][method]))
+            entry["ssim28_to_original"] = float(np.mean(self.appearance["ssim28"][method]))
+            entry["mad_to_original"] = float(np.mean(self.appearance["mad"][method]))
+            if self.appearance["ssim_donor"][method]:
+                entry["ssim_to_donor"] = float(np.mean(self.appearance["ssim_donor"][method]))
+                entry["ssim28_to_donor"] = float(np.mean(self.appearance["ssim28_donor"][method]))
+            entry["realism"] = {"lfw": summarise(self.colour[method])}
+        camouflage = results["methods"]["camouflage"]
+        camouflage["diversity_ssim_between_references"] = float(np.mean(self.diversity)) if self.diversity else None
+        camouflage["diversity_ssim28_between_references"] = float(np.mean(self.diversity28)) if self.diversity28 else None
+        return results
+
+
+def pick_donors(subject: Subject, reference_names: list[str], references: int, per_reference: int,
+                rng: np.random.Generator, blend_rng: np.random.Generator) -> list[str]:
+    """The reference identities of one test image's versions: ``references`` groups of ``per_reference`` names.
+
+    One reference identity per version from ``rng``, as for the paper design, so that both designs are judged on the
+    same pairs (drawn from ``rng`` afterwards); the donor design's other blend members come from ``blend_rng`` (with
+    replacement only when a small dataset has too few identities)."""
+    candidates = [n for n in reference_names if n != subject.identity]
+    first = [candidates[i] for i in rng.choice(len(candidates), size=references, replace=len(candidates) < references)]
+    picked = []
+    for name in first:
+        others_names = [n for n in candidates if n != name]
+        extra = blend_rng.choice(len(others_names), size=per_reference - 1, replace=len(others_names) < per_reference - 1)
+        picked += [name] + [others_names[i] for i in extra]
+    return picked
+
+
+def process_subject(subject: Subject, codes: np.ndarray, models: Models, baselines: Baselines,
+                    teacher: OnnxFaceEmbedder | None) -> tuple[dict[str, list[np.ndarray]], int]:
+    """Every method's versions of one test image (method -> uint8 (H, W, 3) images, version k made with ``codes[k]``),
+    and how many of the candidate's faces were concealed by the fallback."""
+    image = load_rgb(subject.source)
+    references = len(codes)
+    processed: dict[str, list[np.ndarray]] = {"original": [image]}
+    concealed = 0
+    for method, model in (("camouflage", models.camouflager), *((f"model_{n}", m) for n, m in models.others.items())):
+        processed[method] = []
+        for k in range(references):
+            result, _, status = model.camouflage(image, codes[k : k + 1], subject.faces)
+            if method == "camouflage":
+                concealed += int(np.sum(status == spec.STATUS_FALLBACK))
+            processed[method].append(result)
+    region = replaced_region(subject.landmarks) if models.camouflager.donor_design else None  # None: the ellipse
+    if models.camouflager.donor_design:
+        targets = [donor_target(subject.crop, subject.landmarks, codes[k])[0] for k in range(references)]
+        processed["donor_warp"] = [paste_face(image, t, subject.affine, region) for t in targets]
+        for weight in baselines.crossfades:
+            processed[f"crossfade_{weight:g}"] = [paste_face(image, crossfade(subject.crop, t, weight), subject.affine, region)
+                                                 for t in targets]
+        source = to_model_range(torch.from_numpy(subject.crop[None]))
+        if teacher is not None:  # one version (donor 0): about a second a face
+            injected = inject_identity(teacher, source, to_model_range(torch.from_numpy(targets[0][None])), baselines.injection,
+                                       seed=subject.index)
+            processed["inject"] = [paste_face(image, to_uint8(injected)[0].numpy(), subject.affine, region)]
+        if baselines.copy_bound:
+            copied = bounded_copy(source.expand(len(targets), -1, -1, -1), to_model_range(torch.from_numpy(np.stack(targets))),
+                                  baselines.copy_bound)
+            processed["copy"] = [paste_face(image, c, subject.affine, region) for c in to_uint8(copied).numpy()]
+    for sigma in BLUR_SIGMAS:
+        processed[f"blur_{sigma:g}"] = [paste_face(image, blur_face(subject.crop, sigma), subject.affine, region)]
+    for block in PIXEL_BLOCKS:
+        processed[f"pixelate_{block}"] = [paste_face(image, pixelate_face(subject.crop, block), subject.affine, region)]
+    return processed, concealed
+
+
+def evaluate(ckpt: Path | None, data: Path, out: Path, settings: EvalSettings = EvalSettings(),
+             onnx_judges: list[tuple[str, float]] | None = None, baselines: Baselines = Baselines(),
+             compare: dict[str, Path] | None = None, clips: list[Path] | None = None, teacher_note: str | None = None) -> dict:
+    """Run the whole evaluation and write its files to ``out`` (see the module's docstring). Returns results.json's dict.
+
+    Args:
+        ckpt: the candidate model (None: the committed release).
+        settings: images, donors, pairs, seed and the pipeline's landmarks and detector (:class:`EvalSettings`).
+        onnx_judges: extra ONNX embedders (path, cosine threshold) beside dlib's recogniser.
+        baselines: the cross-fades, the test-time injection and the bounded copy run in the same evaluation.
+        compare: other models by name (donor design), each judged on the same images, pairs and donors (e.g. the
+            previous release).
+        clips: videos whose faces (every ``settings.clip_every``-th frame), as they are and darkened, are measured
+            for realism.
+        teacher_note: a sentence for the report about the teacher.
+    """
+    started = time.time()
+    rng = np.random.default_rng(settings.seed)
+    blend_rng = np.random.default_rng(settings.seed + 2)
+    torch.manual_seed(settings.seed)
+    models = load_models(ckpt, compare or {}, settings)
+    camouflager = models.camouflager
+    teacher = injection_teacher(models, baselines)
+    judges: list[Judge] = [DlibJudge()] + [OnnxJudge(path, threshold) for path, threshold in onnx_judges or []]
+    subjects = align_subjects(camouflager, select_subjects(data, settings.images, rng))
+    reference_crops, reference_points = load_references(
+        data, select_subjects(data, 10 * settings.references + 40, np.random.default_rng(settings.seed + 1)), camouflager.donor_design)
+    reference_names = sorted(reference_crops)
+    methods = method_names(camouflager.donor_design, models.others, baselines, teacher is not None)
+    measured = Measurements(methods, judges)
+    faces_concealed = 0
+    for subject in tqdm(subjects, desc="camouflaging and judging", unit="img", dynamic_ncols=True):
+        picked = pick_donors(subject, reference_names, settings.references, models.per_reference, rng, blend_rng)
+        codes = camouflager.appearance_codes(np.stack([reference_crops[n][0] for n in picked]),
+                                             np.stack([reference_points[n][0] for n in picked]) if camouflager.donor_design
+                                             else None, per_blend=models.per_reference)
+        processed, concealed = process_subject(subject, codes, models, baselines, teacher)
+        faces_concealed += concealed
+        measured.add(subject, processed)
+
+    genuine, impostor = make_pairs(subjects, settings.pairs, rng)
+    results = measured.results(subjects, genuine, impostor)
     if clips:
-        from facecamo_client.video import VideoReader
-
-        with VideoReader(clips[0]) as reader:
-            first = next(iter(reader))
-        scene_codes = codes_for_scenes(camouflager, reference_crops, reference_points, reference_names, per_reference)
         out.mkdir(parents=True, exist_ok=True)
-        scene, face_zoom = scene_picture(camouflager, others, first, scene_codes[:1])
-        save_rgb(out / "scenes.jpg", scene)
-        if face_zoom is not None:
-            save_rgb(out / "scenes_face_zoom.jpg", face_zoom)
-        scenes = scene_realism(camouflager, others, clips, scene_codes, clip_every)
-        for method, by_scene in scenes.items():
+        scene_codes = codes_for_scenes(camouflager, reference_crops, reference_points, reference_names, models.per_reference)
+        write_scene_pictures(out, camouflager, models.others, clips[0], scene_codes[:1])
+        for method, by_scene in scene_realism(camouflager, models.others, clips, scene_codes, settings.clip_every).items():
             results["methods"][method]["realism"].update(by_scene)
     results["targets"] = check_targets(results["methods"])
     results["setup"] = {
-        "checkpoint": repo_relative(ckpt or RELEASE_WEIGHTS), "step": info.get("step"), "preset": config.preset,
-        "lineage": info.get("lineage") or [], "compared": {n: repo_relative(p) for n, p in (compare or {}).items()},
-        "teacher": config.loss.teacher_path if config.loss.teacher > 0 else None, "teacher_note": teacher_note,
+        "checkpoint": repo_relative(ckpt or RELEASE_WEIGHTS), "step": models.info.get("step"), "preset": models.config.preset,
+        "lineage": models.info.get("lineage") or [], "compared": {n: repo_relative(p) for n, p in (compare or {}).items()},
+        "teacher": models.config.loss.teacher_path if models.config.loss.teacher > 0 else None, "teacher_note": teacher_note,
         "data": repo_relative(data), "test_images": len(subjects), "identities": len({s.identity for s in subjects}),
-        "references_per_image": references, "genuine_pairs": int(len(genuine)), "impostor_pairs": int(len(impostor)),
-        "identification_probes": results.pop("probes"), "identification_gallery": results.pop("gallery"), "seed": seed,
+        "references_per_image": settings.references, "genuine_pairs": int(len(genuine)), "impostor_pairs": int(len(impostor)),
+        "identification_probes": results.pop("probes"), "identification_gallery": results.pop("gallery"), "seed": settings.seed,
         "faces_concealed_by_fallback": faces_concealed, "crossfades": list(baselines.crossfades),
-        "injection": asdict(baselines.injection) if injecting else None,
-        "clips": [repo_relative(c) for c in clips or []], "clip_every": clip_every, "landmarks": landmark_model,
+        "injection": asdict(baselines.injection) if teacher is not None else None, "copy_bound": baselines.copy_bound,
+        "clips": [repo_relative(c) for c in clips or []], "clip_every": settings.clip_every, "landmarks": settings.landmarks,
         "seconds": round(time.time() - started, 1),
     }
+    write_results(out, results, models, subjects, reference_crops, reference_names, reference_points)
+    return results
+
+
+def write_scene_pictures(out: Path, camouflager: TorchCamouflager, others: dict[str, TorchCamouflager], clip: Path,
+                         code: np.ndarray) -> None:
+    """scenes.jpg (the clip's first frame, lit and darkened, every model) and scenes_face_zoom.jpg (its largest face)."""
+    from facecamo_client.video import VideoReader
+
+    with VideoReader(clip) as reader:
+        first = next(iter(reader))
+    scene, face_zoom = scene_picture(camouflager, others, first, code)
+    save_rgb(out / "scenes.jpg", scene)
+    if face_zoom is not None:
+        save_rgb(out / "scenes_face_zoom.jpg", face_zoom)
+
+
+def write_results(out: Path, results: dict, models: Models, subjects: list[Subject], reference_crops: dict,
+                  reference_names: list[str], reference_points: dict) -> None:
+    """results.json, report.md, the plots and Figure 3, in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     plot_privacy_utility(results, out / "privacy_utility.png", "ssim_to_original")
     plot_privacy_utility(results, out / "privacy_utility_ssim28.png", "ssim28_to_original")
     plot_tar_at_far(results, out / "tar_at_far_ssim28.png")
-    save_rgb(out / "figure3.png", test_figure3(net, subjects, reference_crops, reference_names, camouflager,
-                                               reference_points, per_reference))
+    save_rgb(out / "figure3.png", test_figure3(models.net, subjects, reference_crops, reference_names, models.camouflager,
+                                               reference_points, models.per_reference))
     (out / "report.md").write_text(markdown_report(results))
-    return results
 
 
 def align_subjects(camouflager: "TorchCamouflager", rows: list[tuple[str, str, str]]) -> list[Subject]:
@@ -774,9 +868,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ckpt", type=Path, default=None, help=f"checkpoint or release weights (default {RELEASE_WEIGHTS})")
     parser.add_argument("--data", type=Path, required=True, help="a prepared folder (make prepare) with a test split")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--images", type=int, default=600, help="test images (default 600)")
-    parser.add_argument("--references", type=int, default=3, help="reference faces per test image (default 3)")
-    parser.add_argument("--pairs", type=int, default=4000, help="genuine pairs, and as many impostor pairs (default 4000)")
+    parser.add_argument("--images", type=int, default=EvalSettings.images, help="test images (default 600)")
+    parser.add_argument("--references", type=int, default=EvalSettings.references, help="reference faces per test image (default 3)")
+    parser.add_argument("--pairs", type=int, default=EvalSettings.pairs, help="genuine pairs, and as many impostor pairs (default 4000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--onnx-judge", type=parse_judge, action="append", default=[], metavar="PATH:THRESHOLD",
                         help="an extra ONNX face-embedding judge and its cosine threshold (repeatable)")
@@ -807,10 +901,10 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"error: clips not found: {', '.join(missing)}", file=sys.stderr)
         return 2
+    settings = EvalSettings(args.images, args.references, args.pairs, args.seed, args.clip_every, args.landmarks, args.detector)
+    baselines = Baselines(args.crossfades, injection, args.teacher, args.copy_bound or None)
     try:
-        evaluate(args.ckpt, args.data, args.out, args.images, args.references, args.pairs, args.seed, args.onnx_judge,
-                 args.teacher_note, dict(args.compare), Baselines(args.crossfades, injection, args.teacher, args.copy_bound or None),
-                 args.clips, args.clip_every, args.landmarks, args.detector)
+        evaluate(args.ckpt, args.data, args.out, settings, args.onnx_judge, baselines, dict(args.compare), args.clips, args.teacher_note)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

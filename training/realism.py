@@ -138,9 +138,3 @@ def darken(frame: np.ndarray, gamma: float = DARK_GAMMA, brightness: float = DAR
     """uint8 (H, W, 3): a dim scene made from a frame: ``255 * brightness * (x / 255) ** gamma``."""
     return np.clip(np.rint(255.0 * brightness * (frame / 255.0) ** gamma), 0, 255).astype(np.uint8)
 
-
-def undo_darkening(frame: np.ndarray, gamma: float = DARK_GAMMA, brightness: float = DARK_BRIGHTNESS) -> np.ndarray:
-    """uint8 (H, W, 3): a dim frame brightened back by the inverse of :func:`darken` (what a viewer who turns the
-    brightness up sees: a face left unchanged in the dark is as recognisable as in the light)."""
-    lit = 255.0 * np.clip(frame / (255.0 * brightness), 0.0, 1.0) ** (1.0 / gamma)
-    return np.clip(np.rint(lit), 0, 255).astype(np.uint8)

@@ -265,171 +265,206 @@ class _GlobalAveragePool(_Layer):
 
 # -- translation ------------------------------------------------------------------------------------------------------
 
-def _translate(model, path: Path) -> tuple[list[_Layer], tuple, int, int]:
-    """Translate ``model``'s graph into layers wired by slot numbers (slot 0 is the graph input).
+class _Translation:
+    """The translation of one ONNX graph into layers wired by slot numbers (slot 0 is the graph input): the graph's
+    constants and the slots read so far, one method per operator (:attr:`BUILDERS`), then :meth:`wiring`.
 
-    Returns: (layers, wiring, number of slots, output slot); ``wiring[i]`` is (input slots, output slot, slots
-    to release after layer i) for ``layers[i]``."""
-    import onnx
-    from onnx import numpy_helper
+    Raises (from the constructor or :meth:`run`): ValueError, naming the file, node and operand that cannot be translated.
+    """
 
-    graph = model.graph
-    constants: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-    nodes = []
-    for node in graph.node:
-        attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        if node.op_type == "Constant":
-            if "value" not in attributes:
+    def __init__(self, model, path: Path) -> None:
+        import onnx
+        from onnx import numpy_helper
+
+        graph = model.graph
+        self.path = path
+        self.constants: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+        self.nodes: list[tuple] = []  # (node, its attributes), Constant nodes excluded (their values are constants)
+        for node in graph.node:
+            attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+            if node.op_type != "Constant":
+                self.nodes.append((node, attributes))
+            elif "value" in attributes:
+                self.constants[node.output[0]] = numpy_helper.to_array(attributes["value"])
+            else:
                 raise ValueError(f"{path}: Constant node {node.name!r} has no 'value' tensor attribute; only tensor constants are supported")
-            constants[node.output[0]] = numpy_helper.to_array(attributes["value"])
-        else:
-            nodes.append((node, attributes))
-    graph_inputs = [i for i in graph.input if i.name not in constants]
-    if len(graph_inputs) != 1 or len(graph.output) != 1:
-        raise ValueError(f"{path}: expected one image input and one embedding output, found inputs "
-                         f"{[i.name for i in graph_inputs]} and outputs {[o.name for o in graph.output]}")
-    input_dims = graph_inputs[0].type.tensor_type.shape.dim
-    # Exported with a fixed batch of 1, the graph spells the batch dimension as a literal 1 in Reshape targets
-    # (MobileFaceNet's last node reshapes to [1, -1]); read there as "copy the batch", a batch of B faces stays B rows.
-    fixed_batch_of_one = len(input_dims) > 0 and input_dims[0].HasField("dim_value") and input_dims[0].dim_value == 1
+        graph_inputs = [i for i in graph.input if i.name not in self.constants]
+        if len(graph_inputs) != 1 or len(graph.output) != 1:
+            raise ValueError(f"{path}: expected one image input and one embedding output, found inputs "
+                             f"{[i.name for i in graph_inputs]} and outputs {[o.name for o in graph.output]}")
+        input_dims = graph_inputs[0].type.tensor_type.shape.dim
+        # Exported with a fixed batch of 1, the graph spells the batch dimension as a literal 1 in Reshape targets
+        # (MobileFaceNet's last node reshapes to [1, -1]); read there as "copy the batch", a batch of B faces stays B rows.
+        self.fixed_batch_of_one = len(input_dims) > 0 and input_dims[0].HasField("dim_value") and input_dims[0].dim_value == 1
+        self.consumers: dict[str, int] = {}
+        self.batch_norms_reading: dict[str, list[int]] = {}  # a tensor's name -> the BatchNormalization nodes reading it
+        for index, (node, _) in enumerate(self.nodes):
+            for name in node.input:
+                self.consumers[name] = self.consumers.get(name, 0) + 1
+            if node.op_type == "BatchNormalization":
+                self.batch_norms_reading.setdefault(node.input[0], []).append(index)
+        self.output_name = graph.output[0].name
+        self.output_node = graph.output[0]
+        self.slots: dict[str, int] = {graph_inputs[0].name: 0}
+        self.layers: list[_Layer] = []
+        self.layer_inputs: list[tuple[int, ...]] = []
+        self.layer_outputs: list[int] = []
+        self.folded: set[int] = set()  # BatchNormalization nodes (indices in ``nodes``) merged into the Conv before them
 
-    consumers: dict[str, int] = {}
-    for node, _ in nodes:
-        for name in node.input:
-            consumers[name] = consumers.get(name, 0) + 1
-    output_name = graph.output[0].name
-
-    def constant(name: str, node) -> np.ndarray:
-        if name not in constants:
-            raise ValueError(f"{path}: {node.op_type} node {node.name!r} reads {name!r} as a computed tensor; "
+    # -- helpers ---------------------------------------------------------------------------------------------------
+    def constant(self, name: str, node) -> np.ndarray:
+        if name not in self.constants:
+            raise ValueError(f"{self.path}: {node.op_type} node {node.name!r} reads {name!r} as a computed tensor; "
                              "only constant operands are supported there")
-        return constants[name]
+        return self.constants[name]
 
+    @staticmethod
     def tensor(array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.array(array, copy=True))
 
+    @staticmethod
     def number(array: np.ndarray) -> float:
         return float(np.asarray(array).reshape(-1)[0])
 
-    slots: dict[str, int] = {graph_inputs[0].name: 0}
-    layers: list[_Layer] = []
-    layer_inputs: list[tuple[int, ...]] = []
-    layer_outputs: list[int] = []
-
-    def slot_of(name: str, node) -> int:
-        if name not in slots:
-            raise ValueError(f"{path}: {node.op_type} node {node.name!r} reads {name!r}, which is neither computed "
+    def slot_of(self, name: str, node) -> int:
+        if name not in self.slots:
+            raise ValueError(f"{self.path}: {node.op_type} node {node.name!r} reads {name!r}, which is neither computed "
                              "before it nor a supported constant operand")
-        return slots[name]
+        return self.slots[name]
 
-    def emit(layer: _Layer, inputs: list[str], output: str, node) -> None:
-        layers.append(layer)
-        layer_inputs.append(tuple(slot_of(name, node) for name in inputs))
-        slots[output] = len(slots)
-        layer_outputs.append(slots[output])
+    def emit(self, layer: _Layer, inputs: list[str], output: str, node) -> None:
+        self.layers.append(layer)
+        self.layer_inputs.append(tuple(self.slot_of(name, node) for name in inputs))
+        self.slots[output] = len(self.slots)
+        self.layer_outputs.append(self.slots[output])
 
-    folded: set[int] = set()  # indices (in ``nodes``) of BatchNormalization nodes merged into the Conv before them
-    batch_norms_reading: dict[str, list[int]] = {}
-    for index, (node, _) in enumerate(nodes):
-        if node.op_type == "BatchNormalization":
-            batch_norms_reading.setdefault(node.input[0], []).append(index)
+    # -- one builder per operator: (index in ``nodes``, node, attributes) -> emits its layer ----------------------
+    def conv(self, index: int, node, attributes: dict) -> None:
+        inputs = list(node.input)
+        weight = self.constant(inputs[1], node).astype(np.float64)
+        bias = self.constant(inputs[2], node).astype(np.float64) if len(inputs) > 2 and inputs[2] else None
+        weight, bias, output = self.fold_batch_norm(node, weight, bias)
+        dtype = self.constants[inputs[1]].dtype
+        if weight.ndim - 2 != 2:
+            raise ValueError(f"{self.path}: Conv node {node.name!r} is {weight.ndim - 2}-D; only 2-D convolutions are supported")
+        if attributes.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+            raise ValueError(f"{self.path}: Conv node {node.name!r} uses auto_pad; only explicit pads are supported")
+        pads = list(attributes.get("pads", [0, 0, 0, 0]))
+        pre_pad = None
+        if pads[0] != pads[2] or pads[1] != pads[3]:
+            pre_pad = (pads[1], pads[3], pads[0], pads[2])  # F.pad: (left, right, top, bottom)
+            pads = [0, 0, 0, 0]
+        self.emit(_Conv(torch.from_numpy(weight.astype(dtype)),
+                        torch.from_numpy(np.asarray(bias).astype(dtype)) if bias is not None else None,
+                        tuple(attributes.get("strides", [1, 1])), (pads[0], pads[1]), tuple(attributes.get("dilations", [1, 1])),
+                        int(attributes.get("group", 1)), pre_pad),
+                  inputs[:1], output, node)
 
-    for index, (node, attributes) in enumerate(nodes):
+    def fold_batch_norm(self, conv, weight: np.ndarray, bias: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None, str]:
+        """A Conv's (weight, bias, output name) with the one BatchNormalization that alone reads its output folded in
+        (constant statistics), else unchanged."""
+        output = conv.output[0]
+        following = self.batch_norms_reading.get(output, [])
+        if not (len(following) == 1 and self.consumers.get(output, 0) == 1 and output != self.output_name
+                and all(name in self.constants for name in self.nodes[following[0]][0].input[1:5])):
+            return weight, bias, output
+        bn, bn_attributes = self.nodes[following[0]]
+        gamma, beta, mean, variance = (self.constants[name].astype(np.float64) for name in bn.input[1:5])
+        scale = gamma / np.sqrt(variance + bn_attributes.get("epsilon", 1e-5))
+        weight = weight * scale.reshape(-1, *[1] * (weight.ndim - 1))
+        bias = ((bias if bias is not None else 0.0) - mean) * scale + beta
+        self.folded.add(following[0])
+        return weight, bias, bn.output[0]
+
+    def batch_norm(self, index: int, node, attributes: dict) -> None:
+        gamma, beta, mean, variance = (self.tensor(self.constant(name, node)) for name in node.input[1:5])
+        self.emit(_BatchNorm(gamma, beta, mean, variance, float(attributes.get("epsilon", 1e-5))), node.input[:1], node.output[0], node)
+
+    def clip(self, index: int, node, attributes: dict) -> None:
+        inputs = list(node.input)
+        low = self.number(self.constant(inputs[1], node)) if len(inputs) > 1 and inputs[1] else attributes.get("min")
+        high = self.number(self.constant(inputs[2], node)) if len(inputs) > 2 and inputs[2] else attributes.get("max")
+        self.emit(_Clip(float(low) if low is not None else None, float(high) if high is not None else None),
+                  inputs[:1], node.output[0], node)
+
+    def relu(self, index: int, node, attributes: dict) -> None:
+        self.emit(_Relu(), node.input[:1], node.output[0], node)
+
+    def prelu(self, index: int, node, attributes: dict) -> None:
+        self.emit(_PRelu(self.tensor(self.constant(node.input[1], node)).reshape(-1)), node.input[:1], node.output[0], node)
+
+    def binary(self, index: int, node, attributes: dict) -> None:
         op, inputs = node.op_type, list(node.input)
-        if index in folded:
-            continue
-        if op == "Conv":
-            weight = constant(inputs[1], node).astype(np.float64)
-            bias = constant(inputs[2], node).astype(np.float64) if len(inputs) > 2 and inputs[2] else None
-            output = node.output[0]
-            following = batch_norms_reading.get(output, [])
-            if (len(following) == 1 and consumers.get(output, 0) == 1 and output != output_name
-                    and all(name in constants for name in nodes[following[0]][0].input[1:5])):
-                bn, bn_attributes = nodes[following[0]]
-                gamma, beta, mean, variance = (constants[name].astype(np.float64) for name in bn.input[1:5])
-                scale = gamma / np.sqrt(variance + bn_attributes.get("epsilon", 1e-5))
-                weight = weight * scale.reshape(-1, *[1] * (weight.ndim - 1))
-                bias = (bias if bias is not None else 0.0) - mean
-                bias = bias * scale + beta
-                folded.add(following[0])
-                output = bn.output[0]
-            dtype = constants[inputs[1]].dtype
-            kernel_dims = weight.ndim - 2
-            if kernel_dims != 2:
-                raise ValueError(f"{path}: Conv node {node.name!r} is {kernel_dims}-D; only 2-D convolutions are supported")
-            if attributes.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
-                raise ValueError(f"{path}: Conv node {node.name!r} uses auto_pad; only explicit pads are supported")
-            pads = list(attributes.get("pads", [0, 0, 0, 0]))
-            pre_pad = None
-            if pads[0] != pads[2] or pads[1] != pads[3]:
-                pre_pad = (pads[1], pads[3], pads[0], pads[2])  # F.pad: (left, right, top, bottom)
-                pads = [0, 0, 0, 0]
-            emit(_Conv(torch.from_numpy(weight.astype(dtype)),
-                       torch.from_numpy(np.asarray(bias).astype(dtype)) if bias is not None else None,
-                       tuple(attributes.get("strides", [1, 1])), (pads[0], pads[1]), tuple(attributes.get("dilations", [1, 1])),
-                       int(attributes.get("group", 1)), pre_pad),
-                 inputs[:1], output, node)
-        elif op == "BatchNormalization":
-            gamma, beta, mean, variance = (tensor(constant(name, node)) for name in inputs[1:5])
-            emit(_BatchNorm(gamma, beta, mean, variance, float(attributes.get("epsilon", 1e-5))), inputs[:1], node.output[0], node)
-        elif op == "Clip":
-            low = number(constant(inputs[1], node)) if len(inputs) > 1 and inputs[1] else attributes.get("min")
-            high = number(constant(inputs[2], node)) if len(inputs) > 2 and inputs[2] else attributes.get("max")
-            emit(_Clip(float(low) if low is not None else None, float(high) if high is not None else None), inputs[:1], node.output[0], node)
-        elif op == "Relu":
-            emit(_Relu(), inputs[:1], node.output[0], node)
-        elif op == "PRelu":
-            slope = constant(inputs[1], node)
-            emit(_PRelu(tensor(slope).reshape(-1)), inputs[:1], node.output[0], node)
-        elif op in ("Add", "Mul", "MatMul"):
-            computed = [name in slots for name in inputs]
-            if all(computed):
-                emit(_Binary(op), inputs, node.output[0], node)
-            elif computed.count(True) == 1:
-                side = computed.index(False)
-                value = constants.get(inputs[side])
-                if value is None:
-                    slot_of(inputs[side], node)  # raises: names the missing operand
-                # a single number stays a Python scalar (no buffer, no broadcast of a 0-d tensor); MatMul needs a tensor
-                operand = number(value) if op != "MatMul" and np.asarray(value).size == 1 and np.asarray(value).ndim == 0 else tensor(value)
-                emit(_Binary(op, operand, side), [inputs[1 - side]], node.output[0], node)
-            else:
-                raise ValueError(f"{path}: {op} node {node.name!r} has only constant operands; constant folding is not supported")
-        elif op == "Gemm":
-            alpha, beta = float(attributes.get("alpha", 1.0)), float(attributes.get("beta", 1.0))
-            transpose_a, transpose_b = bool(attributes.get("transA", 0)), bool(attributes.get("transB", 0))
-            c_name = inputs[2] if len(inputs) > 2 and inputs[2] else None
-            if inputs[1] in constants and (c_name is None or c_name in constants):
-                b = constants[inputs[1]]
-                weight = (b if transpose_b else b.T) * alpha  # F.linear's (N, K)
-                bias = tensor(constants[c_name] * beta) if c_name else None
-                if bias is not None and bias.dim() > 1 and bias.numel() == weight.shape[0]:
-                    bias = bias.reshape(-1)
-                emit(_Linear(tensor(weight.astype(b.dtype)), bias, transpose_a), inputs[:1], node.output[0], node)
-            else:
-                bias = tensor(constants[c_name]) if c_name in constants else None
-                computed_inputs = inputs[:2] + ([c_name] if c_name and c_name not in constants else [])
-                emit(_Gemm(alpha, beta, transpose_a, transpose_b, bias), computed_inputs, node.output[0], node)
-        elif op == "Flatten":
-            emit(_Flatten(int(attributes.get("axis", 1))), inputs[:1], node.output[0], node)
-        elif op == "Reshape":
-            shape = [int(v) for v in constant(inputs[1], node).reshape(-1)]
-            if fixed_batch_of_one and shape and shape[0] == 1:
-                shape[0] = 0
-            emit(_Reshape(tuple(shape)), inputs[:1], node.output[0], node)
-        elif op == "GlobalAveragePool":
-            emit(_GlobalAveragePool(), inputs[:1], node.output[0], node)
-        else:  # unreachable: SUPPORTED is checked first
-            raise ValueError(f"{path}: unsupported operator {op}")
+        computed = [name in self.slots for name in inputs]
+        if all(computed):
+            self.emit(_Binary(op), inputs, node.output[0], node)
+            return
+        if computed.count(True) != 1:
+            raise ValueError(f"{self.path}: {op} node {node.name!r} has only constant operands; constant folding is not supported")
+        side = computed.index(False)
+        value = self.constants.get(inputs[side])
+        if value is None:
+            self.slot_of(inputs[side], node)  # raises: names the missing operand
+        # a single number stays a Python scalar (no buffer, no broadcast of a 0-d tensor); MatMul needs a tensor
+        scalar = op != "MatMul" and np.asarray(value).size == 1 and np.asarray(value).ndim == 0
+        self.emit(_Binary(op, self.number(value) if scalar else self.tensor(value), side), [inputs[1 - side]], node.output[0], node)
 
-    output_slot = slot_of(output_name, graph.output[0])
-    last_read = {}
-    for index, inputs in enumerate(layer_inputs):
-        for slot in inputs:
-            last_read[slot] = index
-    released = [[] for _ in layers]
-    for slot, index in last_read.items():
-        if slot != output_slot:
-            released[index].append(slot)
-    wiring = tuple((inputs, output, tuple(sorted(free))) for inputs, output, free in zip(layer_inputs, layer_outputs, released))
-    return layers, wiring, len(slots), output_slot
+    def gemm(self, index: int, node, attributes: dict) -> None:
+        inputs = list(node.input)
+        alpha, beta = float(attributes.get("alpha", 1.0)), float(attributes.get("beta", 1.0))
+        transpose_a, transpose_b = bool(attributes.get("transA", 0)), bool(attributes.get("transB", 0))
+        c_name = inputs[2] if len(inputs) > 2 and inputs[2] else None
+        if inputs[1] in self.constants and (c_name is None or c_name in self.constants):
+            b = self.constants[inputs[1]]
+            weight = (b if transpose_b else b.T) * alpha  # F.linear's (N, K)
+            bias = self.tensor(self.constants[c_name] * beta) if c_name else None
+            if bias is not None and bias.dim() > 1 and bias.numel() == weight.shape[0]:
+                bias = bias.reshape(-1)
+            self.emit(_Linear(self.tensor(weight.astype(b.dtype)), bias, transpose_a), inputs[:1], node.output[0], node)
+        else:
+            bias = self.tensor(self.constants[c_name]) if c_name in self.constants else None
+            computed_inputs = inputs[:2] + ([c_name] if c_name and c_name not in self.constants else [])
+            self.emit(_Gemm(alpha, beta, transpose_a, transpose_b, bias), computed_inputs, node.output[0], node)
+
+    def flatten(self, index: int, node, attributes: dict) -> None:
+        self.emit(_Flatten(int(attributes.get("axis", 1))), node.input[:1], node.output[0], node)
+
+    def reshape(self, index: int, node, attributes: dict) -> None:
+        shape = [int(v) for v in self.constant(node.input[1], node).reshape(-1)]
+        if self.fixed_batch_of_one and shape and shape[0] == 1:
+            shape[0] = 0
+        self.emit(_Reshape(tuple(shape)), node.input[:1], node.output[0], node)
+
+    def global_average_pool(self, index: int, node, attributes: dict) -> None:
+        self.emit(_GlobalAveragePool(), node.input[:1], node.output[0], node)
+
+    BUILDERS: ClassVar[dict[str, Callable]] = {
+        "Conv": conv, "BatchNormalization": batch_norm, "Clip": clip, "Relu": relu, "PRelu": prelu, "Add": binary,
+        "Mul": binary, "MatMul": binary, "Gemm": gemm, "Flatten": flatten, "Reshape": reshape,
+        "GlobalAveragePool": global_average_pool,
+    }
+
+    # -- the whole graph -------------------------------------------------------------------------------------------
+    def run(self) -> tuple[list[_Layer], tuple, int, int]:
+        """Returns: (layers, wiring, number of slots, output slot); ``wiring[i]`` is (input slots, output slot, slots
+        to release after layer i) for ``layers[i]``."""
+        for index, (node, attributes) in enumerate(self.nodes):
+            if index not in self.folded:
+                builder = self.BUILDERS.get(node.op_type)
+                if builder is None:  # unreachable: SUPPORTED is checked first
+                    raise ValueError(f"{self.path}: unsupported operator {node.op_type}")
+                builder(self, index, node, attributes)
+        output_slot = self.slot_of(self.output_name, self.output_node)
+        last_read = {slot: index for index, inputs in enumerate(self.layer_inputs) for slot in inputs}
+        released: list[list[int]] = [[] for _ in self.layers]
+        for slot, index in last_read.items():
+            if slot != output_slot:
+                released[index].append(slot)
+        wiring = tuple((inputs, output, tuple(sorted(free)))
+                       for inputs, output, free in zip(self.layer_inputs, self.layer_outputs, released))
+        return self.layers, wiring, len(self.slots), output_slot
+
+
+def _translate(model, path: Path) -> tuple[list[_Layer], tuple, int, int]:
+    """Translate ``model``'s graph (see :class:`_Translation`): (layers, wiring, number of slots, output slot)."""
+    return _Translation(model, path).run()
