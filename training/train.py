@@ -30,7 +30,7 @@ from training.config import Config, config_from_dict, load_config
 from training.data import FaceDataset, PairSampler, to_model_range
 from training.models import build_discriminator, build_network, inference_parts
 from training.models.face_embedder import OnnxFaceEmbedder
-from training.trainer import Trainer, build_optimizers
+from training.trainer import Trainer, build_optimizers, restore_training_state
 from training.weights import load_parts, read_weights
 
 
@@ -167,16 +167,7 @@ def train(args: argparse.Namespace) -> int:
     lineage: list[dict] = []
     if checkpoint is not None:
         lineage = checkpoint.get("lineage", [])
-        for name, part in net.named_children():
-            part.load_state_dict(checkpoint["model"][name])
-        discriminator.load_state_dict(checkpoint["model"]["discriminator"])
-        optimizers.load_state_dict(checkpoint["optimizers"])
-        rng = checkpoint["rng"]["per_rank"][rank]
-        sampler.load_state(rng["sampler"])
-        torch.set_rng_state(rng["torch"])
-        if "cuda" in rng and device.type == "cuda":  # (a run resumed on another kind of device draws afresh there)
-            torch.cuda.set_rng_state(rng["cuda"], device)
-        step = checkpoint["step"]
+        step = restore_training_state(checkpoint, net, discriminator, optimizers, sampler, rank, device)
         if rank == 0:
             print(f"resumed from {checkpoint_path} at step {step}", file=sys.stderr)
     elif args.init_from is not None:

@@ -320,6 +320,22 @@ class Trainer:
             dist.barrier()
 
 
+def restore_training_state(checkpoint: dict, net: torch.nn.Module, discriminator: torch.nn.Module, optimizers,
+                           sampler, rank: int, device: torch.device) -> int:
+    """Load what :meth:`Trainer.save` wrote (its keys are read here and nowhere else) into a freshly built run: every
+    part's weights, D's, the optimisers, and rank ``rank``'s sampler and random state. Returns the step to go on from."""
+    for name, part in net.named_children():
+        part.load_state_dict(checkpoint["model"][name])
+    discriminator.load_state_dict(checkpoint["model"]["discriminator"])
+    optimizers.load_state_dict(checkpoint["optimizers"])
+    rng = checkpoint["rng"]["per_rank"][rank]
+    sampler.load_state(rng["sampler"])
+    torch.set_rng_state(rng["torch"])
+    if "cuda" in rng and device.type == "cuda":  # (a run resumed on another kind of device draws afresh there)
+        torch.cuda.set_rng_state(rng["cuda"], device)
+    return int(checkpoint["step"])
+
+
 def figure3_grid(net, sources: torch.Tensor, references: torch.Tensor, targets: torch.Tensor | None = None) -> np.ndarray:
     """uint8 ((n+1)*112, (m+1)*112, 3) grid: white corner, m references on top, n sources down the left, cell (i, j)
     = source i camouflaged with reference j: G(E_I(source_i), E_A(reference_j)) in the paper design, and
