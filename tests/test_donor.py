@@ -439,7 +439,7 @@ def test_augment_for_teacher_degrades_within_range_and_passes_gradients(faces):
 def test_terms_for_each_design():
     assert terms_for("donor") is DONOR_TERMS and terms_for("paper") is TERMS
     assert {t.name for t in DONOR_TERMS} >= {"target_coarse", "self_reconstruction", "identity", "adversarial"}
-    with pytest.raises(ValueError, match="paper or donor"):
+    with pytest.raises(ValueError, match="one of donor, paper"):
         terms_for("swap")
 
 

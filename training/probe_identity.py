@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from facecamo.donor import donor_target
+from facecamo.design import design_named
 from training.data import FaceDataset, to_model_range
 from training.donors import build_donor_pool
 from training.models.face_embedder import OnnxFaceEmbedder
@@ -58,7 +59,7 @@ def probe(data: Path, ckpt: Path | None, teacher_path: Path, faces: int, split: 
     images, landmarks = dataset.images.numpy()[chosen], dataset.landmarks[chosen]
     labels = dataset.labels.numpy()[chosen]
     net, config, _ = load_inference_net(ckpt)
-    if config.model.design != "donor":
+    if design_named(config.model.design).identity_spatial:
         raise ValueError(f"{ckpt or 'the release'} is a {config.model.design}-design model; the probe reads the donor design's identity vector")
     teacher = OnnxFaceEmbedder(teacher_path).eval()
     pool, _ = build_donor_pool(images, landmarks, labels, min(64, len(images)), config.model.donors_per_blend, seed)

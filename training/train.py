@@ -25,6 +25,7 @@ import torch
 import torch.distributed as dist
 import yaml
 
+from facecamo.design import design_named
 from training.checkpoint import latest_checkpoint, load_checkpoint
 from training.config import Config, config_from_dict, load_config
 from training.data import FaceDataset, PairSampler, to_model_range
@@ -56,8 +57,8 @@ def resolve_teacher_path(config: Config) -> Path | None:
 
 def needs_classifier(config: Config) -> bool:
     """Whether training reads the softmax identity classifier: always in the paper design (every one of its terms
-    runs, for DistributedDataParallel), in the donor design only while ``loss.identity`` > 0."""
-    return config.model.design != "donor" or config.loss.identity > 0
+    runs, for DistributedDataParallel), in a design of donors only while ``loss.identity`` > 0."""
+    return not design_named(config.model.design).donors or config.loss.identity > 0
 
 
 def model_mismatch(saved_config: dict, config: Config) -> str | None:
@@ -132,7 +133,7 @@ def train(args: argparse.Namespace) -> int:
         torch.set_num_threads(config.train.threads)
     teacher_path = resolve_teacher_path(config)
     dataset = FaceDataset(args.data, "train", progress=rank == 0)
-    if config.model.design == "donor":
+    if design_named(config.model.design).donors:  # its generator is trained on donor targets
         try:
             dataset.add_donor_targets(config.train.donor_targets, config.train.donor_pool, config.model.donors_per_blend,
                                       seed=config.train.seed, progress=rank == 0)

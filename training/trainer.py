@@ -15,6 +15,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
+from facecamo.design import design_named
 from training.checkpoint import save_checkpoint
 from training.config import Config
 from training.data import Batch, PairSampler, to_uint8
@@ -128,8 +129,8 @@ class Trainer:
         self.num_identities = num_identities
         self.lineage = lineage or []  # the weights this run started from, oldest first: [{"weights", "step"}]
         if config.train.identity_warmup_steps > 0:
-            if config.model.design != "donor" or teacher is None:
-                raise ValueError("train.identity_warmup_steps needs the donor design and a teacher (loss.teacher_path)")
+            if design_named(config.model.design).identity_spatial or teacher is None:
+                raise ValueError("train.identity_warmup_steps needs an identity vector (the donor design) and a teacher (loss.teacher_path)")
             # E_I alone, outside DistributedDataParallel's forward: its gradients would not be averaged
             if world_size > 1 and step < config.train.identity_warmup_steps:
                 raise ValueError("train.identity_warmup_steps runs on one process; run the warm-up without torchrun, "
