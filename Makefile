@@ -94,6 +94,8 @@ TLS_CA ?=
 MTLS ?=
 LOG_FILE ?=
 # `make export INSTANCES='facecamo=4 face_detector=2'`: instances per model, written into each model's config.
+# `make export REFERENCES=<folder of portraits>`: the donor bank's portraits (default assets/portraits), blended three
+# alike people at a time; use portraits you may publish, since the served faces are made from them.
 INSTANCES ?=
 # `make export LANDMARKS=dlib5`: dlib's public-domain 5-point landmark model instead of the 68-point one, whose
 # training data's terms exclude commercial use (README, "Licences"); `make eval LANDMARKS=dlib5` measures it.
@@ -101,7 +103,7 @@ LANDMARKS ?=
 
 export: $(READY)
 	$(BIN)/python -m export --flavour $(FLAVOUR) $(if $(CKPT),--ckpt "$(CKPT)") $(if $(INSTANCES),--instances $(INSTANCES)) \
-		$(if $(LANDMARKS),--landmarks $(LANDMARKS))
+		$(if $(LANDMARKS),--landmarks $(LANDMARKS)) $(if $(REFERENCES),--references "$(REFERENCES)")
 
 serve: $(READY) model_repository/facecamo/config.pbtxt
 	$(BIN)/python -m serving --repository model_repository --grpc-port $(GRPC_PORT) --http-port $(HTTP_PORT) \

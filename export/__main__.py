@@ -78,24 +78,36 @@ def donor_settings(config) -> dict:
     from facecamo import donor
 
     return {"bank_size": DONOR_BANK_SIZE, "donors_per_blend": config.model.donors_per_blend,
+            "blends": "portraits alike by the identity encoder (facecamo.donor.like_blends)",
+            "default_donor": "the free donor most like the face (bank_likeness.npy, facecamo.donor.likest_free)",
             "shape_blend": donor.SHAPE_BLEND, "forehead_lift": donor.FOREHEAD_LIFT, "region_feather": donor.REGION_FEATHER,
             "sharpness_sigmas": list(donor.SHARPNESS_SIGMAS)}
 
 
 def make_bank(net, config, onnx_paths: dict[str, Path], names: list[str], crops: np.ndarray,
-              landmarks: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """The served bank and a description of each entry: blended donors (donor design: uint8 (K, 112, 112, 3)), or
-    the appearance encoder's codes of the reference faces (paper design: float32 (K, C_app, 4, 1))."""
-    from facecamo.donor import build_donor_pool
-
-    if net.design.donors:
-        per_blend = min(config.model.donors_per_blend, len(crops))
-        donors, members = build_donor_pool(crops, landmarks, np.arange(len(crops)), DONOR_BANK_SIZE, per_blend, seed=0)
-        return donors, [" + ".join(names[m] for m in row) for row in members]
+              landmarks: np.ndarray) -> tuple[np.ndarray, list[str], np.ndarray | None]:
+    """The served bank, a description of each entry, and the entries' likeness vectors: blended donors (donor
+    design: uint8 (K, 112, 112, 3), each a blend of portraits alike by the exported identity encoder,
+    :func:`facecamo.donor.like_blends`, and float32 (K, D) that encoder's unit vectors of the donors, by which the
+    pipeline gives a face the donor most like it), or the appearance encoder's codes of the reference faces (paper
+    design: float32 (K, C_app, 4, 1); no likeness)."""
     import onnxruntime
 
+    from facecamo.donor import blend_donors, like_blends
+
+    if net.design.donors:
+        encoder = onnxruntime.InferenceSession(str(onnx_paths[spec.IDENTITY_ENCODER]), providers=["CPUExecutionProvider"])
+
+        def identity(faces: np.ndarray) -> np.ndarray:
+            vectors = encoder.run(None, {spec.FACE: spec.to_model_input(faces)})[0].reshape(len(faces), -1)
+            return (vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+        per_blend = min(config.model.donors_per_blend, len(crops))
+        members = like_blends(identity(crops), DONOR_BANK_SIZE, per_blend)
+        donors = np.stack([blend_donors(crops[row], landmarks[row]) for row in members])
+        return donors, [" + ".join(names[m] for m in row) for row in members], identity(donors)
     session = onnxruntime.InferenceSession(str(onnx_paths[spec.APPEARANCE_ENCODER]), providers=["CPUExecutionProvider"])
-    return session.run(None, {spec.FACE: spec.to_model_input(crops)})[0], names
+    return session.run(None, {spec.FACE: spec.to_model_input(crops)})[0], names, None
 
 
 def build_tensorrt(onnx_paths: dict[str, Path], out: Path, max_batch: int) -> tuple[dict[str, Path], str]:
@@ -175,7 +187,7 @@ def run_export(ckpt: Path | None, out: Path, flavour: str, references: Path, set
     if detector_path is not None:
         onnx_paths[spec.FACE_DETECTOR] = detector_path
     print(f"[4/5] bank from {len(names)} reference faces in {references}", file=sys.stderr)
-    bank, entries = make_bank(net, config, onnx_paths, names, reference_crops, reference_landmarks)
+    bank, entries, likeness = make_bank(net, config, onnx_paths, names, reference_crops, reference_landmarks)
     onnx_paths.pop(spec.APPEARANCE_ENCODER, None)  # made the bank; not served
     plans, skipped = build_tensorrt(onnx_paths, work, settings.max_batch)
     print(f"  TensorRT: {'built ' + ', '.join(plans) if plans else 'skipped: ' + skipped}", file=sys.stderr)
@@ -185,7 +197,7 @@ def run_export(ckpt: Path | None, out: Path, flavour: str, references: Path, set
     print(f"[5/5] writing the {flavour} repository to {out}", file=sys.stderr)
     # The networks' batch limit is the pipeline's: it sends at most max_batch faces per call.
     write_repository(out, flavour, onnx_paths, bank, sizes, settings, net.design, plans, max_batch=settings.max_batch,
-                     instances=instances)
+                     instances=instances, likeness=likeness)
     manifest = {
         "checkpoint": str(ckpt or RELEASE_WEIGHTS), "step": info.get("step"), "preset": config.preset, "flavour": flavour,
         "design": net.design.name, "donor_settings": donor_settings(config) if net.design.donors else None,

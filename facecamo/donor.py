@@ -287,3 +287,43 @@ def build_donor_pool(images: np.ndarray, landmarks: np.ndarray, labels: np.ndarr
         donors[number] = blend_donors(images[chosen], landmarks[chosen])
         members[number] = labels[chosen]
     return donors, members
+
+
+def like_blends(identity: np.ndarray, count: int, per_blend: int) -> np.ndarray:
+    """Which portraits to blend into each of ``count`` donors so that each blend is of people who look alike: int64
+    (count, per_blend) indices into ``identity``, float (N, D) unit identity vectors of the N portraits (E_I's).
+
+    Donor k starts from portrait k (cycling) and adds its ``per_blend - 1`` nearest others by cosine; a set already
+    taken moves on to the next-nearest ones. A blend of a woman with two men is an androgynous average that fits
+    nobody; blends of alike people keep a recognisable kind of face (and the bank's variety is its portraits'),
+    while each stays nobody's real face. Raises ValueError for fewer portraits than ``per_blend``.
+    """
+    identity = np.asarray(identity, np.float64)
+    count_in = len(identity)
+    if count_in < per_blend:
+        raise ValueError(f"{per_blend} portraits per donor need as many portraits, got {count_in}")
+    similarity = identity @ identity.T
+    nearest = [[int(j) for j in np.argsort(-similarity[i], kind="stable") if j != i] for i in range(count_in)]
+    chosen: list[tuple[int, ...]] = []
+    seen: set[frozenset[int]] = set()
+    for offset in range(count_in):  # how far down each seed's neighbour list the blend starts
+        for seed in range(count_in):
+            members = (seed, *nearest[seed][offset : offset + per_blend - 1])
+            if len(members) == per_blend and frozenset(members) not in seen:
+                seen.add(frozenset(members))
+                chosen.append(members)
+            if len(chosen) == count:
+                return np.array(chosen, np.int64)
+    return np.array(chosen, np.int64)  # fewer distinct sets than asked: every one of them
+
+
+def likest_free(identity: np.ndarray, likeness: np.ndarray, taken: set[int]) -> int | None:
+    """The bank entry most like a face: the row of ``likeness`` (float (K, D), the entries' unit identity vectors)
+    with the highest cosine to ``identity`` (float (D,) or (D, 1, 1), any length) among rows not in ``taken``;
+    None when every row is taken."""
+    vector = np.asarray(identity, np.float64).reshape(-1)
+    scores = likeness @ (vector / max(float(np.linalg.norm(vector)), 1e-12))
+    for row in np.argsort(-scores, kind="stable"):
+        if int(row) not in taken:
+            return int(row)
+    return None

@@ -31,7 +31,7 @@ from facecamo.align import (LANDMARK_MODELS, Detection, FaceDetector, FivePointL
                             alignment_affine, landmark_predictor, warp_face)
 from facecamo.design import Design, design_of_bank
 from facecamo.conceal import conceal_frame
-from facecamo.donor import donor_target
+from facecamo.donor import donor_target, likest_free
 from facecamo.geometry import transform_points
 from facecamo.paste import conceal_box, conceal_face, paste_face_inplace
 from facecamo.request import (MAX_FRAME_HEIGHT, MAX_FRAME_WIDTH, RequestError, appearance_indices, appearance_pairing_problem,
@@ -165,11 +165,14 @@ class Face:
         box: (left, top, right, bottom) in frame pixels, as detected (or given, or predicted by a track).
         source: ``detected``, ``given`` (the caller's box) or ``track`` (a tracked person the detector missed).
         row: its appearance-bank entry.
+        default_row: ``row`` is the default rule's (no APPEARANCE_INDEX, no track): with the bank's likeness vectors
+            the networks' stage gives the face the free entry most like it instead (:func:`facecamo.donor.likest_free`).
     """
 
     box: tuple[float, float, float, float]
     source: str
     row: int
+    default_row: bool = False
 
 
 @dataclass(frozen=True)
@@ -214,6 +217,7 @@ class PreparedFrame:
     faces: tuple[PreparedFace, ...]
     failed: str | None = None  # why the frame could not be prepared (detection failed: the whole frame is concealed)
     timings: dict[str, float] = field(default_factory=dict)
+    reserved: frozenset[int] = frozenset()  # bank entries the request's tracks and its fixed-entry faces hold
 
     @property
     def aligned(self) -> list[Alignment]:
@@ -223,11 +227,12 @@ class PreparedFrame:
 
 @dataclass(frozen=True)
 class Generated:
-    """Stage 3 (networks): uint8 (112, 112, 3) ``image``, and float32 (112, 112) ``region`` it is pasted through (the
-    donor design's; None: the paper design's ellipse)."""
+    """Stage 3 (networks): uint8 (112, 112, 3) ``image``, float32 (112, 112) ``region`` it is pasted through (the
+    donor design's; None: the paper design's ellipse), and the bank ``row`` it was made with."""
 
     image: np.ndarray
     region: np.ndarray | None = None
+    row: int | None = None
 
 
 @dataclass(frozen=True)
@@ -282,16 +287,27 @@ class FramePipeline:
         landmarks: a landmark predictor (default: the one named by ``settings.landmarks``, from face_recognition_models).
         design: the design the networks and the bank are of (:mod:`facecamo.design`; default: the one the bank's
             dtype implies, for callers holding a bank alone).
+        likeness: float32 (K, D) the identity encoder's unit vectors of the bank's donors (the export's
+            ``bank_likeness.npy``): a face without APPEARANCE_INDEX or a track gets the free donor most like it
+            (same kind of face: a woman a woman's blend) instead of the next free one. None: the next free one.
 
     Raises:
-        ValueError: for a bank that is not the design's (saying what it should be).
+        ValueError: for a bank that is not the design's, or likeness vectors that are not one per entry.
     """
 
     def __init__(self, networks: Networks, bank: np.ndarray, settings: PipelineSettings | None = None,
-                 landmarks: LandmarkPredictor | FivePointLandmarkPredictor | None = None, design: Design | None = None) -> None:
+                 landmarks: LandmarkPredictor | FivePointLandmarkPredictor | None = None, design: Design | None = None,
+                 likeness: np.ndarray | None = None) -> None:
         self.networks = networks
         self.design = design or design_of_bank(bank)
         self.bank = self.design.bank_for_serving(bank)
+        if likeness is not None:
+            likeness = np.asarray(likeness, np.float32)
+            if not self.design.donors or likeness.ndim != 2 or len(likeness) != len(self.bank) or not np.all(np.isfinite(likeness)):
+                raise ValueError(f"likeness vectors must be finite float32 [K={len(self.bank)}, D], one per donor of a "
+                                 f"donor-design bank; got shape {list(likeness.shape)} for the {self.design.name} design")
+            likeness = likeness / np.maximum(np.linalg.norm(likeness, axis=1, keepdims=True), 1e-12)
+        self.likeness = likeness
         self.settings = settings or PipelineSettings()
         self.landmarks = landmarks or landmark_predictor(self.settings.landmarks)
         self.detector = make_detector(self.settings, networks)
@@ -326,7 +342,9 @@ class FramePipeline:
                          PreparedFace(face, None, Concealment(f"over the limit of {settings.max_faces} faces per frame",
                                                               by_design=face.source == SOURCE_TRACK))
                          for number, face in enumerate(faces))
-        return PreparedFrame(frame, prepared, timings={"detect": located - started, "align": time.perf_counter() - located})
+        reserved = frozenset(int(r) for r in hint_rows) | {f.row for f in faces if not f.default_row}
+        return PreparedFrame(frame, prepared, timings={"detect": located - started, "align": time.perf_counter() - located},
+                             reserved=reserved)
 
     def _locate(self, frame: np.ndarray, given: np.ndarray | None, hints: np.ndarray, hint_rows: np.ndarray,
                 index: np.ndarray | None) -> list[Face]:
@@ -361,6 +379,7 @@ class FramePipeline:
             left, top, right, bottom = max(left, 0.0), max(top, 0.0), min(right, float(width)), min(bottom, float(height))
             if right - left >= 2 and bottom - top >= 2:
                 found.append(((left, top, right, bottom), SOURCE_TRACK, int(hint_rows[track])))
+        default = [False] * len(found)
         if index is not None:
             explicit = [int(index[0])] * len(found) if len(index) == 1 else [int(index[n]) if n < own else None
                                                                              for n in range(len(found))]
@@ -370,9 +389,9 @@ class FramePipeline:
             free = [n for n in range(own) if found[n][1] != SOURCE_TRACK]
             chosen = rows_from_tracks(np.array([found[n][0] for n in free], np.float64).reshape(-1, 4), self.bank_size,
                                       hint_rows, [matches[n] for n in free])
-            for n, row in zip(free, chosen):
-                rows[n] = int(row)
-        return [Face(box, source, int(row)) for (box, source, _), row in zip(found, rows)]
+            for n, row, track in zip(free, chosen, [matches[n] for n in free]):
+                rows[n], default[n] = int(row), track < 0  # a face matched to a track keeps the track's entry
+        return [Face(box, source, int(row), is_default) for (box, source, _), row, is_default in zip(found, rows, default)]
 
     def _align(self, frame: np.ndarray, face: Face) -> PreparedFace:
         """Stage 2 for one face: its landmarks and alignment, or why it is concealed."""
@@ -394,10 +413,12 @@ class FramePipeline:
                  for face_number, face in enumerate(frame.faces) if face.alignment is not None and face.concealment is None]
         outcomes: list[dict[int, Generated | Concealment]] = [{} for _ in prepared]
         timings = {"donor": 0.0, "identity_encoder": 0.0, "generator": 0.0}
+        taken = [set(frame.reserved) for frame in prepared]  # per frame: entries no face may be given by likeness
         try:
             for start in range(0, len(queue), self.settings.max_batch):
                 chunk = queue[start : start + self.settings.max_batch]
-                for (frame_number, face_number, _), outcome in zip(chunk, self._generate_chunk([f for _, _, f in chunk], codes, timings)):
+                results = self._generate_chunk([f for _, _, f in chunk], codes, timings, [taken[n] for n, _, _ in chunk])
+                for (frame_number, face_number, _), outcome in zip(chunk, results):
                     outcomes[frame_number][face_number] = outcome
         except Exception as error:  # noqa: BLE001 - a bug past the per-chunk guards: every face is concealed
             failed = f"generation failed: {type(error).__name__}: {error}"
@@ -406,43 +427,60 @@ class FramePipeline:
         share = 1.0 / max(len(prepared), 1)
         return [Generation(frame_outcomes, timings={k: v * share for k, v in timings.items()}) for frame_outcomes in outcomes]
 
-    def _generate_chunk(self, chunk: list[PreparedFace], codes: np.ndarray | None,
-                        timings: dict[str, float]) -> list[Generated | Concealment]:
-        """The networks over at most ``max_batch`` aligned faces: each face's outcome; adds seconds to ``timings``."""
+    def _generate_chunk(self, chunk: list[PreparedFace], codes: np.ndarray | None, timings: dict[str, float],
+                        taken: list[set[int]]) -> list[Generated | Concealment]:
+        """The networks over at most ``max_batch`` aligned faces: each face's outcome; adds seconds to ``timings``.
+        ``taken``: per face, its frame's set of entries not to give by likeness (the chosen ones are added to it)."""
         began = time.perf_counter()
-        try:
-            appearance, regions = self._appearance(chunk, codes)
-        except Exception as error:  # noqa: BLE001 - fail closed: these faces are concealed
-            return [Concealment(f"donor target failed: {type(error).__name__}: {error}")] * len(chunk)
-        encoding = time.perf_counter()
-        timings["donor"] += encoding - began
         try:
             batch = to_model_input(np.stack([f.alignment.crop for f in chunk]))
             identity = check_output(spec.IDENTITY_ENCODER, self.networks.encode_identity(batch), (len(chunk), None, None, None))
-            generating = time.perf_counter()
+        except Exception as error:  # noqa: BLE001 - fail closed: these faces are concealed
+            timings["identity_encoder"] += time.perf_counter() - began
+            return [Concealment(f"generation failed: {error if isinstance(error, NetworkError) else f'{type(error).__name__}: {error}'}")] * len(chunk)
+        building = time.perf_counter()
+        timings["identity_encoder"] += building - began
+        rows = [self._row(face, vector, frame_taken, codes) for face, vector, frame_taken in zip(chunk, identity, taken)]
+        try:
+            appearance, regions = self._appearance(chunk, codes, rows)
+        except Exception as error:  # noqa: BLE001 - fail closed: these faces are concealed
+            return [Concealment(f"donor target failed: {type(error).__name__}: {error}")] * len(chunk)
+        generating = time.perf_counter()
+        timings["donor"] += generating - building
+        try:
             generated = check_output(spec.GENERATOR, self.networks.generate(identity, appearance),
                                      (len(chunk), 3, spec.FACE_SIZE, spec.FACE_SIZE))
         except Exception as error:  # noqa: BLE001 - fail closed: these faces are concealed
             why = error if isinstance(error, NetworkError) else f"{type(error).__name__}: {error}"
-            timings["identity_encoder"] += time.perf_counter() - encoding
+            timings["generator"] += time.perf_counter() - generating
             return [Concealment(f"generation failed: {why}")] * len(chunk)
-        timings["identity_encoder"] += generating - encoding
         timings["generator"] += time.perf_counter() - generating
         finite = np.isfinite(generated.reshape(len(chunk), -1)).all(axis=1)
-        return [Generated(image, region) if ok else Concealment("generation failed: the generator returned non-finite values")
-                for ok, image, region in zip(finite, from_model_output(generated), regions)]
+        return [Generated(image, region, row) if ok else Concealment("generation failed: the generator returned non-finite values")
+                for ok, image, region, row in zip(finite, from_model_output(generated), regions, rows)]
 
-    def _appearance(self, chunk: list[PreparedFace], override: np.ndarray | None) -> tuple[np.ndarray, list[np.ndarray | None]]:
-        """The generator's APPEARANCE input for a chunk of aligned faces, and each face's paste region: float32
-        (N, 3, 112, 112) donor targets and their regions, float32 (112, 112) each; or float32 (N, C_app, 4, 1) codes
-        and no regions (the ellipse)."""
+    def _row(self, face: PreparedFace, identity: np.ndarray, taken: set[int], codes: np.ndarray | None) -> int:
+        """The bank entry a face is made with: its own, or (a default entry, with likeness vectors, no override) the
+        free entry most like its identity vector, which is then taken for the rest of its frame."""
+        row = face.face.row
+        if face.face.default_row and self.likeness is not None and codes is None:
+            row = likest_free(identity, self.likeness, taken)
+            row = face.face.row if row is None else row  # every entry taken: the default rule's
+        taken.add(row)
+        return row
+
+    def _appearance(self, chunk: list[PreparedFace], override: np.ndarray | None,
+                    rows: list[int]) -> tuple[np.ndarray, list[np.ndarray | None]]:
+        """The generator's APPEARANCE input for a chunk of aligned faces made with bank entries ``rows``, and each
+        face's paste region: float32 (N, 3, 112, 112) donor targets and their regions, float32 (112, 112) each; or
+        float32 (N, C_app, 4, 1) codes and no regions (the ellipse)."""
         if not self.design.donors:
             codes = (np.repeat(np.asarray(override, np.float32)[:1], len(chunk), axis=0) if override is not None
-                     else self.bank[[f.face.row for f in chunk]])
+                     else self.bank[rows])
             return codes, [None] * len(chunk)
         targets, regions = [], []
-        for face in chunk:
-            donor = np.asarray(override)[0] if override is not None else self.bank[face.face.row]
+        for face, row in zip(chunk, rows):
+            donor = np.asarray(override)[0] if override is not None else self.bank[row]
             target, region = donor_target(face.alignment.crop, face.alignment.landmarks, donor)
             targets.append(target)
             regions.append(region)
@@ -474,7 +512,9 @@ class FramePipeline:
             except Exception:  # noqa: BLE001 - the face region is concealed by the simplest means left
                 status[number] = STATUS_FALLBACK
                 conceal_box(out, face.box)
-        return FrameResult(out, frame_boxes(prepared), status, np.array([f.face.row for f in prepared.faces], np.int32),
+        rows = [outcome.row if isinstance(outcome := generation.outcomes.get(n), Generated) and outcome.row is not None
+                else f.face.row for n, f in enumerate(prepared.faces)]
+        return FrameResult(out, frame_boxes(prepared), status, np.array(rows, np.int32),
                            [f.face.source for f in prepared.faces], prepared.failed or generation.failed,
                            {**prepared.timings, **generation.timings}, max(0, len(prepared.faces) - self.settings.max_faces))
 

@@ -72,6 +72,31 @@ def load_bank(folder: Path, parameters: dict[str, str] | None = None) -> tuple[n
         raise RepositoryError(f"{path}: {error}; run `make export`") from None
 
 
+LIKENESS_FILE = "bank_likeness.npy"
+"""Beside bank.npy: float32 [K, D] the identity encoder's unit vectors of the donors (the export's), by which a new face
+gets the donor most like it. A repository exported without it gives the next free donor, as before."""
+
+
+def load_likeness(folder: Path, bank: np.ndarray) -> np.ndarray | None:
+    """``folder/bank_likeness.npy`` checked against ``bank`` (one finite vector per entry), or None where there is none.
+
+    Raises:
+        RepositoryError: for an unreadable or mismatched file, saying to re-export.
+    """
+    path = Path(folder) / LIKENESS_FILE
+    if not path.is_file():
+        return None
+    try:
+        likeness = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise RepositoryError(f"{path} cannot be read ({error}); run `make export`") from None
+    if likeness.ndim != 2 or len(likeness) != len(bank) or not np.issubdtype(likeness.dtype, np.floating) \
+            or not np.all(np.isfinite(likeness)):
+        raise RepositoryError(f"{path} holds {likeness.dtype} {list(likeness.shape)}, not one finite vector per entry of the "
+                              f"{len(bank)}-entry bank; run `make export`")
+    return likeness.astype(np.float32)
+
+
 def open_pipeline(root: Path, threads: int = 0) -> FramePipeline:
     """The whole pipeline of an exported repository on ONNX Runtime (the client's embedded engine).
 
@@ -100,4 +125,4 @@ def open_pipeline(root: Path, threads: int = 0) -> FramePipeline:
     if any(value not in (None, implied[key]) for key, value in found.items()):
         raise RepositoryError(f"the bank implies a generator input of {list(implied.values())} but the generator takes "
                               f"{list(found.values())}; re-run `make export`")
-    return FramePipeline(networks, bank, settings, design=design)
+    return FramePipeline(networks, bank, settings, design=design, likeness=load_likeness(root / spec.ENSEMBLE / "1", bank))

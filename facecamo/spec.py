@@ -22,8 +22,10 @@ covered at their track's box included. K > 1 entries pair with FACE_BOXES, entry
 (detected faces come in an order known only after the call, so a list without boxes is refused); a tracked person the
 detector missed is still covered, with their TRACK_APPEARANCE. Without APPEARANCE_INDEX a face that overlaps a
 TRACK_BOXES entry keeps that track's TRACK_APPEARANCE (the same person keeps the same look from frame to frame); any
-other face gets the lowest bank entry no track and no other face uses, faces taken left to right. Without tracks that
-default is deterministic: 0, 1, 2, ... from left to right.
+other face gets the donor most like it that no track and no other face of the frame uses, by the identity encoder's
+vectors of the donors (bank_likeness.npy, written by the export: a woman gets a blend of women). Where there are no
+such vectors (the paper design, a repository exported before them) it gets the lowest such entry, faces taken left
+to right: without tracks, 0, 1, 2, ... Either way the default is deterministic for a given face and bank.
 
 Two designs share these names (:mod:`facecamo.design` describes each; the served config's ``design`` parameter says
 which one a repository serves):

@@ -261,3 +261,58 @@ def test_the_pytorch_path_matches_onnx_runtime(tiny_checkpoint, pipeline, detect
     np.testing.assert_allclose(boxes, served_like.boxes, atol=1e-3)
     assert status.tolist() == served_like.status.tolist() == [spec.STATUS_CAMOUFLAGED] * 2
     assert np.abs(out.astype(int) - served_like.frame).max() <= 2
+
+
+def test_like_blends_blend_alike_portraits_and_never_the_same_set_twice():
+    from facecamo.donor import like_blends
+
+    rng = np.random.default_rng(0)
+    centres = np.eye(8)[:2]  # two kinds of face: 4 portraits near one direction, 5 near another
+    vectors = np.concatenate([centres[0] + 0.1 * rng.normal(size=(4, 8)), centres[1] + 0.1 * rng.normal(size=(5, 8))])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    members = like_blends(vectors, 6, 3)
+    assert members.shape == (6, 3) and len({frozenset(m) for m in members.tolist()}) == 6
+    kinds = (members >= 4).astype(int)
+    assert all(len(set(row)) == 1 for row in kinds.tolist()), members  # no blend mixes the two kinds
+    with pytest.raises(ValueError, match="3 portraits per donor"):
+        like_blends(vectors[:2], 4, 3)
+
+
+def test_a_face_gets_the_free_donor_most_like_it(pipeline, portrait):
+    """With the bank's likeness vectors a face without APPEARANCE_INDEX or a track gets the donor most like it; an
+    explicit entry still wins, a track's entry is not given to anyone else, and two faces in a frame get two."""
+    from facecamo.pipeline import to_model_input
+
+    crop = pipeline.prepare(portrait).faces[0].alignment.crop
+    vector = pipeline.networks.encode_identity(to_model_input(crop[None])).reshape(-1)
+    vector /= np.linalg.norm(vector)
+    rng = np.random.default_rng(1)
+    likeness = rng.normal(size=(pipeline.bank_size, vector.size)).astype(np.float32)
+    likeness -= np.outer(likeness @ vector, vector)  # every other entry unlike the face (orthogonal to it)
+    likeness[5], likeness[9] = vector, vector + 0.5 * likeness[9] / np.linalg.norm(likeness[9])  # the likest, the next
+    alike = FramePipeline(pipeline.networks, pipeline.bank, pipeline.settings, pipeline.landmarks, pipeline.design, likeness)
+    assert alike.run(portrait).appearance.tolist() == [5]
+    assert alike.run(portrait, appearance=np.array([2], np.int32)).appearance.tolist() == [2]
+    elsewhere = np.array([[0, 0, 10, 10]], np.float32)  # a tracked person somewhere else holds entry 5
+    held = alike.run(portrait, track_boxes=elsewhere, track_appearance=np.array([5], np.int32))
+    assert held.appearance.tolist()[0] == 9
+    twice = np.ascontiguousarray(np.concatenate([portrait, portrait], axis=1))
+    assert sorted(alike.run(twice).appearance.tolist()) == [5, 9]
+    with pytest.raises(ValueError, match="one per donor"):
+        FramePipeline(pipeline.networks, pipeline.bank, pipeline.settings, pipeline.landmarks, pipeline.design, likeness[:3])
+
+
+def test_a_repositorys_likeness_vectors_are_checked_against_its_bank(repository, tmp_path):
+    import shutil
+
+    from facecamo.repository import LIKENESS_FILE
+
+    copy = tmp_path / "repository"
+    shutil.copytree(repository, copy)
+    folder = copy / spec.ENSEMBLE / "1"
+    assert open_pipeline(copy).likeness is not None  # the export writes them
+    np.save(folder / LIKENESS_FILE, np.zeros((3, 8), np.float32))
+    with pytest.raises(RepositoryError, match="one finite vector per entry"):
+        open_pipeline(copy)
+    (folder / LIKENESS_FILE).unlink()  # a repository exported before them: the next free donor, as before
+    assert open_pipeline(copy).likeness is None

@@ -24,8 +24,9 @@ threshold, rank-1 identification of processed queries against a gallery of origi
 crops area-downsampled to 28x28: coarse structure only) and mean absolute difference to the original, SSIM and SSIM-28
 to the donor target, and realism per face (:mod:`training.realism`: colour difference, lightness change, colour
 blotching) on LFW and, with ``--clips``, on the clips' faces as they are and darkened. Each method is held against
-issue 17's targets (:func:`check_targets`). Writes ``report.md``, ``results.json``, ``tar_at_far_ssim28.png`` (TAR at
-FAR 1e-3 against SSIM-28, every method), ``privacy_utility.png``, ``privacy_utility_ssim28.png`` and ``figure3.png``.
+issue 17's targets (:func:`training.eval_report.check_targets`). Writes ``report.md``, ``results.json``,
+``tar_at_far_ssim28.png`` (TAR at FAR 1e-3 against SSIM-28, every method), ``privacy_utility.png``,
+``privacy_utility_ssim28.png`` and ``figure3.png``.
 """
 
 from __future__ import annotations
@@ -56,7 +57,9 @@ from training.data import to_model_range, to_uint8
 from training.injection import InjectionSettings, bounded_copy, inject_identity
 from training.metrics import DlibJudge, Judge, OnnxJudge, mean_abs_difference, rank1, ssim, ssim_coarse, verification
 from training.models.face_embedder import OnnxFaceEmbedder
-from training.realism import REALISM_TARGETS, Realism, darken, realism, summarise
+from training.eval_scenes import codes_for_scenes, scene_realism, write_scene_pictures
+from training.eval_report import check_targets, markdown_report, plot_privacy_utility, plot_tar_at_far
+from training.realism import Realism, realism, summarise
 from training.trainer import figure3_grid
 from training.weights import RELEASE_WEIGHTS, load_inference_net
 
@@ -70,10 +73,6 @@ def repo_relative(path: Path) -> str:
     return os.path.relpath(Path(path).resolve(), REPOSITORY_ROOT)
 
 
-TARGET_RATIO = 0.90  # genuine TAR at FAR 1e-3 over the originals' own, for every judge (issue 17)
-TARGET_FAR = "1e-03"
-SSIM28_MARGIN = 0.02  # SSIM-28 to the original at most the bare donor target's + this: the look must stay the donor's
-SSIM_TO_DONOR = 0.93  # SSIM to the donor target at least this: the residual must not read as a pattern
 
 
 @dataclass
@@ -447,19 +446,6 @@ def evaluate(ckpt: Path | None, data: Path, out: Path, settings: EvalSettings = 
     return results
 
 
-def write_scene_pictures(out: Path, camouflager: TorchCamouflager, others: dict[str, TorchCamouflager], clip: Path,
-                         code: np.ndarray) -> None:
-    """scenes.jpg (the clip's first frame, lit and darkened, every model) and scenes_face_zoom.jpg (its largest face)."""
-    from facecamo_client.video import VideoReader
-
-    with VideoReader(clip) as reader:
-        first = next(iter(reader))
-    scene, face_zoom = scene_picture(camouflager, others, first, code)
-    save_rgb(out / "scenes.jpg", scene)
-    if face_zoom is not None:
-        save_rgb(out / "scenes_face_zoom.jpg", face_zoom)
-
-
 def write_results(out: Path, results: dict, models: Models, subjects: list[Subject], reference_crops: dict,
                   reference_names: list[str], reference_points: dict) -> None:
     """results.json, report.md, the plots and Figure 3, in ``out``."""
@@ -541,75 +527,6 @@ def score_methods(judges: list[Judge], embeddings: dict, methods: list[str], sub
     return results
 
 
-def codes_for_scenes(camouflager: "TorchCamouflager", crops: dict, points: dict, names: list[str], per_blend: int,
-                     count: int = 8) -> np.ndarray:
-    """``count`` blended donors from the reference pool, handed round the faces of the clips."""
-    chosen = names[: count * per_blend]
-    return camouflager.appearance_codes(np.stack([crops[n][0] for n in chosen]),
-                                        np.stack([points[n][0] for n in chosen]) if camouflager.donor_design else None, per_blend)
-
-
-def scene_picture(camouflager: "TorchCamouflager", others: dict[str, "TorchCamouflager"], frame: np.ndarray,
-                  code: np.ndarray, height: int = 240, zoom: float = 3.0) -> tuple[np.ndarray, np.ndarray | None]:
-    """The pictures to look at: uint8 RGB, one clip frame as it is and darkened (:func:`darken`), each row the
-    original, then the model, then each compared model, every face given the donor ``code`` (uint8 (1, 112, 112, 3));
-    and the same cells cropped to the frame's largest face (its box grown by half) and enlarged ``zoom`` times, where
-    a residual's pattern shows (None for a frame without a face)."""
-    import cv2
-
-    models = [camouflager, *others.values()]
-    rows, zoomed, window = [], [], None
-    for scene in (frame, darken(frame)):
-        scene = np.ascontiguousarray(scene)
-        prepared = camouflager.prepare(scene)
-        cells = [scene] + [model.camouflage(scene, code, prepared)[0] for model in models]
-        width = round(scene.shape[1] * height / scene.shape[0])
-        rows.append(np.concatenate([cv2.resize(c, (width, height), interpolation=cv2.INTER_AREA) for c in cells], axis=1))
-        if window is None and prepared.faces:  # the lit frame's largest face: the same window in the dim one
-            left, top, right, bottom = max((f.box for f in prepared.faces), key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
-            grow_x, grow_y = (right - left) / 4, (bottom - top) / 4
-            window = (max(int(left - grow_x), 0), max(int(top - grow_y), 0),
-                      min(int(right + grow_x), scene.shape[1]), min(int(bottom + grow_y), scene.shape[0]))
-        if window is not None:
-            x0, y0, x1, y1 = window
-            size = (round((x1 - x0) * zoom), round((y1 - y0) * zoom))
-            zoomed.append(np.concatenate([cv2.resize(c[y0:y1, x0:x1], size, interpolation=cv2.INTER_CUBIC) for c in cells], axis=1))
-    return np.concatenate(rows, axis=0), (np.concatenate(zoomed, axis=0) if len(zoomed) == 2 else None)
-
-
-def scene_realism(camouflager: "TorchCamouflager", others: dict[str, "TorchCamouflager"], clips: list[Path],
-                  codes: np.ndarray, every: int) -> dict[str, dict[str, dict]]:
-    """Realism (:mod:`training.realism`) of every aligned face on every ``every``-th frame of each clip, as it is and
-    darkened (:func:`darken`): for the model, the compared models and the donor target alone (donor design).
-
-    Returns: method -> {"clips": summary, "clips_dark": summary}."""
-    from facecamo_client.video import VideoReader
-
-    methods = {"camouflage": camouflager, **{f"model_{n}": m for n, m in others.items()}}
-    found: dict[str, dict[str, list[Realism]]] = {}
-    frames = []
-    for clip in clips:
-        with VideoReader(clip) as reader:
-            frames += [frame for number, frame in enumerate(reader) if number % every == 0]
-    for scene, transform in (("clips", lambda f: f), ("clips_dark", darken)):
-        for frame_number, frame in enumerate(tqdm(frames, desc=f"realism on {scene}", unit="frame", dynamic_ncols=True)):
-            frame = np.ascontiguousarray(transform(frame))
-            prepared = camouflager.prepare(frame)
-            faces = [(n, f.alignment) for n, f in enumerate(prepared.faces) if f.alignment is not None and f.concealment is None]
-            if not faces:
-                continue
-            code = codes[frame_number % len(codes) :][:1]  # one donor per frame: one pass per model
-            for method, model in methods.items():
-                result, _, status = model.camouflage(frame, code, prepared)
-                found.setdefault(method, {}).setdefault(scene, []).extend(
-                    realism(face.crop, warp_face(result, face.affine), face.landmarks)
-                    for number, face in faces if status[number] == spec.STATUS_CAMOUFLAGED)
-            if camouflager.donor_design:
-                found.setdefault("donor_warp", {}).setdefault(scene, []).extend(
-                    realism(face.crop, donor_target(face.crop, face.landmarks, code[0])[0], face.landmarks) for _, face in faces)
-    return {method: {scene: summarise(values) for scene, values in by_scene.items()} for method, by_scene in found.items()}
-
-
 def test_figure3(net, subjects: list[Subject], reference_crops: dict, reference_names: list[str], camouflager: TorchCamouflager,
                  reference_points: dict, per_reference: int = 1, count: int = 4) -> np.ndarray:
     """The paper's Figure 3 from test identities: sources down the side, references across (the donor design's
@@ -632,228 +549,6 @@ def test_figure3(net, subjects: list[Subject], reference_crops: dict, reference_
     as_model = to_model_range(torch.from_numpy(targets.reshape(-1, *targets.shape[2:]))).reshape(*targets.shape[:2], 3, *targets.shape[2:4])
     with torch.no_grad():
         return figure3_grid(net, sources, to_model_range(torch.from_numpy(donors)), as_model)
-
-
-def check_targets(methods: dict) -> dict:
-    """Each donor-relative method (and the model) against issue 17's targets.
-
-    - for every judge: genuine TAR at FAR 1e-3 (the evaluation's own threshold) over the originals' own at the same
-      threshold, at least :data:`TARGET_RATIO`;
-    - SSIM-28 to the original at most the bare donor target's (``donor_warp``) + :data:`SSIM28_MARGIN`;
-    - SSIM to the donor target at least :data:`SSIM_TO_DONOR`;
-    - realism on LFW (:data:`training.realism.REALISM_TARGETS`; the clips' figures are reported beside them).
-
-    Returns: ``{"rows": {method: [{"name", "value", "bound", "at_least", "met"}, ...]}, "real_tar": {judge: TAR}}``;
-    a method lacking a figure (e.g. SSIM to a donor for a blur) has no row for it.
-    """
-    original = methods["original"]["judges"]
-    real = {judge: entry["at_far"][TARGET_FAR]["tar"] for judge, entry in original.items()}
-    donor28 = methods.get("donor_warp", {}).get("ssim28_to_original")
-    rows: dict[str, list[dict]] = {}
-    for method, entry in methods.items():
-        checks: list[dict] = []
-
-        def add(name: str, value: float | None, bound: float, at_least: bool) -> None:
-            if value is None:
-                return
-            met = bool(value >= bound if at_least else value <= bound)
-            checks.append({"name": name, "value": float(value), "bound": float(bound), "at_least": at_least, "met": met})
-
-        for judge, tar in real.items():
-            ratio = entry["judges"][judge]["at_far"][TARGET_FAR]["tar"] / tar if tar > 0 else float("nan")
-            add(f"TAR@FAR1e-3 / real, {judge}", ratio, TARGET_RATIO, True)
-        if donor28 is not None:
-            add("SSIM-28 to original", entry["ssim28_to_original"], donor28 + SSIM28_MARGIN, False)
-        add("SSIM to donor target", entry.get("ssim_to_donor"), SSIM_TO_DONOR, True)
-        lfw = entry.get("realism", {}).get("lfw", {})
-        for target in REALISM_TARGETS:
-            add(f"{target.name} (LFW)", lfw.get(target.key), target.bound, False)
-        rows[method] = checks
-    return {"rows": rows, "real_tar": real, "far": TARGET_FAR}
-
-
-PLOT_AXES = {  # x axis of a privacy-utility plot
-    "ssim_to_original": "SSIM to the original face",
-    "ssim28_to_original": "SSIM-28 (grey, 28x28) to the original face",
-}
-
-FAMILIES = (("blur_", "o", "tab:blue", "blur"), ("pixelate_", "s", "tab:orange", "pixelate"),
-            ("crossfade_", "v", "tab:purple", "cross-fade source -> donor target"))
-POINTS = (("original", "^", "black", "no change"), ("donor_warp", "D", "tab:green", "donor target alone"),
-          ("inject", "P", "tab:brown", "test-time injection (per face)"),
-          ("copy", "X", "tab:olive", "bounded copy of the source (12/255)"), ("camouflage", "*", "tab:red", "candidate (this model)"))
-
-
-def _plot(results: dict, path: Path, x_key: str, y_of, y_label: str, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    judges = list(results["judges"])
-    figure, axes = plt.subplots(1, len(judges), figsize=(6.5 * len(judges), 4.8), squeeze=False)
-    methods = results["methods"]
-    for axis, judge in zip(axes[0], judges):
-        for family, marker, colour, label in FAMILIES:
-            names = [m for m in methods if m.startswith(family)]
-            if not names:
-                continue
-            xs = [methods[m][x_key] for m in names]
-            ys = [y_of(methods[m], judge) for m in names]
-            order = np.argsort(xs)
-            axis.plot(np.array(xs)[order], np.array(ys)[order], marker=marker, color=colour, label=label)
-            for m, x, y in zip(names, xs, ys):
-                axis.annotate(m.split("_")[1], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
-        for name, marker, colour, label in POINTS:
-            if name in methods:
-                axis.scatter(methods[name][x_key], y_of(methods[name], judge), marker=marker,
-                             s=170 if name == "camouflage" else 80, color=colour, label=label, zorder=5)
-        for name in (m for m in methods if m.startswith("model_")):
-            axis.scatter(methods[name][x_key], y_of(methods[name], judge), marker="X", s=110, color="tab:gray",
-                         label=name[len("model_"):], zorder=5)
-            axis.annotate(name[len("model_"):], (methods[name][x_key], y_of(methods[name], judge)),
-                          textcoords="offset points", xytext=(5, -10), fontsize=8)
-        axis.set_xlabel(f"{PLOT_AXES[x_key]}; lower: looks more different")
-        axis.set_ylabel(y_label.format(judge=judge))
-        axis.set_title(title.format(judge=judge))
-        axis.grid(alpha=0.3)
-        axis.legend(loc="upper left", fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-
-
-def plot_privacy_utility(results: dict, path: Path, x_key: str = "ssim_to_original") -> None:
-    """Verification accuracy (at each judge's own threshold) against a similarity to the original, a panel per judge."""
-    _plot(results, path, x_key, lambda entry, judge: entry["judges"][judge]["accuracy"],
-          "verification accuracy ({judge} judge, its own threshold)", "privacy-utility, {judge} (up and left is better)")
-
-
-def plot_tar_at_far(results: dict, path: Path) -> None:
-    """Genuine TAR at FAR 1e-3 (the evaluation's own threshold) against SSIM-28 to the original: every baseline, the
-    compared models and the candidate on one plot per judge (issue 17's plot)."""
-    _plot(results, path, "ssim28_to_original", lambda entry, judge: entry["judges"][judge]["at_far"][TARGET_FAR]["tar"],
-          "genuine TAR at FAR 1e-3 ({judge})", "identity kept vs look kept, {judge} (up and left is better)")
-
-
-def _fmt(value: float | None, form: str = "{:.3f}") -> str:
-    return "-" if value is None else form.format(value)
-
-
-def markdown_report(results: dict) -> str:
-    setup = results["setup"]
-    lineage = reversed(setup.get("lineage", []))
-    ancestry = "".join(f", fine-tuned from {parent['weights']} at step {parent['step']}" for parent in lineage)
-    compared = ", ".join(f"`{n}` = `{p}`" for n, p in setup.get("compared", {}).items())
-    lines = [
-        "# Evaluation report", "",
-        f"Checkpoint `{setup['checkpoint']}` (preset {setup['preset']}, step {setup['step']}{ancestry}); data `{setup['data']}`."
-        + (f" Compared on the same images, pairs and donors: {compared}." if compared else ""),
-        f"{setup['test_images']} test images of {setup['identities']} test identities; {setup['references_per_image']} donors "
-        f"per image; {setup['genuine_pairs']} genuine + {setup['impostor_pairs']} impostor pairs; rank-1 over "
-        f"{setup['identification_probes']} probes against a gallery of {setup['identification_gallery']} originals; seed {setup['seed']}.",
-        f"Faces aligned, warped and pasted with the `{setup.get('landmarks', 'dlib68')}` landmark model. Faces concealed by the "
-        f"fail-closed fallback: {setup['faces_concealed_by_fallback']}. Took {setup['seconds']} s.", "",
-        "FAR operating points are the evaluation's own: thresholds at which every impostor pair of originals (all pairs of "
-        "test images of different people) is accepted at that rate; TAR is then the share of genuine pairs (processed "
-        "query vs another original of the same person) accepted.", "",
-    ]
-    if setup.get("injection"):
-        inj = setup["injection"]
-        lines += [f"`inject`: test-time injection, a residual of at most {inj['bound']:g}/255 optimised per face by "
-                  f"{inj['steps']} Adam steps on the clean and {inj['copies']} degraded copies against the training teacher "
-                  "(one donor per image).", ""]
-    if setup.get("teacher"):
-        lines += [f"**Note:** the model was trained with `{setup['teacher']}` as an identity teacher; a judge that was the teacher "
-                  "flatters the model (and the test-time injection). " + (setup.get("teacher_note") or ""), ""]
-    lines += summary_section(results)
-    lines += targets_section(results["targets"])
-    for judge, info in results["judges"].items():
-        far = info["far_thresholds"]
-        lines += [f"## Judge: {judge} (own rule: same person when {info['rule']} {info['threshold']}; FAR 1e-3 at "
-                  f"{far['1e-03']:.4f}, 1e-4 at {far['1e-04']:.4f} over {int(far['impostor_pairs'])} impostor pairs of originals)", "",
-                  "| method | TAR @1e-3 | TAR @1e-4 | accuracy (own) | TAR (own) | FAR (own) | rank-1 | SSIM | SSIM-28 | SSIM to donor | SSIM-28 to donor |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
-        for method, entry in results["methods"].items():
-            j = entry["judges"][judge]
-            lines.append(f"| {method} | {j['at_far']['1e-03']['tar']:.4f} | {j['at_far']['1e-04']['tar']:.4f} | {j['accuracy']:.4f} | "
-                         f"{j['tar']:.4f} | {j['far']:.4f} | {j['rank1']:.4f} | {entry['ssim_to_original']:.3f} | "
-                         f"{entry['ssim28_to_original']:.3f} | {_fmt(entry.get('ssim_to_donor'))} | {_fmt(entry.get('ssim28_to_donor'))} |")
-        lines.append("")
-    lines += ["## Realism (inner face, crops aligned with the original's landmarks)", "",
-              "dE: CIEDE2000 between the inner face's mean colours before and after; dL*: mean lightness change (+: lighter); "
-              "chroma ratio: chroma spread after over before (colour blotches raise it). Targets: dE median <= 3, p90 <= 7; "
-              "|dL*| p90 <= 6; chroma ratio p90 <= 1.6.", "",
-              "| method | scene | faces | dE median | dE p90 | dL* median | abs dL* p90 | chroma ratio median | chroma ratio p90 |",
-              "|---|---|---|---|---|---|---|---|---|"]
-    for method, entry in results["methods"].items():
-        for scene, r in entry.get("realism", {}).items():
-            if r:
-                lines.append(f"| {method} | {scene} | {r['faces']} | {r['delta_e_median']:.2f} | {r['delta_e_p90']:.2f} | "
-                             f"{r['lightness_median']:+.2f} | {r['abs_lightness_p90']:.2f} | {r['chroma_ratio_median']:.2f} | "
-                             f"{r['chroma_ratio_p90']:.2f} |")
-    lines.append("")
-    if setup.get("clips"):
-        lines += [f"Scenes: every {setup['clip_every']}th frame of {', '.join(f'`{c}`' for c in setup['clips'])}; "
-                  "`clips_dark`: the same frames darkened (gamma 2.2, 40% brightness).", ""]
-    camouflage = results["methods"]["camouflage"]
-    div, div28 = camouflage.get("diversity_ssim_between_references"), camouflage.get("diversity_ssim28_between_references")
-    if div is not None:
-        lines += [f"Diversity: mean SSIM between camouflaged versions of one face made with different donors: {div:.3f} "
-                  f"(SSIM-28: {div28:.3f}).", ""]
-    if setup.get("clips"):
-        lines += ["![a clip's first frame as it is and darkened: original, the model, each compared model](scenes.jpg)", "",
-                  "Its largest face, 3x (the same rows and columns):", "", "![the largest face, 3x](scenes_face_zoom.jpg)", ""]
-    lines += ["SSIM-28: both aligned crops turned grey (BT.601 luma), area-downsampled to 28x28, then SSIM with an 11x11 "
-              "Gaussian window of sigma 1.5. Noise, texture and colour do not lower it; a different face shape, layout of "
-              "features or hairline does.", "",
-              "![TAR at FAR 1e-3 against SSIM-28](tar_at_far_ssim28.png)", "",
-              "![privacy-utility, SSIM](privacy_utility.png)", "", "![privacy-utility, SSIM-28](privacy_utility_ssim28.png)", "",
-              "![figure 3](figure3.png)", ""]
-    return "\n".join(lines)
-
-
-def summary_section(results: dict) -> list[str]:
-    """One table of what issue 17 judges, every method: TAR at FAR 1e-3 and 1e-4 per judge, SSIM and SSIM-28 to the
-    original and to the donor target, realism on LFW and on the darkened clips."""
-    judges = list(results["judges"])
-    head = ["method"] + [f"{j} TAR @1e-3 / @1e-4" for j in judges] + [
-        "SSIM", "SSIM-28", "SSIM to donor", "SSIM-28 to donor", "dE med / p90 (LFW)", "abs dL* p90 (LFW)",
-        "chroma p90 (LFW)", "dE med / p90 (dim clips)", "dL* median (dim clips)"]
-    lines = ["## Summary", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for method, entry in results["methods"].items():
-        lfw = entry.get("realism", {}).get("lfw") or {}
-        dark = entry.get("realism", {}).get("clips_dark") or {}
-        cells = [method] + [f"{entry['judges'][j]['at_far']['1e-03']['tar']:.3f} / {entry['judges'][j]['at_far']['1e-04']['tar']:.3f}"
-                            for j in judges]
-        cells += [f"{entry['ssim_to_original']:.3f}", f"{entry['ssim28_to_original']:.3f}", _fmt(entry.get("ssim_to_donor")),
-                  _fmt(entry.get("ssim28_to_donor")),
-                  f"{lfw['delta_e_median']:.1f} / {lfw['delta_e_p90']:.1f}" if lfw else "-",
-                  _fmt(lfw.get("abs_lightness_p90"), "{:.1f}"), _fmt(lfw.get("chroma_ratio_p90"), "{:.2f}"),
-                  f"{dark['delta_e_median']:.1f} / {dark['delta_e_p90']:.1f}" if dark else "-",
-                  _fmt(dark.get("lightness_median"), "{:+.1f}")]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines.append("")
-    return lines
-
-
-def targets_section(targets: dict) -> list[str]:
-    """The report's statement of the targets: each of the model's, met or not, and the same checks for every method."""
-    rows = targets["rows"]
-    real = ", ".join(f"{j} {t:.4f}" for j, t in targets["real_tar"].items())
-    model = rows["camouflage"]
-    lines = [f"## Targets (issue 17; real-vs-real TAR at FAR 1e-3: {real})", "",
-             "| target | camouflage | bound | |", "|---|---|---|---|"]
-    for check in model:
-        rule = f"{'>=' if check['at_least'] else '<='} {check['bound']:.3f}"
-        lines.append(f"| {check['name']} | {check['value']:.3f} | {rule} | {'met' if check['met'] else '**not met**'} |")
-    met = sum(c["met"] for c in model)
-    lines += ["", f"The model meets {met} of {len(model)} targets.", "", "| method | targets met | not met |", "|---|---|---|"]
-    for method, checks in rows.items():
-        missed = [c["name"] for c in checks if not c["met"]]
-        lines.append(f"| {method} | {sum(c['met'] for c in checks)} of {len(checks)} | {', '.join(missed) or '-'} |")
-    lines.append("")
-    return lines
 
 
 def parse_judge(text: str) -> tuple[str, float]:

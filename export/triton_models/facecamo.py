@@ -19,7 +19,7 @@ import triton_python_backend_utils as pb_utils
 from facecamo import spec
 from facecamo.pipeline import FramePipeline, PipelineSettings
 from facecamo.request import RequestError
-from facecamo.repository import load_bank
+from facecamo.repository import load_bank, load_likeness
 
 MAX_ERROR_CHARACTERS = 500
 
@@ -98,7 +98,8 @@ class TritonPythonModel:
         folder = os.path.join(args["model_repository"], args["model_version"])
         # Refuse to load (so the server is not READY) rather than fail every request later.
         bank, design = load_bank(folder, params)
-        self.pipeline = FramePipeline(TritonNetworks(), bank, PipelineSettings.from_strings(params), design=design)
+        self.pipeline = FramePipeline(TritonNetworks(), bank, PipelineSettings.from_strings(params), design=design,
+                                      likeness=load_likeness(folder, bank))
         self.dtypes = {o["name"]: pb_utils.triton_string_to_numpy(o["data_type"]) for o in config["output"]}
         self.metrics = ProductMetrics()
 
