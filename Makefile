@@ -12,7 +12,7 @@ RESUME ?=
 INIT ?=
 NPROC ?= 1
 
-.PHONY: help env test lint prepare train eval export serve camouflage bench bench-serving bench-client bench-leak bench-soak bench-hol demo clean
+.PHONY: help env test lint prepare train eval export serve camouflage bench bench-serving bench-client bench-leak bench-donors bench-soak bench-hol demo clean
 
 help:
 	@echo "make demo                                   camouflage the committed samples in-process (out/demo/)"
@@ -30,7 +30,8 @@ help:
 	@echo "           [TLS_CERT=<server.crt> TLS_KEY=<server.key> [TLS_CA=<ca.crt> MTLS=1]]"
 	@echo "                                             supervised tritonserver with model_repository/ (HTTP, metrics: 127.0.0.1)"
 	@echo "make bench / bench-serving / bench-client [OUT=bench]   speed figures to files"
-	@echo "make bench-leak [OUT=bench] [ARGS='<CLI flags>']       faces the command line leaves unchanged on the sample clips"
+	@echo "make bench-leak [OUT=bench] [ARGS='<CLI flags>'] [DARK=0] faces the command line leaves unchanged on the sample clips, lit and darkened"
+	@echo "make bench-donors [OUT=bench]                      which donors people get by default (LFW from ../shared)"
 	@echo "make bench-soak [OUT=bench] [STREAMS=4] [DURATION=120] [LABEL=]  SDK streams over the sample clips: frames/s, errors, latency, memory"
 	@echo "make bench-hol [OUT=bench] [LABEL=current]            one heavy request vs small ones meanwhile: latency, memory"
 
@@ -139,6 +140,10 @@ endif
 
 bench-serving: $(READY) model_repository/facecamo/config.pbtxt
 	$(BIN)/python -m benchmarks.serving --out "$(or $(OUT),bench)"
+
+# `make bench-donors`: which donors people get by default (blends of women for women?), from LFW in ../shared.
+bench-donors: $(READY) model_repository/facecamo/config.pbtxt
+	$(BIN)/python -m benchmarks.donors --out "$(or $(OUT),bench)"
 
 bench-client: $(READY) model_repository/facecamo/config.pbtxt
 	$(BIN)/python -m benchmarks.client --out "$(or $(OUT),bench)"

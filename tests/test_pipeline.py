@@ -316,3 +316,11 @@ def test_a_repositorys_likeness_vectors_are_checked_against_its_bank(repository,
         open_pipeline(copy)
     (folder / LIKENESS_FILE).unlink()  # a repository exported before them: the next free donor, as before
     assert open_pipeline(copy).likeness is None
+
+
+def test_the_donor_benchmark_tells_blends_of_women_men_and_both_apart():
+    from benchmarks.donors import blend_kinds
+
+    women = {"w1.jpg", "w2.jpg", "w3.jpg"}
+    assert blend_kinds(["w1.jpg + w2.jpg + w3.jpg", "m1.jpg + m2.jpg + m3.jpg", "w1.jpg + m1.jpg + m2.jpg"], women) == \
+        ["women", "men", "mixed"]
