@@ -214,9 +214,9 @@ def test_settings_from_strings(detector_model):
     run = CenterFaceDetector.from_onnx(detector_model).run
     networks = SimpleNamespace(detect=run)
     settings = PipelineSettings.from_strings({"detector_threshold": "0.45", "detector_input_scale": "1.5", "detector": "centerface"})
-    detector = make_detector(settings, networks)._detector
+    detector = make_detector(settings, networks).detector._detector
     assert (detector.threshold, detector.nms_iou, detector.input_scale) == (0.45, CENTERFACE_DEFAULTS["nms_iou"], 1.5)
-    defaults = make_detector(PipelineSettings.from_strings({}), networks)._detector
+    defaults = make_detector(PipelineSettings.from_strings({}), networks).detector._detector
     assert (defaults.threshold, defaults.input_scale) == (CENTERFACE_DEFAULTS["threshold"], CENTERFACE_DEFAULTS["input_scale"])
     with pytest.raises(ValueError, match="detector_threshold='high' is not a valid number"):
         PipelineSettings.from_strings({"detector_threshold": "high"})
@@ -246,3 +246,34 @@ def test_bad_input_says_what_was_expected(centerface, tmp_path):
         centerface.decode(outputs, metas)
     with pytest.raises(ValueError, match="no detector model"):
         CenterFaceDetector.from_onnx(tmp_path / "absent.onnx")
+
+
+# -- dim scenes ----------------------------------------------------------------------------------------------------------
+def test_dim_frames_are_brightened_for_the_detector_and_lit_ones_left_alone(portrait):
+    from facecamo.pipeline import DIM_TARGET_LUMA, brightened_for_detection
+    from training.realism import darken
+
+    assert brightened_for_detection(portrait, 60.0) is portrait  # lit: the frame itself, no copy
+    dim = darken(portrait)
+    lifted = brightened_for_detection(dim, 60.0)
+    grey = cv2.cvtColor(lifted, cv2.COLOR_RGB2GRAY).astype(float)
+    assert abs(grey.mean() / 255 - DIM_TARGET_LUMA) < 0.08 and lifted.shape == dim.shape
+    order = np.argsort(dim[..., 1].reshape(-1), kind="stable")  # one curve for every pixel: order kept, nothing moves
+    assert np.all(np.diff(lifted[..., 1].reshape(-1)[order].astype(int)) >= 0)
+    assert brightened_for_detection(dim, 0.0) is dim  # dim_luma=0 turns it off
+    assert PipelineSettings.from_strings({"dim_luma": "0"}).dim_luma == 0.0
+
+
+def test_centerface_finds_more_faces_of_a_dim_crowd_once_brightened(detector_model):
+    """person_video_02 darkened as make eval darkens: CenterFace misses faces the brightened frame shows it."""
+    from tests.conftest import require_shared
+
+    from benchmarks.leak import iter_upright_frames
+    from training.realism import darken
+
+    clip = require_shared("samples/video/person_video_02.mp4")
+    networks = SimpleNamespace(detect=CenterFaceDetector.from_onnx(detector_model).run)
+    shown = make_detector(PipelineSettings(), networks)
+    plain = make_detector(PipelineSettings(dim_luma=0.0), networks)
+    frames = [darken(f) for n, f in zip(range(160), iter_upright_frames(clip)) if n in (125, 150, 155)]
+    assert sum(len(shown(f)) for f in frames) > sum(len(plain(f)) for f in frames)

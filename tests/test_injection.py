@@ -236,3 +236,16 @@ def test_bounded_copy_moves_the_donor_toward_the_source_no_further_than_the_mask
     assert torch.allclose(copied[:, :, :56], sources[:, :, :56].clamp(-1, 1), atol=1e-6)
     moved = (copied - targets)[:, :, 56:]
     assert bool((moved <= 0).all()) and float(moved.mean()) < -0.5 * float(limit[:, :, 56:].mean())
+
+
+def test_teacher_features_loss_reads_the_teachers_middle_layer_and_pulls_only_the_generated_face():
+    from training.losses import teacher_features_loss
+
+    torch.manual_seed(0)
+    source = torch.randn(2, 256, 14, 14, requires_grad=True)
+    generated = torch.randn(2, 256, 14, 14, requires_grad=True)
+    loss, logs = teacher_features_loss(generated, source)
+    loss.backward()
+    assert 0.5 < float(loss) < 1.5 and generated.grad is not None and source.grad is None
+    same, _ = teacher_features_loss(source.detach(), source)
+    assert float(same) == pytest.approx(0.0, abs=1e-6) and "feature_cos" in logs

@@ -75,6 +75,7 @@ class LossConfig:
     teacher_augment: bool = False  # blur, resize and colour-jitter the generated face before the teacher sees it
     identity_distill: float = 0.0  # the first E components of E_I's vector point where the teacher's embedding does
     teacher_copies: int = 1  # augmented copies of each generated face the teacher reads per step (the loss averages them)
+    teacher_features: float = 0.0  # inject: 1 - cosine of the teacher's mid-level features (half-way layer), G(.) vs source
     residual_colour: float = 0.0  # inject: mean square of the residual blurred to 8x8-pixel cells, over bound^2 (no colour drift)
     residual_size: float = 0.0  # inject: the learned bound over its maximum (pushes the residual to the smallest that works)
     teacher_path: str = ""  # ONNX face-embedding network, e.g. ../shared/models/face_embedding/mobilefacenet.onnx

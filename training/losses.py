@@ -330,6 +330,23 @@ def _distill_term(inputs: LossInputs) -> tuple[torch.Tensor, Logs]:
     return identity_distill_loss(inputs.outputs.id_source, teacher_of_sources(inputs))
 
 
+def teacher_features_loss(generated_features: torch.Tensor, source_features: torch.Tensor) -> tuple[torch.Tensor, Logs]:
+    """1 - cosine between the teacher's mid-level features of the camouflaged faces and of their sources, each
+    float (B, C, h, w) flattened per face (no gradient into the sources'). Matching a recogniser's middle layers
+    rather than its last one is how transferable attacks reach recognisers they never saw (issue 17: the residual
+    must carry identity to judges other than the teacher)."""
+    cosine = F.cosine_similarity(generated_features.flatten(1), source_features.detach().flatten(1), dim=1)
+    loss = (1 - cosine).mean()
+    return loss, {"teacher_features": loss.detach(), "feature_cos": cosine.detach().mean()}
+
+
+def _teacher_features_term(inputs: LossInputs) -> tuple[torch.Tensor, Logs]:
+    if "source_features" not in inputs.teacher_cache:
+        with torch.no_grad():
+            inputs.teacher_cache["source_features"] = inputs.teacher.features(inputs.batch.source)
+    return teacher_features_loss(inputs.teacher.features(inputs.outputs.generated), inputs.teacher_cache["source_features"])
+
+
 def _donor_teacher_term(inputs: LossInputs) -> tuple[torch.Tensor, Logs]:
     """The teacher's cosine between the source and ``loss.teacher_copies`` copies of the camouflaged face (each
     degraded independently when ``loss.teacher_augment``), read in one batch and averaged."""
@@ -379,6 +396,7 @@ DONOR_TERMS: tuple[Term, ...] = (
     Term("adversarial", lambda i: adversarial_generator_loss(i.discriminator(i.outputs.fake_images())), optional=True),
     Term("teacher", _donor_teacher_term, optional=True, needs_teacher=True),
     Term("identity_distill", _distill_term, optional=True, needs_teacher=True),
+    Term("teacher_features", _teacher_features_term, optional=True, needs_teacher=True),
     Term("residual_colour", _residual_term(lambda o: residual_colour_loss(o.residual, o.bound)), optional=True),
     Term("residual_size", _residual_term(lambda o: residual_size_loss(o.bound, o.bound_share)), optional=True),
 )

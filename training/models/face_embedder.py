@@ -86,23 +86,39 @@ class OnnxFaceEmbedder(nn.Module):
     def embed_aligned(self, network_input: torch.Tensor) -> torch.Tensor:
         """The network alone: float (B, 3, 112, 112) already in the network's template and normalisation
         ((pixel - 127.5) / 128) -> float32 (B, D) L2-normalised; what ONNX Runtime computes on the same file."""
+        return self._walk(network_input)[0]
+
+    def _walk(self, network_input: torch.Tensor, capture: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(the L2-normalised embedding, the output of layer ``capture`` or None)."""
         if self.channels_last:
             network_input = network_input.contiguous(memory_format=torch.channels_last)
         slots: list[torch.Tensor | None] = [None] * self._slot_count
         slots[0] = network_input
-        for layer, (inputs, output, released) in zip(self.layers, self._wiring):
+        captured = None
+        for number, (layer, (inputs, output, released)) in enumerate(zip(self.layers, self._wiring)):
             slots[output] = layer(*[slots[i] for i in inputs])
+            if number == capture:
+                captured = slots[output]
             for slot in released:  # let eval-mode passes free activations as soon as nothing reads them
                 slots[slot] = None
         embedding = slots[self._output_slot]
-        return F.normalize(embedding.float().flatten(1), dim=1)
+        return F.normalize(embedding.float().flatten(1), dim=1), captured
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """float (B, 3, 112, 112) in [-1, 1], our alignment -> float32 (B, D) L2-normalised embeddings."""
+    def features(self, image: torch.Tensor, fraction: float = 0.5) -> torch.Tensor:
+        """float (B, 3, 112, 112) in [-1, 1], our alignment -> float32 (B, C, h, w): the output of the layer
+        ``fraction`` of the way through the network (mid-level features: parts of faces, shared more widely between
+        recognisers than the last layer's identity code, which is why attacks that match them transfer better)."""
+        return self._walk(self._to_network(image), capture=int(fraction * (len(self.layers) - 1)))[1].float()
+
+    def _to_network(self, image: torch.Tensor) -> torch.Tensor:
         grid = F.affine_grid(self.theta.expand(image.shape[0], 2, 3), list(image.shape), align_corners=False)
         x = F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
         # The embedder expects (x - 127.5) / 128 on 0..255, i.e. our [-1, 1] times 127.5/128.
-        return self.embed_aligned(x * (127.5 / 128.0))
+        return x * (127.5 / 128.0)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """float (B, 3, 112, 112) in [-1, 1], our alignment -> float32 (B, D) L2-normalised embeddings."""
+        return self.embed_aligned(self._to_network(image))
 
 
 # -- layers: each holds its constants; forward takes only the tensors computed from the input ----------------------
