@@ -2,10 +2,10 @@
 # SPDX-License-Identifier: Apache-2.0
 # Train the injection design (issue 17) on a leased GPU machine, in one call of the device tool (see
 # tools/pack_training.py for what to carry: .gpu/lfw and .gpu/mobilefacenet.onnx), two variants side by side:
-#   A = the committed v4 weights (models/release/facecamo.pt) trained on at batch 64 (the CPU ran batch 16), with the
-#       preset's visibility-masked bound (model.residual_mask: copied with --init-matching; v4 had none);
-#   B = the same start with 4 degraded copies per face for the teacher (does a better estimate of the expected
-#       identity over cameras transfer further to unseen recognisers?).
+#   A = the committed release weights (models/release/facecamo.pt) trained on at batch 64 (the CPU ran batch 16),
+#       with the preset's settings (--init-matching copies what matches and starts the rest afresh);
+#   B = the same start with loss.teacher_features=1 (the teacher's half-way features of G's face pulled to the
+#       source's, as transferable attacks do: does the residual then reach recognisers other than the teacher?).
 # fp16 inference weights, the last grids and logs come back in $OUT (8 files at most). INJECT_MIN: minutes of
 # training loop per run (add about 1.5 minutes of start-up per run; the two share the GPU: the loop is bound by
 # per-step overhead, so each keeps most of its speed).
@@ -18,7 +18,7 @@ COMMON="loss.teacher_path=.gpu/mobilefacenet.onnx train.batch_size=64 train.thre
 python3 -m training.train --preset inject_cpu --data .gpu/lfw --run-dir /tmp/runs/A --steps 1000000 --minutes "$INJECT_MIN" \
   --init-from models/release/facecamo.pt --init-matching --set $COMMON $EXTRA > "$OUT/train_A.log" 2>&1 &
 test -n "${SKIP_B:-}" || python3 -m training.train --preset inject_cpu --data .gpu/lfw --run-dir /tmp/runs/B --steps 1000000 \
-  --minutes "$INJECT_MIN" --init-from models/release/facecamo.pt --init-matching --set $COMMON loss.teacher_copies=4 $EXTRA > "$OUT/train_B.log" 2>&1 &
+  --minutes "$INJECT_MIN" --init-from models/release/facecamo.pt --init-matching --set $COMMON loss.teacher_features=1.0 $EXTRA > "$OUT/train_B.log" 2>&1 &
 wait; echo "injection runs done" >> "$OUT/env.txt"
 python3 - "$OUT" <<'PY' >> "$OUT/env.txt" 2>&1
 import shutil, sys
