@@ -85,11 +85,12 @@ def donor_settings(config) -> dict:
 
 
 def make_bank(net, config, onnx_paths: dict[str, Path], names: list[str], crops: np.ndarray,
-              landmarks: np.ndarray) -> tuple[np.ndarray, list[str], np.ndarray | None]:
+              landmarks: np.ndarray) -> tuple[np.ndarray, list[str], np.ndarray | None, np.ndarray | None]:
     """The served bank, a description of each entry, and the entries' likeness vectors: blended donors (donor
     design: uint8 (K, 112, 112, 3), each a blend of portraits alike by the exported identity encoder,
-    :func:`facecamo.donor.like_blends`, and float32 (K, D) that encoder's unit vectors of the donors, by which the
-    pipeline gives a face the donor most like it), or the appearance encoder's codes of the reference faces (paper
+    :func:`facecamo.donor.like_blends`, float32 (K, D) that encoder's unit vectors of the donors, by which the
+    pipeline gives a face the donor most like it, and float32 (K, M, D) its vectors of each donor's portraits, by
+    which a face matching one of them is never given that donor), or the appearance encoder's codes of the reference faces (paper
     design: float32 (K, C_app, 4, 1); no likeness)."""
     import onnxruntime
 
@@ -103,11 +104,12 @@ def make_bank(net, config, onnx_paths: dict[str, Path], names: list[str], crops:
             return (vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
         per_blend = min(config.model.donors_per_blend, len(crops))
-        members = like_blends(identity(crops), DONOR_BANK_SIZE, per_blend)
+        portraits = identity(crops)
+        members = like_blends(portraits, DONOR_BANK_SIZE, per_blend)
         donors = np.stack([blend_donors(crops[row], landmarks[row]) for row in members])
-        return donors, [" + ".join(names[m] for m in row) for row in members], identity(donors)
+        return donors, [" + ".join(names[m] for m in row) for row in members], identity(donors), portraits[members]
     session = onnxruntime.InferenceSession(str(onnx_paths[spec.APPEARANCE_ENCODER]), providers=["CPUExecutionProvider"])
-    return session.run(None, {spec.FACE: spec.to_model_input(crops)})[0], names, None
+    return session.run(None, {spec.FACE: spec.to_model_input(crops)})[0], names, None, None
 
 
 def build_tensorrt(onnx_paths: dict[str, Path], out: Path, max_batch: int) -> tuple[dict[str, Path], str]:
@@ -187,7 +189,7 @@ def run_export(ckpt: Path | None, out: Path, flavour: str, references: Path, set
     if detector_path is not None:
         onnx_paths[spec.FACE_DETECTOR] = detector_path
     print(f"[4/5] bank from {len(names)} reference faces in {references}", file=sys.stderr)
-    bank, entries, likeness = make_bank(net, config, onnx_paths, names, reference_crops, reference_landmarks)
+    bank, entries, likeness, members = make_bank(net, config, onnx_paths, names, reference_crops, reference_landmarks)
     onnx_paths.pop(spec.APPEARANCE_ENCODER, None)  # made the bank; not served
     plans, skipped = build_tensorrt(onnx_paths, work, settings.max_batch)
     print(f"  TensorRT: {'built ' + ', '.join(plans) if plans else 'skipped: ' + skipped}", file=sys.stderr)
@@ -197,7 +199,7 @@ def run_export(ckpt: Path | None, out: Path, flavour: str, references: Path, set
     print(f"[5/5] writing the {flavour} repository to {out}", file=sys.stderr)
     # The networks' batch limit is the pipeline's: it sends at most max_batch faces per call.
     write_repository(out, flavour, onnx_paths, bank, sizes, settings, net.design, plans, max_batch=settings.max_batch,
-                     instances=instances, likeness=likeness)
+                     instances=instances, likeness=likeness, members=members)
     manifest = {
         "checkpoint": str(ckpt or RELEASE_WEIGHTS), "step": info.get("step"), "preset": config.preset, "flavour": flavour,
         "design": net.design.name, "donor_settings": donor_settings(config) if net.design.donors else None,

@@ -20,7 +20,7 @@ import numpy as np
 from facecamo import spec
 from facecamo.design import Design
 from facecamo.pipeline import PipelineSettings
-from facecamo.repository import LIKENESS_FILE
+from facecamo.repository import LIKENESS_FILE, MEMBERS_FILE
 from facecamo.spec import DETECTOR_SPEC
 
 FLAVOURS = ("python", "onnxruntime", "tensorrt")
@@ -140,11 +140,13 @@ def _copy_shared_package(version_dir: Path) -> None:
 def write_repository(out: Path, flavour: str, onnx_paths: dict[str, Path], bank: np.ndarray, sizes: dict[str, int],
                      settings: PipelineSettings, design: Design, plans: dict[str, Path] | None = None,
                      max_batch: int = spec.MAX_FACES_PER_FRAME, queue_delay_us: int = 500,
-                     instances: Mapping[str, int] | None = None, likeness: np.ndarray | None = None) -> Path:
+                     instances: Mapping[str, int] | None = None, likeness: np.ndarray | None = None,
+                     members: np.ndarray | None = None) -> Path:
     """Write (replacing) the repository at ``out`` and return it. ``onnx_paths`` holds the identity encoder, the
     generator and (for the centerface detector) the face detector; ``bank`` is ``design``'s (checked);
     ``instances``: counts per model over :data:`DEFAULT_INSTANCES` (checked by :func:`instance_counts`);
-    ``likeness``: float32 (K, D) the donors' identity vectors (facecamo.repository.LIKENESS_FILE), or None."""
+    ``likeness``: float32 (K, D) the donors' identity vectors (facecamo.repository.LIKENESS_FILE), or None;
+    ``members``: float32 (K, M, D) their portraits' (MEMBERS_FILE), or None."""
     if flavour not in FLAVOURS:
         raise ValueError(f"flavour must be one of {FLAVOURS}, got {flavour!r}")
     counts = instance_counts(instances or {}, settings.detector)
@@ -165,6 +167,8 @@ def write_repository(out: Path, flavour: str, onnx_paths: dict[str, Path], bank:
     np.save(version / "bank.npy", bank)
     if likeness is not None:
         np.save(version / LIKENESS_FILE, np.asarray(likeness, np.float32))
+    if members is not None:
+        np.save(version / MEMBERS_FILE, np.asarray(members, np.float32))
     networks = [spec.IDENTITY_ENCODER, spec.GENERATOR] + ([spec.FACE_DETECTOR] if settings.detector == "centerface" else [])
     for name in networks:
         # The detector's input size varies with the frame, so it runs on ONNX Runtime in the tensorrt flavour too.

@@ -294,6 +294,8 @@ class FramePipeline:
         likeness: float32 (K, D) the identity encoder's unit vectors of the bank's donors (the export's
             ``bank_likeness.npy``): a face without APPEARANCE_INDEX or a track gets the free donor most like it
             (same kind of face: a woman a woman's blend) instead of the next free one. None: the next free one.
+        members: float32 (K, M, D) the same encoder's unit vectors of the portraits blended into each donor (the
+            export's ``bank_members.npy``): a face matching one of them is never given that donor (its own face).
 
     Raises:
         ValueError: for a bank that is not the design's, or likeness vectors that are not one per entry.
@@ -301,7 +303,7 @@ class FramePipeline:
 
     def __init__(self, networks: Networks, bank: np.ndarray, settings: PipelineSettings | None = None,
                  landmarks: LandmarkPredictor | FivePointLandmarkPredictor | None = None, design: Design | None = None,
-                 likeness: np.ndarray | None = None) -> None:
+                 likeness: np.ndarray | None = None, members: np.ndarray | None = None) -> None:
         self.networks = networks
         self.design = design or design_of_bank(bank)
         self.bank = self.design.bank_for_serving(bank)
@@ -312,6 +314,13 @@ class FramePipeline:
                                  f"donor-design bank; got shape {list(likeness.shape)} for the {self.design.name} design")
             likeness = likeness / np.maximum(np.linalg.norm(likeness, axis=1, keepdims=True), 1e-12)
         self.likeness = likeness
+        if members is not None:
+            members = np.asarray(members, np.float32)
+            if likeness is None or members.ndim != 3 or len(members) != len(self.bank) or members.shape[2] != likeness.shape[1]:
+                raise ValueError(f"member vectors must be float32 [K={len(self.bank)}, M, D] beside likeness vectors of "
+                                 f"the same D; got shape {list(members.shape)}")
+            members = members / np.maximum(np.linalg.norm(members, axis=2, keepdims=True), 1e-12)
+        self.members = members
         self.settings = settings or PipelineSettings()
         self.landmarks = landmarks or landmark_predictor(self.settings.landmarks)
         self.detector = make_detector(self.settings, networks)
@@ -468,7 +477,7 @@ class FramePipeline:
         free entry most like its identity vector, which is then taken for the rest of its frame."""
         row = face.face.row
         if face.face.default_row and self.likeness is not None and codes is None:
-            row = likest_free(identity, self.likeness, taken)
+            row = likest_free(identity, self.likeness, taken, self.members)
             row = face.face.row if row is None else row  # every entry taken: the default rule's
         taken.add(row)
         return row

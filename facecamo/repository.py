@@ -77,24 +77,34 @@ LIKENESS_FILE = "bank_likeness.npy"
 gets the donor most like it. A repository exported without it gives the next free donor, as before."""
 
 
-def load_likeness(folder: Path, bank: np.ndarray) -> np.ndarray | None:
-    """``folder/bank_likeness.npy`` checked against ``bank`` (one finite vector per entry), or None where there is none.
+MEMBERS_FILE = "bank_members.npy"
+"""Beside bank.npy: float32 [K, M, D] the identity encoder's unit vectors of the portraits blended into each donor."""
+
+
+def _vectors(path: Path, bank: np.ndarray, ndim: int) -> np.ndarray | None:
+    if not path.is_file():
+        return None
+    try:
+        vectors = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise RepositoryError(f"{path} cannot be read ({error}); run `make export`") from None
+    if vectors.ndim != ndim or len(vectors) != len(bank) or not np.issubdtype(vectors.dtype, np.floating) \
+            or not np.all(np.isfinite(vectors)):
+        raise RepositoryError(f"{path} holds {vectors.dtype} {list(vectors.shape)}, not one finite vector per entry of the "
+                              f"{len(bank)}-entry bank; run `make export`")
+    return vectors.astype(np.float32)
+
+
+def load_likeness(folder: Path, bank: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``folder/bank_likeness.npy`` (float32 [K, D]) and ``folder/bank_members.npy`` (float32 [K, M, D]), each
+    checked against ``bank``, or None where a file is absent (a repository exported before them; member vectors are
+    read only beside likeness vectors).
 
     Raises:
         RepositoryError: for an unreadable or mismatched file, saying to re-export.
     """
-    path = Path(folder) / LIKENESS_FILE
-    if not path.is_file():
-        return None
-    try:
-        likeness = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise RepositoryError(f"{path} cannot be read ({error}); run `make export`") from None
-    if likeness.ndim != 2 or len(likeness) != len(bank) or not np.issubdtype(likeness.dtype, np.floating) \
-            or not np.all(np.isfinite(likeness)):
-        raise RepositoryError(f"{path} holds {likeness.dtype} {list(likeness.shape)}, not one finite vector per entry of the "
-                              f"{len(bank)}-entry bank; run `make export`")
-    return likeness.astype(np.float32)
+    likeness = _vectors(Path(folder) / LIKENESS_FILE, bank, 2)
+    return likeness, _vectors(Path(folder) / MEMBERS_FILE, bank, 3) if likeness is not None else None
 
 
 def open_pipeline(root: Path, threads: int = 0) -> FramePipeline:
@@ -125,4 +135,5 @@ def open_pipeline(root: Path, threads: int = 0) -> FramePipeline:
     if any(value not in (None, implied[key]) for key, value in found.items()):
         raise RepositoryError(f"the bank implies a generator input of {list(implied.values())} but the generator takes "
                               f"{list(found.values())}; re-run `make export`")
-    return FramePipeline(networks, bank, settings, design=design, likeness=load_likeness(root / spec.ENSEMBLE / "1", bank))
+    likeness, members = load_likeness(root / spec.ENSEMBLE / "1", bank)
+    return FramePipeline(networks, bank, settings, design=design, likeness=likeness, members=members)

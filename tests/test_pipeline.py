@@ -298,6 +298,13 @@ def test_a_face_gets_the_free_donor_most_like_it(pipeline, portrait):
     assert held.appearance.tolist()[0] == 9
     twice = np.ascontiguousarray(np.concatenate([portrait, portrait], axis=1))
     assert sorted(alike.run(twice).appearance.tolist()) == [5, 9]
+    # a person who is one of donor 5's portraits never gets donor 5 (a blend of their own face)
+    members = np.repeat(likeness[:, None], 3, axis=1) * 0.0 + rng.normal(size=(pipeline.bank_size, 3, vector.size)).astype(np.float32)
+    members -= (members @ vector)[..., None] * vector  # nobody else's portrait is like the face
+    members[5, 1] = vector
+    guarded = FramePipeline(pipeline.networks, pipeline.bank, pipeline.settings, pipeline.landmarks, pipeline.design,
+                            likeness, members)
+    assert guarded.run(portrait).appearance.tolist() == [9]
     with pytest.raises(ValueError, match="one per donor"):
         FramePipeline(pipeline.networks, pipeline.bank, pipeline.settings, pipeline.landmarks, pipeline.design, likeness[:3])
 
@@ -310,7 +317,8 @@ def test_a_repositorys_likeness_vectors_are_checked_against_its_bank(repository,
     copy = tmp_path / "repository"
     shutil.copytree(repository, copy)
     folder = copy / spec.ENSEMBLE / "1"
-    assert open_pipeline(copy).likeness is not None  # the export writes them
+    opened = open_pipeline(copy)
+    assert opened.likeness is not None and opened.members is not None and len(opened.members) == len(opened.bank) and opened.members.shape[1] >= 2
     np.save(folder / LIKENESS_FILE, np.zeros((3, 8), np.float32))
     with pytest.raises(RepositoryError, match="one finite vector per entry"):
         open_pipeline(copy)

@@ -98,8 +98,9 @@ class TritonPythonModel:
         folder = os.path.join(args["model_repository"], args["model_version"])
         # Refuse to load (so the server is not READY) rather than fail every request later.
         bank, design = load_bank(folder, params)
+        likeness, members = load_likeness(folder, bank)
         self.pipeline = FramePipeline(TritonNetworks(), bank, PipelineSettings.from_strings(params), design=design,
-                                      likeness=load_likeness(folder, bank))
+                                      likeness=likeness, members=members)
         self.dtypes = {o["name"]: pb_utils.triton_string_to_numpy(o["data_type"]) for o in config["output"]}
         self.metrics = ProductMetrics()
 
