@@ -94,14 +94,14 @@ def make_bank(net, config, onnx_paths: dict[str, Path], names: list[str], crops:
     design: float32 (K, C_app, 4, 1); no likeness)."""
     import onnxruntime
 
-    from facecamo.donor import blend_donors, like_blends
+    from facecamo.donor import blend_donors, like_blends, unit_vectors
+    from facecamo.networks import OnnxNetworks
 
     if net.design.donors:
-        encoder = onnxruntime.InferenceSession(str(onnx_paths[spec.IDENTITY_ENCODER]), providers=["CPUExecutionProvider"])
+        encoder = OnnxNetworks(identity_encoder=onnx_paths[spec.IDENTITY_ENCODER])  # the served one, checked
 
         def identity(faces: np.ndarray) -> np.ndarray:
-            vectors = encoder.run(None, {spec.FACE: spec.to_model_input(faces)})[0].reshape(len(faces), -1)
-            return (vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+            return unit_vectors(encoder.encode_identity(spec.to_model_input(faces)).reshape(len(faces), -1))
 
         per_blend = min(config.model.donors_per_blend, len(crops))
         portraits = identity(crops)

@@ -289,6 +289,12 @@ def build_donor_pool(images: np.ndarray, landmarks: np.ndarray, labels: np.ndarr
     return donors, members
 
 
+def unit_vectors(vectors: np.ndarray) -> np.ndarray:
+    """float32 ``vectors`` (any shape, vectors along the last axis) scaled to unit length (a zero vector stays 0)."""
+    vectors = np.asarray(vectors, np.float32)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
+
+
 def like_blends(identity: np.ndarray, count: int, per_blend: int) -> np.ndarray:
     """Which portraits to blend into each of ``count`` donors so that each blend is of people who look alike: int64
     (count, per_blend) indices into ``identity``, float (N, D) unit identity vectors of the N portraits (E_I's).
@@ -328,8 +334,7 @@ def likest_free(identity: np.ndarray, likeness: np.ndarray, taken: set[int], mem
     with ``members`` (float (K, M, D), the unit vectors of the portraits blended into each entry), not blended from a
     portrait the face matches (cosine >= :data:`SELF_MATCH`): a person in the bank's portraits never gets a blend of
     their own face. None when every row is excluded."""
-    vector = np.asarray(identity, np.float64).reshape(-1)
-    vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
+    vector = unit_vectors(np.asarray(identity).reshape(-1))
     scores = likeness @ vector
     own = (members @ vector).max(axis=1) >= SELF_MATCH if members is not None else np.zeros(len(likeness), bool)
     for row in np.argsort(-scores, kind="stable"):

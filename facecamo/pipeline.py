@@ -31,7 +31,7 @@ from facecamo.align import (LANDMARK_MODELS, Detection, FaceDetector, FivePointL
                             alignment_affine, landmark_predictor, warp_face)
 from facecamo.design import Design, design_of_bank
 from facecamo.conceal import conceal_frame
-from facecamo.donor import donor_target, likest_free
+from facecamo.donor import donor_target, likest_free, unit_vectors
 from facecamo.geometry import transform_points
 from facecamo.paste import conceal_box, conceal_face, paste_face_inplace
 from facecamo.request import (MAX_FRAME_HEIGHT, MAX_FRAME_WIDTH, RequestError, appearance_indices, appearance_pairing_problem,
@@ -312,14 +312,14 @@ class FramePipeline:
             if not self.design.donors or likeness.ndim != 2 or len(likeness) != len(self.bank) or not np.all(np.isfinite(likeness)):
                 raise ValueError(f"likeness vectors must be finite float32 [K={len(self.bank)}, D], one per donor of a "
                                  f"donor-design bank; got shape {list(likeness.shape)} for the {self.design.name} design")
-            likeness = likeness / np.maximum(np.linalg.norm(likeness, axis=1, keepdims=True), 1e-12)
+            likeness = unit_vectors(likeness)
         self.likeness = likeness
         if members is not None:
             members = np.asarray(members, np.float32)
             if likeness is None or members.ndim != 3 or len(members) != len(self.bank) or members.shape[2] != likeness.shape[1]:
                 raise ValueError(f"member vectors must be float32 [K={len(self.bank)}, M, D] beside likeness vectors of "
                                  f"the same D; got shape {list(members.shape)}")
-            members = members / np.maximum(np.linalg.norm(members, axis=2, keepdims=True), 1e-12)
+            members = unit_vectors(members)
         self.members = members
         self.settings = settings or PipelineSettings()
         self.landmarks = landmarks or landmark_predictor(self.settings.landmarks)
@@ -450,7 +450,7 @@ class FramePipeline:
             identity = check_output(spec.IDENTITY_ENCODER, self.networks.encode_identity(batch), (len(chunk), None, None, None))
         except Exception as error:  # noqa: BLE001 - fail closed: these faces are concealed
             timings["identity_encoder"] += time.perf_counter() - began
-            return [Concealment(f"generation failed: {error if isinstance(error, NetworkError) else f'{type(error).__name__}: {error}'}")] * len(chunk)
+            return [Concealment(f"generation failed: {network_failure(error)}")] * len(chunk)
         building = time.perf_counter()
         timings["identity_encoder"] += building - began
         rows = [self._row(face, vector, frame_taken, codes) for face, vector, frame_taken in zip(chunk, identity, taken)]
@@ -464,9 +464,8 @@ class FramePipeline:
             generated = check_output(spec.GENERATOR, self.networks.generate(identity, appearance),
                                      (len(chunk), 3, spec.FACE_SIZE, spec.FACE_SIZE))
         except Exception as error:  # noqa: BLE001 - fail closed: these faces are concealed
-            why = error if isinstance(error, NetworkError) else f"{type(error).__name__}: {error}"
             timings["generator"] += time.perf_counter() - generating
-            return [Concealment(f"generation failed: {why}")] * len(chunk)
+            return [Concealment(f"generation failed: {network_failure(error)}")] * len(chunk)
         timings["generator"] += time.perf_counter() - generating
         finite = np.isfinite(generated.reshape(len(chunk), -1)).all(axis=1)
         return [Generated(image, region, row) if ok else Concealment("generation failed: the generator returned non-finite values")
@@ -563,6 +562,11 @@ class FramePipeline:
                                  [f.face.source for f in prepared.faces], f"paste failed: {type(error).__name__}: {error}")
         result.timings["paste"] = time.perf_counter() - started
         return result
+
+
+def network_failure(error: Exception) -> str:
+    """Why a network call failed, for a Concealment: a :class:`NetworkError` says it itself, anything else by type."""
+    return str(error) if isinstance(error, NetworkError) else f"{type(error).__name__}: {error}"
 
 
 def frame_boxes(prepared: PreparedFrame) -> np.ndarray:
