@@ -30,6 +30,9 @@ the same face (in near-black a camouflaged face changes by a grey level or two, 
 Figures go to ``OUT/NAME.md`` and ``OUT/NAME.json``; the output videos and pass-through re-encodes to ``--work``.
 """
 
+# This module: running the product on each clip and walking its frames (the figures in the docstring above). The measure
+# of one face and its thresholds: benchmarks.leak_counting; the report: benchmarks.leak_report; PyAV: benchmarks.video_io.
+
 from __future__ import annotations
 
 import argparse
@@ -41,140 +44,29 @@ import shlex
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
-from fractions import Fraction
+from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, Iterator
 
 import cv2
 import numpy as np
 
+from benchmarks.leak_counting import (
+    INNER_FRACTION, NOISE_FACTOR, SMOOTHING_SIGMA, UNCHANGED_MAD, UNCHANGED_MAD_DARK, WIDTH_BUCKETS, FaceTally, background_mad,
+    compare_frame, orientation_against_input, percentiles, region_mad,
+)
+from benchmarks.leak_report import ROOT, product_facts, write_report
+from benchmarks.video_io import VideoFacts, iter_upright_frames, probe, reencode_passthrough
 from training.realism import darken
 
-ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FACECAMO_SHARED", ROOT.parent / "shared"))
 DEFAULT_CLIPS = [SHARED / "samples" / "video" / name for name in ("video_01.mp4", "new_face_video-90.mp4", "person_video_02.mp4")]
 DEFAULT_DETECTOR = SHARED / "models" / "face_detector" / "yunet.onnx"
 
-# Width buckets in px of the reference box: (label, lower bound inclusive, upper bound exclusive).
-WIDTH_BUCKETS: list[tuple[str, float, float]] = [
-    ("<16", 0.0, 16.0), ("16-24", 16.0, 24.0), ("24-48", 24.0, 48.0), ("48-96", 48.0, 96.0), ("96+", 96.0, math.inf)]
-# Mean absolute difference (0-255, after smoothing) below which a face region counts as unchanged. Calibrated on
-# pass-through H.264 re-encodes (CRF 20) of the three sample clips: for faces >= 16 px the noise had p99 2.6 and max
-# 3.0 (unsmoothed: max 6.3, too close to real changes), so 5.0 sits 1.7x above the worst re-encoding noise; faces the
-# release model camouflaged in video_01.mp4 measured 8.4 and more, and a strong blur (sigma = width / 4) of a
-# 16-24 px face 5.0 and more. A threshold too low would count re-encoding noise as a change and hide leaks.
-UNCHANGED_MAD = 5.0
-# The same for the darkened clips (gamma 2.2 at 40% brightness), where every change is smaller: on person_video_02's
-# darkened copy (65 faces >= 16 px, every 10th frame) the pass-through re-encoding noise had p99 1.8 and max 2.1, and a
-# blur of sigma width / 8 (weaker than the product's concealment) median 2.7; 3.5 sits 1.7x above the worst noise, as
-# UNCHANGED_MAD does. (Brightening both frames back before comparing was tried: it amplifies the noise of the dark
-# re-encode to a max of 10.8, above any fixed threshold, so passed-through faces would have counted as changed.)
-UNCHANGED_MAD_DARK = 3.5
-# In the darkened clips a face must also differ from its input by less than this many times its own pass-through
-# re-encoding MAD to count as unchanged: a backlit face at luma 2 that the product did camouflage changes by 1-3 grey
-# levels, under any fixed threshold, but by 3-12x what re-encoding alone does to it (new_face_video-90, frames 0-7: 18
-# of 20 such faces); a face passed through changes by about what re-encoding does (ratio near 1).
-NOISE_FACTOR = 2.0
-# Gaussian sigma (px) applied to both frames before the comparison: removes re-encoding grain, not a face's change.
-SMOOTHING_SIGMA = 2.0
-# Share of the box's width and height compared: the centre, which any camouflage or concealment must change, and
-# away from the box edges, where a feathered paste mask blends back to the original.
-INNER_FRACTION = 0.6
-# Unsmoothed MAD (0-255) outside the faces above which output frames probably do not line up with the input
-# (re-encoding alone gave about 2 on video_01.mp4).
-BACKGROUND_MISMATCH_MAD = 8.0
 # YuNet score threshold: low, because a reference detector must err towards finding faces; at 0.5 every detection
 # 24 px or wider on the sample clips was a real face when inspected, while lower scores added background blobs.
 DEFAULT_SCORE = 0.5
 # The CLI writes H.264 at CRF 20 (client/facecamo_client/video.py); the pass-through calibration uses the same.
 DEFAULT_CALIBRATION_CRF = 20
-
-
-# ----------------------------------------------------------------------------------------------------------- video
-
-@dataclass
-class VideoFacts:
-    """What a player shows of a video file: size after rotation, frame rate, frame count, streams."""
-
-    path: str
-    stored_size: tuple[int, int]  # (width, height) as encoded
-    rotation_degrees: int  # the display matrix's counter-clockwise rotation, as PyAV reports it (0, 90, 180, -90)
-    shown_size: tuple[int, int]  # (width, height) after the rotation, as a player shows it
-    fps: float
-    frame_count: int  # decoded frames
-    codec: str
-    has_audio: bool
-
-
-def upright_rgb(frame) -> np.ndarray:
-    """A decoded ``av.VideoFrame`` as a player shows it: uint8 [H, W, 3] RGB with the display matrix applied.
-
-    PyAV's ``frame.rotation`` is FFmpeg's ``av_display_rotation_get``: the counter-clockwise angle the matrix turns
-    the stored picture by; ``np.rot90(k)`` turns counter-clockwise by 90*k, so k = rotation / 90.
-    """
-    rgb = frame.to_ndarray(format="rgb24")
-    quarter_turns = round((getattr(frame, "rotation", 0) or 0) / 90) % 4
-    return np.ascontiguousarray(np.rot90(rgb, quarter_turns)) if quarter_turns else rgb
-
-
-def iter_upright_frames(path: str | Path) -> Iterator[np.ndarray]:
-    """Every frame of the first video stream of ``path``, upright, uint8 [H, W, 3] RGB."""
-    import av
-
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        for frame in container.decode(stream):
-            yield upright_rgb(frame)
-
-
-def probe(path: str | Path) -> VideoFacts:
-    """Sizes, rotation, fps, codec and audio of ``path``; the frame count by demuxing (no decoding)."""
-    import av
-
-    try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, OSError) as error:
-        raise ValueError(f"cannot open video {path}: {error}") from error
-    with container:
-        if not container.streams.video:
-            raise ValueError(f"{path} has no video stream")
-        stream = container.streams.video[0]
-        rotation = 0
-        for frame in container.decode(stream):  # the display matrix travels as frame side data in PyAV >= 14
-            rotation = int(round(getattr(frame, "rotation", 0) or 0))
-            break
-        container.seek(0)
-        frame_count = sum(1 for packet in container.demux(stream) if packet.size)
-        width, height = stream.codec_context.width, stream.codec_context.height
-        shown = (height, width) if (rotation // 90) % 2 else (width, height)
-        rate = stream.average_rate or stream.guessed_rate or 0
-        return VideoFacts(str(path), (width, height), rotation, shown, round(float(rate), 3), frame_count,
-                          stream.codec_context.name, bool(container.streams.audio))
-
-
-def reencode_passthrough(source: str | Path, target: Path, crf: int,
-                         transform: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
-    """Re-encode ``source``'s upright frames as H.264 (libx264, yuv420p, ``crf``) with nothing else changed: the
-    re-encoding noise a product output carries even where it changed nothing. ``transform``: applied to every
-    uint8 [H, W, 3] RGB frame first (the darkened copy of a clip)."""
-    import av
-
-    facts = probe(source)
-    rate = Fraction(facts.fps).limit_denominator(1001) if facts.fps else Fraction(25)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(target), "w") as container:
-        stream = container.add_stream("libx264", rate=rate)
-        stream.width, stream.height = facts.shown_size
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(crf)}
-        for rgb in iter_upright_frames(source):
-            rgb = np.ascontiguousarray(transform(rgb)) if transform is not None else rgb
-            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
 
 
 # -------------------------------------------------------------------------------------------- reference detector
@@ -206,105 +98,6 @@ class ReferenceDetector:
         return boxes
 
 
-# ------------------------------------------------------------------------------------------------------ counting
-
-def width_bucket(width: float) -> str:
-    """The WIDTH_BUCKETS label for a face ``width`` px wide."""
-    return next(label for label, low, high in WIDTH_BUCKETS if low <= width < high)
-
-
-def inner_region(box: np.ndarray, frame_shape: tuple[int, ...], fraction: float = INNER_FRACTION) -> tuple[slice, slice]:
-    """Row and column slices of the centre ``fraction`` of ``box`` (left, top, width, height), clipped to the frame;
-    at least one pixel each way."""
-    left, top, width, height = (float(v) for v in box[:4])
-    margin_x, margin_y = width * (1 - fraction) / 2, height * (1 - fraction) / 2
-    x0 = int(np.clip(round(left + margin_x), 0, frame_shape[1] - 1))
-    y0 = int(np.clip(round(top + margin_y), 0, frame_shape[0] - 1))
-    x1 = int(np.clip(round(left + width - margin_x), x0 + 1, frame_shape[1]))
-    y1 = int(np.clip(round(top + height - margin_y), y0 + 1, frame_shape[0]))
-    return slice(y0, y1), slice(x0, x1)
-
-
-def region_mad(before: np.ndarray, after: np.ndarray, box: np.ndarray, fraction: float = INNER_FRACTION,
-               sigma: float = SMOOTHING_SIGMA) -> float:
-    """Mean absolute difference (0-255, all channels) between two uint8 [H, W, 3] frames over ``box``'s centre, both
-    smoothed by a Gaussian of ``sigma`` px first (0: no smoothing)."""
-    rows, cols = inner_region(box, before.shape, fraction)
-    if sigma <= 0:
-        return float(np.abs(before[rows, cols].astype(np.float32) - after[rows, cols].astype(np.float32)).mean())
-    # Smooth a crop padded by 3 sigma (all the Gaussian reaches), not the whole frame.
-    pad = int(math.ceil(3 * sigma))
-    y0, y1 = max(0, rows.start - pad), min(before.shape[0], rows.stop + pad)
-    x0, x1 = max(0, cols.start - pad), min(before.shape[1], cols.stop + pad)
-    inner = (slice(rows.start - y0, rows.stop - y0), slice(cols.start - x0, cols.stop - x0))
-    smooth_before = cv2.GaussianBlur(before[y0:y1, x0:x1].astype(np.float32), (0, 0), sigma)[inner]
-    smooth_after = cv2.GaussianBlur(after[y0:y1, x0:x1].astype(np.float32), (0, 0), sigma)[inner]
-    return float(np.abs(smooth_before - smooth_after).mean())
-
-
-def background_mad(before: np.ndarray, after: np.ndarray, boxes: np.ndarray) -> float:
-    """MAD (0-255) outside the face boxes: near re-encoding noise when the two frames show the same picture; large
-    when the output is shifted, scaled, turned or out of step, which would make every face look changed."""
-    mask = np.ones(before.shape[:2], bool)
-    for left, top, width, height in boxes[:, :4]:
-        mask[max(0, int(top)) : max(0, int(top + height) + 1), max(0, int(left)) : max(0, int(left + width) + 1)] = False
-    if not mask.any():
-        return float("nan")
-    return float(np.abs(before.astype(np.int16) - after.astype(np.int16))[mask].mean())
-
-
-@dataclass
-class FaceTally:
-    """Faces found in the input and faces left unchanged in the output, per width bucket."""
-
-    found: dict[str, int] = field(default_factory=lambda: {label: 0 for label, _, _ in WIDTH_BUCKETS})
-    unchanged: dict[str, int] = field(default_factory=lambda: {label: 0 for label, _, _ in WIDTH_BUCKETS})
-
-    def add(self, width: float, is_unchanged: bool) -> None:
-        label = width_bucket(width)
-        self.found[label] += 1
-        self.unchanged[label] += int(is_unchanged)
-
-
-def compare_frame(input_rgb: np.ndarray, output_rgb: np.ndarray, boxes: np.ndarray, tally: FaceTally,
-                  threshold: float = UNCHANGED_MAD, noise: list[float] | None = None) -> list[float]:
-    """Count ``boxes`` (float [N, >=4]: left, top, width, height) of ``input_rgb`` into ``tally``, unchanged when
-    the same region of ``output_rgb`` (same shape, uint8 [H, W, 3]) differs by less than ``threshold`` and, where
-    ``noise`` gives each face's pass-through re-encoding MAD, by less than ``NOISE_FACTOR`` times it; returns the N MADs."""
-    if input_rgb.shape != output_rgb.shape:
-        raise ValueError(f"input frame {input_rgb.shape} and output frame {output_rgb.shape} differ in size")
-    mads = [region_mad(input_rgb, output_rgb, box) for box in boxes]
-    for number, (box, mad) in enumerate(zip(boxes, mads)):
-        tally.add(float(box[2]), mad < threshold and (noise is None or mad < NOISE_FACTOR * noise[number]))
-    return mads
-
-
-def orientation_against_input(input_rgb: np.ndarray, output_rgb: np.ndarray, side: int = 32) -> dict[int, float]:
-    """Correlation of a downsampled grey ``output_rgb`` with ``input_rgb`` turned counter-clockwise by 0, 90, 180 and
-    270 degrees (both squashed to ``side`` x ``side`` so any orientation compares). The best key is how far the output
-    is turned against the input; 0 when it is upright."""
-    def small(rgb: np.ndarray) -> np.ndarray:
-        grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
-        return cv2.resize(grey, (side, side), interpolation=cv2.INTER_AREA).astype(np.float64).ravel()
-
-    target = small(output_rgb)
-    correlations = {}
-    for quarter in range(4):
-        candidate = small(np.rot90(input_rgb, quarter))
-        spread = candidate.std() * target.std()
-        correlations[quarter * 90] = float(((candidate - candidate.mean()) * (target - target.mean())).mean() / spread) if spread else 0.0
-    return correlations
-
-
-def percentiles(values: list[float]) -> dict[str, float | int | None]:
-    """Summary of a MAD distribution: count, median, 90/99/99.9th percentile, max."""
-    if not values:
-        return {"count": 0, "p50": None, "p90": None, "p99": None, "p99.9": None, "max": None}
-    array = np.asarray(values)
-    return {"count": int(array.size), **{name: round(float(np.percentile(array, q)), 2) for name, q in
-                                         (("p50", 50), ("p90", 90), ("p99", 99), ("p99.9", 99.9))}, "max": round(float(array.max()), 2)}
-
-
 # ------------------------------------------------------------------------------------------------------- one clip
 
 def run_cli(clip: Path, output: Path, summary: Path, cli_args: list[str]) -> dict:
@@ -332,9 +125,7 @@ def measure_clip(clip: Path, work: Path, detector: ReferenceDetector, cli_args: 
     the module docstring."""
     lit = clip
     if dark:
-        clip = work / f"{lit.stem}.dark.mp4"
-        print(f"{lit.name}: writing the darkened copy", file=sys.stderr, flush=True)
-        reencode_passthrough(lit, clip, crf, darken)
+        clip = darkened_copy(lit, work, crf)
     output = work / f"{clip.stem}.out.mp4"
     passthrough = work / f"{clip.stem}.passthrough_crf{crf}.mp4"
     facts_in = probe(clip)
@@ -350,21 +141,13 @@ def measure_clip(clip: Path, work: Path, detector: ReferenceDetector, cli_args: 
         facts_out = probe(output)
         result["output"] = asdict(facts_out)
         result["cli"]["frames_per_s"] = round(facts_out.frame_count / cli["wall_s"], 2) if cli["wall_s"] else None
-        # How the output is turned against the input as shown, from a few frames before faces are compared.
-        samples = [orientation_against_input(a, b) for index, a, b in zip(range(60), iter_upright_frames(clip), iter_upright_frames(output))
-                   if index % 10 == 0]
-        if not samples:
+        orientation = output_orientation(clip, output, facts_in, facts_out)
+        if orientation is None:
             result["error"] = f"{output.name} has no frame to compare"
             result["frames"] = {"input": facts_in.frame_count, "output": facts_out.frame_count}
             return result
-        mean_correlation = {angle: float(np.mean([s[angle] for s in samples])) for angle in (0, 90, 180, 270)}
-        turned = max(mean_correlation, key=mean_correlation.get)
-        result["orientation"] = {
-            # String keys: the report must read back the same from JSON.
-            "correlation_by_input_turn_degrees": {str(angle): round(value, 3) for angle, value in mean_correlation.items()},
-            "output_turned_against_input_degrees": turned,
-            "kept": turned == 0 and facts_out.shown_size == facts_in.shown_size
-                    and mean_correlation[0] > max(mean_correlation[90], mean_correlation[270]) + 0.2}
+        turned = orientation["output_turned_against_input_degrees"]
+        result["orientation"] = orientation
         result["audio"] = {"input": facts_in.has_audio, "output": facts_out.has_audio,
                            "kept": facts_out.has_audio or not facts_in.has_audio}
         result["unchanged_mad"] = dark_threshold if dark else threshold
@@ -372,6 +155,33 @@ def measure_clip(clip: Path, work: Path, detector: ReferenceDetector, cli_args: 
                                   facts_in.frame_count, lit if dark else None))
     result["frames"] = {"input": facts_in.frame_count, "output": result.get("output", {}).get("frame_count")}
     return result
+
+
+def darkened_copy(lit: Path, work: Path, crf: int) -> Path:
+    """``lit`` darkened as ``make eval`` darkens (:func:`training.realism.darken`), written once into ``work`` as
+    libx264 at ``crf``; returns its path."""
+    clip = work / f"{lit.stem}.dark.mp4"
+    print(f"{lit.name}: writing the darkened copy", file=sys.stderr, flush=True)
+    reencode_passthrough(lit, clip, crf, darken)
+    return clip
+
+
+def output_orientation(clip: Path, output: Path, facts_in: VideoFacts, facts_out: VideoFacts) -> dict | None:
+    """How ``output`` is turned against ``clip`` as shown, from every 10th of the first 60 frames, before faces are
+    compared: the mean correlation per turn, the best turn, and whether the orientation was kept. None when
+    ``output`` has no frame to compare."""
+    samples = [orientation_against_input(a, b) for index, a, b in zip(range(60), iter_upright_frames(clip), iter_upright_frames(output))
+               if index % 10 == 0]
+    if not samples:
+        return None
+    mean_correlation = {angle: float(np.mean([s[angle] for s in samples])) for angle in (0, 90, 180, 270)}
+    turned = max(mean_correlation, key=mean_correlation.get)
+    return {
+        # String keys: the report must read back the same from JSON.
+        "correlation_by_input_turn_degrees": {str(angle): round(value, 3) for angle, value in mean_correlation.items()},
+        "output_turned_against_input_degrees": turned,
+        "kept": turned == 0 and facts_out.shown_size == facts_in.shown_size
+                and mean_correlation[0] > max(mean_correlation[90], mean_correlation[270]) + 0.2}
 
 
 def count_faces(clip: Path, output: Path, passthrough: Path, detector: ReferenceDetector, turned: int, threshold: float,
@@ -409,123 +219,38 @@ def count_faces(clip: Path, output: Path, passthrough: Path, detector: Reference
                 examples.append({"frame": index, "box_ltwh": [round(float(v), 1) for v in box[:4]],
                                  "score": round(float(box[4]), 3), "mad": round(mad, 2)})
     bar.close()
-    calibration_summary = {}
-    for name, keep in (("faces_16px_or_wider", lambda width: width >= 16), ("faces_under_16px", lambda width: width < 16)):
-        noise = [mad for width, mad in calibration if keep(width)]
-        calibration_summary[name] = {**percentiles(noise), "over_threshold": int(np.sum(np.asarray(noise) >= threshold))}
     return {
         "frames_compared": compared,
         "faces": {label: {"found": tally.found[label], "unchanged": tally.unchanged[label]} for label, _, _ in WIDTH_BUCKETS},
-        "calibration_passthrough_mad": calibration_summary,
+        "calibration_passthrough_mad": calibration_noise(calibration, threshold),
         "output_face_mad": percentiles(output_mads),
-        # How many output faces sit near the threshold: a crowd just above it would make the count fragile.
-        "output_face_mad_bands": {f"{low:g}-{high:g}": int(np.sum((np.asarray(output_mads) >= low) & (np.asarray(output_mads) < high)))
-                                  for low, high in ((0, threshold / 2), (threshold / 2, threshold), (threshold, 2 * threshold),
-                                                    (2 * threshold, math.inf))} if output_mads else {},
+        "output_face_mad_bands": mad_bands(output_mads, threshold),
         "background_mad_median": round(float(np.nanmedian(background)), 2) if background else None,
         "unchanged_faces_24px_or_wider": examples,
     }
 
 
-# ---------------------------------------------------------------------------------------------------------- report
-
-def percent(part: int, whole: int) -> str:
-    return f"{part} ({100 * part / whole:.0f}%)" if whole else "0"
-
-
-def yes_no(value) -> str:
-    return "-" if value is None else ("yes" if value else "**no**")
-
-
-def markdown(report: dict) -> str:
-    """The report as Markdown: one summary table, one width table per clip, the calibration."""
-    labels = [label for label, _, _ in WIDTH_BUCKETS]
-    lines = [f"# Leak benchmark ({report['date']})", "",
-             f"`{report['command']}`", "",
-             f"Product: {report['product']['cli_module']}"
-             + (f" (git {report['product']['git_head']}{', working tree modified' if report['product']['modified_files'] else ''})"
-                if report["product"]["git_head"] else "") + f". {report.get('note', '')} Reference detector: YuNet "
-             f"(`{Path(report['settings']['detector']).name}`, cv2.FaceDetectorYN), score >= {report['settings']['score_threshold']}, "
-             f"upscale x{report['settings']['upscale']}. A face is unchanged when the mean absolute difference (0-255) between "
-             f"input and output, both smoothed (Gaussian sigma {report['settings']['smoothing_sigma']} px), over the inner "
-             f"{report['settings']['inner_fraction']:.0%} of its box is below {report['settings']['unchanged_mad']}; the "
-             f"calibration lines give the re-encoding noise of the same measure."
-             + (" Rows marked (dark) ran on the clip darkened (gamma 2.2 at 40% brightness, written once with libx264): faces "
-                "located by the reference detector on the lit frame of the same index (a face missed in the dark is still "
-                f"counted), unchanged below {report['settings'].get('unchanged_mad_dark')} and below "
-                f"{report['settings'].get('noise_factor')}x its own pass-through re-encoding MAD (dim faces change by fewer "
-                "grey levels; the calibration lines give the dark re-encode's noise)." if report["settings"].get("dark") else ""), "",
-             "| clip | faces >= 16 px | unchanged >= 16 px | unchanged >= 24 px | rotation kept | audio kept | frames in / out | CLI wall s | CLI frames/s |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for clip in report["clips"]:
-        faces = clip.get("faces")
-        if faces:
-            found16 = sum(faces[label]["found"] for label in labels[1:])
-            unchanged16 = sum(faces[label]["unchanged"] for label in labels[1:])
-            found24 = sum(faces[label]["found"] for label in labels[2:])
-            unchanged24 = sum(faces[label]["unchanged"] for label in labels[2:])
-            counts = f"{found16} | {percent(unchanged16, found16)} | {unchanged24} of {found24}"
-        else:
-            counts = "- | - | -"
-        lines.append(f"| `{clip['clip']}` | {counts} | {yes_no(clip.get('orientation', {}).get('kept'))} | "
-                     f"{yes_no(clip.get('audio', {}).get('kept'))} | {clip['frames']['input']} / {clip['frames']['output']} | "
-                     f"{clip['cli']['wall_s']} | {clip['cli'].get('frames_per_s', '-')} |")
-    for clip in report["clips"]:
-        lines += ["", f"## `{clip['clip']}`", ""]
-        if clip.get("error"):
-            lines += [f"Not measured: {clip['error']}"]
-        if not clip.get("faces"):
-            continue
-        lines += ["| face width px | " + " | ".join(labels) + " | all >= 16 |", "|---" * (len(labels) + 2) + "|"]
-        faces = clip["faces"]
-        found16 = sum(faces[label]["found"] for label in labels[1:])
-        unchanged16 = sum(faces[label]["unchanged"] for label in labels[1:])
-        lines.append("| faces in the input | " + " | ".join(str(faces[label]["found"]) for label in labels) + f" | {found16} |")
-        lines.append("| came out unchanged | " + " | ".join(percent(faces[label]["unchanged"], faces[label]["found"]) for label in labels)
-                     + f" | {percent(unchanged16, found16)} |")
-        orientation, calibration = clip["orientation"], clip["calibration_passthrough_mad"]
-        correlation = orientation["correlation_by_input_turn_degrees"]
-        lines += ["", f"- Input {clip['input']['stored_size'][0]}x{clip['input']['stored_size'][1]} stored, rotation "
-                      f"{clip['input']['rotation_degrees']} deg, shown {clip['input']['shown_size'][0]}x{clip['input']['shown_size'][1]}, "
-                      f"{clip['input']['fps']} fps; output shown {clip['output']['shown_size'][0]}x{clip['output']['shown_size'][1]} "
-                      f"(rotation flag {clip['output']['rotation_degrees']} deg), {clip['output']['fps']} fps, {clip['output']['codec']}.",
-                  f"- Orientation: output correlates {correlation['0']} with the upright input, {correlation['90']} / {correlation['270']} "
-                  f"with it turned 90 / 270 deg: " + (f"turned {orientation['output_turned_against_input_degrees']} deg against the input as "
-                  f"shown (faces were compared after turning it back)." if orientation["output_turned_against_input_degrees"] else "upright."),
-                  f"- Audio: input {yes_no(clip['audio']['input'])}, output {yes_no(clip['audio']['output'])}.",
-                  *(f"- Calibration, {name.replace('_', ' ')} (pass-through re-encode, CRF {report['settings']['calibration_crf']}): "
-                    f"re-encoding MAD median {noise['p50']}, p99 {noise['p99']}, max {noise['max']} over {noise['count']} faces; "
-                    f"{noise['over_threshold']} at or over the threshold {clip.get('unchanged_mad', report['settings']['unchanged_mad'])}."
-                    for name, noise in calibration.items() if noise["count"]),
-                  f"- Output face MAD median {clip['output_face_mad']['p50']}; faces by MAD band {clip['output_face_mad_bands']}; "
-                  f"unsmoothed background MAD median {clip['background_mad_median']} (a few units when frames line up).",
-                  f"- CLI: exit {clip['cli']['returncode']}, {clip['cli']['wall_s']} s wall (model loading included), summary "
-                  f"{json.dumps({k: v for k, v in (clip['cli']['summary'] or {}).items() if k not in ('input', 'output')})}."]
-        if (clip["background_mad_median"] or 0) > BACKGROUND_MISMATCH_MAD:
-            lines.append(f"- **Warning**: the background differs by {clip['background_mad_median']} on average: output frames may "
-                         f"not line up with input frames (shifted, scaled or out of step), so changed faces prove little.")
-        if clip.get("unchanged_faces_24px_or_wider"):
-            lines.append("- First unchanged faces >= 24 px (frame, box l/t/w/h, score): " + "; ".join(
-                f"{e['frame']} {e['box_ltwh']} {e['score']}" for e in clip["unchanged_faces_24px_or_wider"][:8]))
-    return "\n".join(lines) + "\n"
+def calibration_noise(calibration: list[tuple[float, float]], threshold: float) -> dict:
+    """The pass-through re-encoding MADs of (face width, MAD) pairs, for faces >= 16 px and under 16 px apart: their
+    percentiles and how many reach ``threshold`` (re-encoding noise alone would count as a change)."""
+    summary = {}
+    for name, keep in (("faces_16px_or_wider", lambda width: width >= 16), ("faces_under_16px", lambda width: width < 16)):
+        noise = [mad for width, mad in calibration if keep(width)]
+        summary[name] = {**percentiles(noise), "over_threshold": int(np.sum(np.asarray(noise) >= threshold))}
+    return summary
 
 
-def product_facts() -> dict:
-    """Which command line ran: the module the subprocess imports, the git commit and modified files."""
-    module = subprocess.run([sys.executable, "-c", "import facecamo_client.cli as c; print(c.__file__)"],
-                            capture_output=True, text=True).stdout.strip()
-    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    status = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout
-    return {"cli_module": module, "git_head": head or None, "modified_files": [line[3:] for line in status.splitlines()],
-            "FACECAMO_REPOSITORY": os.environ.get("FACECAMO_REPOSITORY")}
+def mad_bands(mads: list[float], threshold: float) -> dict[str, int]:
+    """How many output faces sit in each MAD band around ``threshold`` (0-t/2, t/2-t, t-2t, 2t+): a crowd just
+    above it would make the count fragile."""
+    if not mads:
+        return {}
+    values = np.asarray(mads)
+    return {f"{low:g}-{high:g}": int(np.sum((values >= low) & (values < high)))
+            for low, high in ((0, threshold / 2), (threshold / 2, threshold), (threshold, 2 * threshold), (2 * threshold, math.inf))}
 
 
-def without_machine_paths(text: str) -> str:
-    """Committed reports name files relative to the repository (and ../shared), not this machine's folders."""
-    return text.replace(str(ROOT.parent / "shared"), "../shared").replace(str(ROOT) + "/", "")
-
-
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", nargs="+", type=Path, default=DEFAULT_CLIPS, help="videos to run (default: the three sample clips)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench", help="folder for NAME.md and NAME.json (default bench/)")
@@ -541,8 +266,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dark", action="store_true",
                         help="also run every clip darkened (gamma 2.2 at 40%% brightness), faces located on the lit frames")
     parser.add_argument("--note", default="", help="free text for the report, e.g. which version of the product ran")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
+
+def new_report(args: argparse.Namespace, argv: list[str] | None, cli_args: list[str]) -> dict:
+    """The report before any clip is measured: when, the command, which product, the settings; ``clips`` empty."""
+    return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "command": shlex.join([Path(sys.executable).name, "-m", "benchmarks.leak", *(argv if argv is not None else sys.argv[1:])]),
+            "product": product_facts(), "note": args.note,
+            "settings": {"detector": str(args.detector), "score_threshold": args.score_threshold, "upscale": args.upscale,
+                         "unchanged_mad": args.unchanged_mad, "smoothing_sigma": SMOOTHING_SIGMA, "inner_fraction": INNER_FRACTION,
+                         "calibration_crf": args.calibration_crf, "dark": args.dark, "unchanged_mad_dark": args.unchanged_mad_dark,
+                         "noise_factor": NOISE_FACTOR,
+                         "cli_args": cli_args, "width_buckets_px": [label for label, _, _ in WIDTH_BUCKETS]},
+            "clips": []}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     missing = [str(clip) for clip in args.clips if not clip.is_file()]
     if missing:
         print(f"error: clips not found: {', '.join(missing)} (pass --clips, or put the samples in {SHARED / 'samples' / 'video'})", file=sys.stderr)
@@ -553,24 +294,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     cli_args = shlex.split(args.cli_args)
-    report = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "command": shlex.join([Path(sys.executable).name, "-m", "benchmarks.leak", *(argv if argv is not None else sys.argv[1:])]),
-              "product": product_facts(), "note": args.note,
-              "settings": {"detector": str(args.detector), "score_threshold": args.score_threshold, "upscale": args.upscale,
-                           "unchanged_mad": args.unchanged_mad, "smoothing_sigma": SMOOTHING_SIGMA, "inner_fraction": INNER_FRACTION,
-                           "calibration_crf": args.calibration_crf, "dark": args.dark, "unchanged_mad_dark": args.unchanged_mad_dark,
-                           "noise_factor": NOISE_FACTOR,
-                           "cli_args": cli_args, "width_buckets_px": [label for label, _, _ in WIDTH_BUCKETS]},
-              "clips": []}
+    report = new_report(args, argv, cli_args)
     for clip in args.clips:
         for dark in (False, True) if args.dark else (False,):
             report["clips"].append(measure_clip(clip, args.work, detector, cli_args, args.unchanged_mad, args.calibration_crf, dark,
                                                 args.unchanged_mad_dark))
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{args.name}.json").write_text(without_machine_paths(json.dumps(report, indent=2) + "\n"))
-    text = markdown(report)
-    (args.out / f"{args.name}.md").write_text(without_machine_paths(text))
-    print(text)
+    print(write_report(report, args.out, args.name))
     return 1 if any(clip.get("error") for clip in report["clips"]) else 0
 
 

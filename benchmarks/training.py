@@ -22,7 +22,9 @@ import resource
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -44,6 +46,19 @@ def _synthetic_dataset(identities: int = 64, per_identity: int = 2, donor_target
     )
 
 
+@dataclass
+class BenchRun:
+    """What one preset's measurement trains and times: its config, device, networks, teacher, sampler, trainer."""
+
+    config: Any
+    target: torch.device
+    net: torch.nn.Module
+    discriminator: torch.nn.Module
+    embedder: torch.nn.Module | None  # the frozen teacher, None without the teacher loss
+    sampler: Any  # training.data.PairSampler: draws a batch on ``target``
+    trainer: Any  # training.trainer.Trainer
+
+
 def measure_preset(preset: str, steps: int, threads: int, teacher: str = "preset", device: str = "cpu",
                    batch_size: int | None = None, warmup: int = 3) -> dict:
     """Run inside a fresh process: seconds per training step, samples/s, a breakdown, inference faces/s, peak memory.
@@ -57,16 +72,23 @@ def measure_preset(preset: str, steps: int, threads: int, teacher: str = "preset
     Training steps run as :meth:`training.trainer.Trainer.train` runs them (batch drawn on ``device``, logs kept on
     it and brought to the host every ``train.log_every`` steps), timed from the first step after the warm-up to the
     moment the last logs reach the host."""
-    from training.config import load_config
-    from training.data import PairSampler
-    from training.models import build_discriminator, build_network
-    from training.models.face_embedder import OnnxFaceEmbedder
-    from training.trainer import LogWindow, Trainer, build_optimizers
-
     torch.set_num_threads(threads)
     target = torch.device(device)
     if target.type == "cuda":
         torch.backends.cudnn.benchmark = True  # as training.train does
+    config, note = preset_config(preset, teacher, batch_size)
+    run = build_run(config, target)
+    step_seconds = time_training(run, steps, warmup)
+    breakdown = time_breakdown(run, steps)
+    inference = time_inference(run.net, target)
+    return collect_result(preset, run, steps, step_seconds, note, breakdown, inference)
+
+
+def preset_config(preset: str, teacher: str, batch_size: int | None):
+    """The preset's config with ``batch_size`` and the ``teacher`` choice applied (see :func:`measure_preset`), and a
+    note when the preset's teacher file is absent and the teacher loss was turned off for it (else None)."""
+    from training.config import load_config
+
     overrides = [f"train.batch_size={batch_size}"] if batch_size else []
     config = load_config(preset, overrides)
     note = None
@@ -78,7 +100,16 @@ def measure_preset(preset: str, steps: int, threads: int, teacher: str = "preset
         note = f"teacher {config.loss.teacher_path} absent: measured without the teacher loss"
         print(f"note: {note}", file=sys.stderr)
         overrides.append("loss.teacher=0")
-    config = load_config(preset, overrides)
+    return load_config(preset, overrides), note
+
+
+def build_run(config, target: torch.device) -> BenchRun:
+    """Networks, teacher, sampler and trainer on ``target`` over synthetic faces (seeded: every run draws the same)."""
+    from training.data import PairSampler
+    from training.models import build_discriminator, build_network
+    from training.models.face_embedder import OnnxFaceEmbedder
+    from training.trainer import Trainer, build_optimizers
+
     donor_design = getattr(config.model, "design", "paper") == "donor"
     dataset = _synthetic_dataset(identities=max(64, config.train.batch_size), donor_targets=2 if donor_design else 0)
     torch.manual_seed(0)
@@ -88,57 +119,80 @@ def measure_preset(preset: str, steps: int, threads: int, teacher: str = "preset
     sampler = PairSampler(dataset, config.train.batch_size, 0, device=target)
     trainer = Trainer(net, discriminator, embedder, build_optimizers(net, discriminator, config), sampler, config,
                       Path("/nonexistent"), None, (torch.zeros(1), torch.zeros(1), None), device=target)
-    images_per_step = config.train.batch_size
+    return BenchRun(config, target, net, discriminator, embedder, sampler, trainer)
 
-    def synchronize() -> None:
-        if target.type == "cuda":
-            torch.cuda.synchronize(target)
 
-    def timed(work, repeats: int) -> float:
-        """Seconds per call of ``work`` (after one untimed call), waiting for the device at both ends."""
+def synchronize(target: torch.device) -> None:
+    """Wait for ``target`` to finish its queued work (a GPU runs asynchronously; a CPU has nothing to wait for)."""
+    if target.type == "cuda":
+        torch.cuda.synchronize(target)
+
+
+def timed(work, repeats: int, target: torch.device) -> float:
+    """Seconds per call of ``work`` (after one untimed call), waiting for the device at both ends."""
+    work()
+    synchronize(target)
+    started = time.perf_counter()
+    for _ in range(repeats):
         work()
-        synchronize()
-        started = time.perf_counter()
-        for _ in range(repeats):
-            work()
-        synchronize()
-        return (time.perf_counter() - started) / repeats
+    synchronize(target)
+    return (time.perf_counter() - started) / repeats
+
+
+def time_training(run: BenchRun, steps: int, warmup: int) -> float:
+    """Seconds per training step over ``steps`` steps after ``warmup`` untimed ones, logs brought to the host as
+    :meth:`training.trainer.Trainer.train` brings them."""
+    from training.trainer import LogWindow
 
     window = LogWindow()
     for _ in range(warmup):
-        window.add(trainer.train_step())
+        window.add(run.trainer.train_step())
     window.means()
-    synchronize()
+    synchronize(run.target)
     started = time.perf_counter()
     for step in range(1, steps + 1):
-        window.add(trainer.train_step())
-        if step % config.train.log_every == 0 or step == steps:
+        window.add(run.trainer.train_step())
+        if step % run.config.train.log_every == 0 or step == steps:
             window.means()  # the host waits for the device here, as at a log interval of Trainer.train
-    step_seconds = (time.perf_counter() - started) / steps
+    return (time.perf_counter() - started) / steps
 
-    breakdown = {"sampler_ms": round(1000 * timed(sampler, max(3, steps // 2)), 2)}
-    if embedder is not None:  # as the teacher term calls it: the generated batch with gradients
-        faces = torch.rand(images_per_step // 2, 3, 112, 112, device=target) * 2 - 1
+
+def time_breakdown(run: BenchRun, steps: int) -> dict:
+    """Milliseconds of the batch draw alone, and of the teacher's forward + backward alone where there is one."""
+    breakdown = {"sampler_ms": round(1000 * timed(run.sampler, max(3, steps // 2), run.target), 2)}
+    if run.embedder is not None:  # as the teacher term calls it: the generated batch with gradients
+        faces = torch.rand(run.config.train.batch_size // 2, 3, 112, 112, device=run.target) * 2 - 1
 
         def teacher_step() -> None:
             generated = faces.clone().requires_grad_(True)
-            embedder(generated).sum().backward()
+            run.embedder(generated).sum().backward()
 
-        breakdown["teacher_forward_backward_ms"] = round(1000 * timed(teacher_step, max(3, steps // 2)), 2)
+        breakdown["teacher_forward_backward_ms"] = round(1000 * timed(teacher_step, max(3, steps // 2), run.target), 2)
+    return breakdown
 
+
+def time_inference(net: torch.nn.Module, target: torch.device) -> dict:
+    """Faces per second of ``net.camouflage`` at batch 1 and 16 on float (B, 3, 112, 112) faces in [-1, 1]: eval
+    mode, no_grad (leaves ``net`` in eval mode)."""
     net.eval()
     inference = {}
     with torch.no_grad():
         for batch in (1, 16):
             faces = torch.rand(batch, 3, 112, 112, device=target) * 2 - 1
-            seconds = timed(lambda faces=faces: net.camouflage(faces, faces), max(3, 32 // batch))
+            seconds = timed(lambda faces=faces: net.camouflage(faces, faces), max(3, 32 // batch), target)
             inference[f"batch_{batch}_faces_per_second"] = round(batch / seconds, 2)
-    parameters = {name: sum(p.numel() for p in part.parameters()) for name, part in net.named_children()}
-    parameters["discriminator"] = sum(p.numel() for p in discriminator.parameters())
+    return inference
+
+
+def collect_result(preset: str, run: BenchRun, steps: int, step_seconds: float, note: str | None, breakdown: dict, inference: dict) -> dict:
+    """One preset's figures, as ``--one`` prints them: speed, the breakdown, peak memory so far, parameter counts."""
+    target, images_per_step = run.target, run.config.train.batch_size
+    parameters = {name: sum(p.numel() for p in part.parameters()) for name, part in run.net.named_children()}
+    parameters["discriminator"] = sum(p.numel() for p in run.discriminator.parameters())
     return {
         "preset": preset,
         "device": str(target) if target.type == "cpu" else torch.cuda.get_device_name(target),
-        "teacher": bool(embedder),
+        "teacher": bool(run.embedder),
         **({"note": note} if note else {}),
         "batch_size": images_per_step,
         "steps": steps,
@@ -176,6 +230,15 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(measure_preset(args.one, args.steps, args.threads, args.teacher or "off", args.device,
                                         args.batch_size, args.warmup)))
         return 0
+    results = measure_presets(args)
+    if results is None:
+        return 1
+    write_report(args, argv, results)
+    return 0
+
+
+def measure_presets(args) -> list[dict] | None:
+    """Each of ``args.presets`` measured in its own process (``--one``); None when one failed (its stderr shown)."""
     results = []
     for preset in args.presets:
         print(f"measuring {preset} ({args.warmup} + {args.steps} training steps + inference) on {args.device} ...", file=sys.stderr, flush=True)
@@ -186,8 +249,13 @@ def main(argv: list[str] | None = None) -> int:
         if finished.returncode != 0:
             print(finished.stderr[-4000:], file=sys.stderr)
             print(f"error: measuring preset {preset} failed (exit code {finished.returncode}); its output is above", file=sys.stderr)
-            return 1
+            return None
         results.append(json.loads(finished.stdout.strip().splitlines()[-1]))
+    return results
+
+
+def write_report(args, argv: list[str] | None, results: list[dict]) -> None:
+    """``OUT/NAME.json`` (machine, command, every preset's figures) and ``OUT/NAME.md`` (one table row a preset)."""
     report = {"machine": {"cpu": platform.processor() or platform.machine(), "threads": args.threads,
                           "torch": torch.__version__, "device": results[0]["device"] if results else args.device},
               "command": "python -m benchmarks.training " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -210,7 +278,6 @@ def main(argv: list[str] | None = None) -> int:
         "half a batch of generated faces, as the teacher term runs it.\n\n" + "\n".join(lines + notes) + "\n")
     print("\n".join(lines + notes))
     print(f"written: {args.out / (name + '.json')}, {args.out / (name + '.md')}")
-    return 0
 
 
 if __name__ == "__main__":

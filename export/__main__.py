@@ -6,7 +6,7 @@
                      [--set key=value ...]
                      [--instances facecamo=2 face_detector=2 identity_encoder=1 generator=1]
 
-The pipeline's settings (:class:`facecamo.pipeline.PipelineSettings`: detector, thresholds, the smallest face that is
+The pipeline's settings (:class:`facecamo.settings.PipelineSettings`: detector, thresholds, the smallest face that is
 camouflaged rather than concealed, limits) are written into the served model's config, where the server and the
 embedded engine read them. ``--instances`` sets how many instances of each model the server runs (the
 ``instance_group`` of each model's config; defaults in :data:`export.repository.DEFAULT_INSTANCES`).
@@ -30,7 +30,7 @@ from export.onnx_export import ExportError, check_parity, export_onnx, lint, sym
 from export.repository import DEFAULT_INSTANCES, FLAVOURS, MAX_INSTANCES, instance_counts, write_repository
 from facecamo import spec
 from facecamo.align import LANDMARK_MODELS, landmark_predictor, load_rgb
-from facecamo.pipeline import PipelineSettings
+from facecamo.settings import PipelineSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -49,7 +49,7 @@ def aligned_reference_faces(folder: Path, settings: PipelineSettings, detector_m
     from types import SimpleNamespace
 
     from facecamo.detect import CenterFaceDetector
-    from facecamo.pipeline import align_in_box, make_detector
+    from facecamo.locate import align_in_box, make_detector
 
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
     if not files:
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
                              "or dlib5 (dlib's public-domain 5-point model: the choice for commercial use)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="other pipeline settings, e.g. min_face_px=32 detector_threshold=0.4 upsample=2 "
-                             "(see facecamo.pipeline.PipelineSettings)")
+                             "(see facecamo.settings.PipelineSettings)")
     parser.add_argument("--instances", nargs="*", default=[], metavar="MODEL=COUNT",
                         help="instances per served model, e.g. facecamo=4 face_detector=2 (default: "
                              + " ".join(f"{k}={v}" for k, v in DEFAULT_INSTANCES.items()) + f"; 1 to {MAX_INSTANCES})")

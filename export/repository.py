@@ -19,7 +19,7 @@ import numpy as np
 
 from facecamo import spec
 from facecamo.design import Design
-from facecamo.pipeline import PipelineSettings
+from facecamo.settings import PipelineSettings
 from facecamo.repository import LIKENESS_FILE, MEMBERS_FILE
 from facecamo.spec import DETECTOR_SPEC
 
@@ -126,7 +126,7 @@ def pipeline_config(settings: PipelineSettings, design: Design, instances: int =
     text += _io("input", REQUEST_INPUTS)
     text += _io("output", RESPONSE_OUTPUTS)
     text += _instance("KIND_CPU", instances)
-    text += "# Pipeline settings (facecamo.pipeline.PipelineSettings): a face the detector misses is a face left\n"
+    text += "# Pipeline settings (facecamo.settings.PipelineSettings): a face the detector misses is a face left\n"
     text += "# uncamouflaged; faces narrower than min_face_px are concealed. See README.md.\n"
     text += _parameters({**settings.as_strings(), "design": design.name})
     return text

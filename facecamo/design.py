@@ -19,11 +19,26 @@ Adding a design: a :class:`Design` here, its network module in ``training/models
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
 from facecamo import spec
+from facecamo.donor import donor_target
+
+AppearanceMaker = Callable[[np.ndarray, np.ndarray, np.ndarray], "tuple[np.ndarray, np.ndarray | None]"]
+"""(uint8 (112, 112, 3) aligned crop, float (68, 2) its landmarks in crop pixels, one bank entry) -> (float32 APPEARANCE
+[C_app, H_app, W_app], float32 (112, 112) paste region or None for the ellipse)."""
+
+
+def _donor_appearance(crop: np.ndarray, landmarks: np.ndarray, entry: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    target, region = donor_target(crop, landmarks, entry)
+    return spec.to_model_input(target[None])[0], region
+
+
+def _code_appearance(crop: np.ndarray, landmarks: np.ndarray, entry: np.ndarray) -> tuple[np.ndarray, None]:
+    return np.asarray(entry, np.float32), None
 
 
 @dataclass(frozen=True)
@@ -36,6 +51,7 @@ class Design:
         identity_spatial: IDENTITY_CODE is [C_id, 28, 28] (True) or a vector [C_id, 1, 1] (False).
         appearance_encoder: the design has an appearance encoder (exported to ONNX to build the bank).
         donor_region: the generated face is pasted through the donor's region (True) or an ellipse (False).
+        make_appearance: how one face's APPEARANCE input is made from its bank entry (:meth:`appearance`).
     """
 
     name: str
@@ -43,6 +59,7 @@ class Design:
     identity_spatial: bool
     appearance_encoder: bool
     donor_region: bool
+    make_appearance: AppearanceMaker = field(default=_code_appearance, compare=False, repr=False)
 
     @property
     def donors(self) -> bool:
@@ -63,6 +80,20 @@ class Design:
         if appearance_channels is None:
             raise ValueError(f"the {self.name} design's appearance code sizes need the appearance encoder's channels")
         return {"C_app": int(appearance_channels), "H_app": 4, "W_app": 1}
+
+    def appearance(self, crop: np.ndarray, landmarks: np.ndarray, entry: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The generator's APPEARANCE input for one aligned face made with bank ``entry``, and its paste region.
+
+        Args:
+            crop: uint8 (112, 112, 3) RGB aligned face. landmarks: float (68, 2) in crop pixels.
+            entry: one bank entry (a donor, uint8 (112, 112, 3), or a code, float32 (C_app, 4, 1)).
+        Returns:
+            (float32 [C_app, H_app, W_app]: the donor target in [-1, 1] or the code itself, float32 (112, 112) region
+            the face is pasted through, or None for the ellipse).
+        Raises:
+            ValueError: for landmarks a donor cannot be warped onto.
+        """
+        return self.make_appearance(crop, landmarks, entry)
 
     def bank_problem(self, bank: np.ndarray) -> str | None:
         """What is wrong with ``bank`` as this design's bank, or None."""
@@ -89,7 +120,8 @@ class Design:
         return np.asarray(bank) if self.donors else np.asarray(bank, np.float32)
 
 
-DONOR = Design("donor", bank_dtype="uint8", identity_spatial=False, appearance_encoder=False, donor_region=True)
+DONOR = Design("donor", bank_dtype="uint8", identity_spatial=False, appearance_encoder=False, donor_region=True,
+               make_appearance=_donor_appearance)
 PAPER = Design("paper", bank_dtype="float32", identity_spatial=True, appearance_encoder=True, donor_region=False)
 DESIGNS = {design.name: design for design in (DONOR, PAPER)}
 

@@ -10,12 +10,46 @@ request. onnxruntime is imported lazily: the gRPC-only client never needs it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
 from facecamo import spec
 
+
+class NetworkError(RuntimeError):
+    """A network failed or returned something that breaks the spec; the faces it was for are concealed."""
+
+class Networks(Protocol):
+    """The networks behind the pipeline. Arrays are float32 and batched over faces (or images).
+
+    - ``encode_identity(faces (N, 3, 112, 112) in [-1, 1]) -> (N, C_id, 28, 28)``
+    - ``generate(identity (N, C_id, 28, 28), appearance (N, C_app, 4, 1)) -> (N, 3, 112, 112) in [-1, 1]``
+    - ``detect(images (B, 3, H, W)) -> {output name: array}`` (CenterFace's outputs, see :mod:`facecamo.spec`)
+    """
+
+    def encode_identity(self, faces: np.ndarray) -> np.ndarray: ...
+
+    def generate(self, identity: np.ndarray, appearance: np.ndarray) -> np.ndarray: ...
+
+    def detect(self, images: np.ndarray) -> dict[str, np.ndarray]: ...
+
+
+def check_output(name: str, value: Any, shape: Sequence[int | None]) -> np.ndarray:
+    """``value`` as a float32 array of ``shape`` (None: any size), or :class:`NetworkError` naming what is wrong.
+    Finiteness is checked per face by the caller, so one bad face does not conceal its neighbours."""
+    if not isinstance(value, np.ndarray):
+        raise NetworkError(f"{name} returned {type(value).__name__}, not an array")
+    if value.dtype != np.float32:
+        raise NetworkError(f"{name} returned dtype {value.dtype}, expected float32")
+    if value.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, value.shape)):
+        expected = ["*" if s is None else s for s in shape]
+        raise NetworkError(f"{name} returned shape {list(value.shape)}, expected {expected}")
+    return value
+
+def network_failure(error: Exception) -> str:
+    """Why a network call failed, for a Concealment: a :class:`NetworkError` says it itself, anything else by type."""
+    return str(error) if isinstance(error, NetworkError) else f"{type(error).__name__}: {error}"
 
 class ModelCheckError(RuntimeError):
     """A model file that cannot serve its role in the pipeline; the message names the model and what is wrong."""

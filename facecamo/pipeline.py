@@ -15,30 +15,33 @@ Fail closed:
 
 Invalid requests (wrong dtype, shape, boxes, appearance indices) raise :class:`facecamo.request.RequestError` before
 any work (:mod:`facecamo.request` checks them): the caller must fix them, and servers answer them as INVALID_ARGUMENT.
+
+The parts: :mod:`facecamo.settings` (the typed settings), :mod:`facecamo.locate` (detectors and alignment),
+:mod:`facecamo.stages` (the records each stage produces once), :mod:`facecamo.networks` (the networks' interface and
+the checks on their outputs); this module runs the stages in order.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
-from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from facecamo import spec
-from facecamo.align import (LANDMARK_MODELS, Detection, FaceDetector, FivePointLandmarkPredictor, LandmarkPredictor,
-                            alignment_affine, landmark_predictor, warp_face)
-from facecamo.design import Design, design_of_bank
+from facecamo.align import FivePointLandmarkPredictor, LandmarkPredictor, landmark_predictor
 from facecamo.conceal import conceal_frame
-from facecamo.donor import donor_target, likest_free, unit_vectors
-from facecamo.geometry import transform_points
+from facecamo.design import Design, design_of_bank
+from facecamo.donor import likest_free, unit_vectors
+from facecamo.locate import align_in_box, make_detector
+from facecamo.networks import Networks, check_output, network_failure
 from facecamo.paste import conceal_box, conceal_face, paste_face_inplace
-from facecamo.request import (MAX_FRAME_HEIGHT, MAX_FRAME_WIDTH, RequestError, appearance_indices, appearance_pairing_problem,
-                              rows_from_tracks, validate_boxes, validate_frame, validate_tracks)
-from facecamo.spec import (
-    MAX_FACES_PER_FRAME, STATUS_CAMOUFLAGED, STATUS_CONCEALED, STATUS_FALLBACK, from_model_output, to_model_input,
-)
+from facecamo.request import (RequestError, appearance_indices, appearance_pairing_problem, rows_from_tracks, validate_boxes,
+                              validate_frame, validate_tracks)
+from facecamo.settings import PipelineSettings
+from facecamo.spec import STATUS_CAMOUFLAGED, STATUS_CONCEALED, STATUS_FALLBACK, from_model_output, to_model_input
+from facecamo.stages import (SOURCE_DETECTED, SOURCE_GIVEN, SOURCE_TRACK, Alignment, Concealment, Face, FrameResult, Generated,
+                             Generation, PreparedFace, PreparedFrame)
 from facecamo.tracking import box_iou, match_boxes
 
 TRACK_BOX_IOU = 0.9
@@ -46,237 +49,6 @@ TRACK_BOX_IOU = 0.9
 TRACK_MATCH_CENTRE_SHIFT = 1.0
 """A face matches a caller's track when their centres are within this many box widths (or they overlap): hints may be
 a few frames old (frames in flight) and cameras pan."""
-
-
-class NetworkError(RuntimeError):
-    """A network failed or returned something that breaks the spec; the faces it was for are concealed."""
-
-
-# -- settings ------------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PipelineSettings:
-    """Every setting of the frame pipeline; the export writes them into the served model's ``config.pbtxt``
-    (``parameters``, as strings) and the embedded engine reads them from there, so both behave the same.
-
-    Attributes:
-        detector: ``centerface`` (the CNN detector network), ``hog`` or ``cnn`` (dlib).
-        detector_threshold: CenterFace score threshold (None: its measured default).
-        detector_input_scale: CenterFace input scale (1.0: full resolution; above 1 finds smaller faces, slower).
-        upsample, min_score: dlib detectors' settings.
-        landmarks: the landmark model faces are aligned with, and the donor warped and pasted by: ``dlib68`` (dlib's
-            68-point model; its training data's terms exclude commercial use) or ``dlib5`` (dlib's public-domain 5-point
-            model and a fitted map to the 68 points: the choice for commercial use). The export builds the donor bank
-            with the same model.
-        min_face_px: faces narrower than this are concealed, not camouflaged: too few pixels for landmarks and a
-            generated face to be worth it, and too few for a viewer to recognise once pixelated.
-        max_faces: faces handled per frame; more are concealed without landmarks (counted as concealed).
-        max_batch: faces per network call (the networks' max batch); more faces take further passes.
-        max_width, max_height: the largest frame accepted (either orientation).
-        dim_luma: a frame whose mean luma (0-255) is below this is brightened for the detector alone
-            (:func:`brightened_for_detection`; the faces are still aligned, camouflaged and pasted on the frame as it
-            is); 0 turns it off. Dim scenes are where detectors miss faces, and a missed face is published.
-    """
-
-    detector: str = "centerface"
-    detector_threshold: float | None = None
-    detector_input_scale: float = 1.0
-    upsample: int = 1
-    min_score: float = 0.3
-    landmarks: str = "dlib68"
-    min_face_px: float = 32.0
-    max_faces: int = 512
-    max_batch: int = MAX_FACES_PER_FRAME
-    max_width: int = MAX_FRAME_WIDTH
-    max_height: int = MAX_FRAME_HEIGHT
-    dim_luma: float = 60.0
-
-    def __post_init__(self) -> None:
-        if self.detector not in ("centerface", "hog", "cnn"):
-            raise ValueError(f"detector must be centerface, hog or cnn, got {self.detector!r}")
-        if self.landmarks not in LANDMARK_MODELS:
-            raise ValueError(f"landmarks must be one of {', '.join(LANDMARK_MODELS)}, got {self.landmarks!r}")
-        if self.max_batch < 1 or self.max_faces < 1:
-            raise ValueError("max_batch and max_faces must be at least 1")
-
-    @classmethod
-    def from_strings(cls, values: dict[str, str]) -> "PipelineSettings":
-        """Settings from string values (a config.pbtxt's parameters); unknown keys are ignored (other parameters
-        live beside them), a value of the wrong type is a ValueError naming the key."""
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        kwargs: dict[str, Any] = {}
-        for key, text in values.items():
-            if key not in known:
-                continue
-            default = known[key].default
-            try:
-                if text in ("", "none", "None") and default is None:
-                    kwargs[key] = None
-                elif isinstance(default, bool):
-                    kwargs[key] = text.lower() in ("1", "true", "yes")
-                elif isinstance(default, int):
-                    kwargs[key] = int(text)
-                elif isinstance(default, float) or default is None:
-                    kwargs[key] = float(text)
-                else:
-                    kwargs[key] = str(text)
-            except ValueError:
-                kind = "number" if default is None or isinstance(default, float) else type(default).__name__
-                raise ValueError(f"pipeline setting {key}={text!r} is not a valid {kind}") from None
-        return cls(**kwargs)
-
-    def as_strings(self) -> dict[str, str]:
-        return {k: ("" if v is None else str(v)) for k, v in dataclasses.asdict(self).items()}
-
-
-# -- the networks ----------------------------------------------------------------------------------------------------
-class Networks(Protocol):
-    """The networks behind the pipeline. Arrays are float32 and batched over faces (or images).
-
-    - ``encode_identity(faces (N, 3, 112, 112) in [-1, 1]) -> (N, C_id, 28, 28)``
-    - ``generate(identity (N, C_id, 28, 28), appearance (N, C_app, 4, 1)) -> (N, 3, 112, 112) in [-1, 1]``
-    - ``detect(images (B, 3, H, W)) -> {output name: array}`` (CenterFace's outputs, see :mod:`facecamo.spec`)
-    """
-
-    def encode_identity(self, faces: np.ndarray) -> np.ndarray: ...
-
-    def generate(self, identity: np.ndarray, appearance: np.ndarray) -> np.ndarray: ...
-
-    def detect(self, images: np.ndarray) -> dict[str, np.ndarray]: ...
-
-
-def check_output(name: str, value: Any, shape: Sequence[int | None]) -> np.ndarray:
-    """``value`` as a float32 array of ``shape`` (None: any size), or :class:`NetworkError` naming what is wrong.
-    Finiteness is checked per face by the caller, so one bad face does not conceal its neighbours."""
-    if not isinstance(value, np.ndarray):
-        raise NetworkError(f"{name} returned {type(value).__name__}, not an array")
-    if value.dtype != np.float32:
-        raise NetworkError(f"{name} returned dtype {value.dtype}, expected float32")
-    if value.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, value.shape)):
-        expected = ["*" if s is None else s for s in shape]
-        raise NetworkError(f"{name} returned shape {list(value.shape)}, expected {expected}")
-    return value
-
-
-# -- the records each stage produces once ----------------------------------------------------------------------------
-SOURCE_DETECTED, SOURCE_GIVEN, SOURCE_TRACK = "detected", "given", "track"
-
-
-@dataclass(frozen=True)
-class Face:
-    """Stage 1 (locate): one face of a frame.
-
-    Attributes:
-        box: (left, top, right, bottom) in frame pixels, as detected (or given, or predicted by a track).
-        source: ``detected``, ``given`` (the caller's box) or ``track`` (a tracked person the detector missed).
-        row: its appearance-bank entry.
-        default_row: ``row`` is the default rule's (no APPEARANCE_INDEX, no track): with the bank's likeness vectors
-            the networks' stage gives the face the free entry most like it instead (:func:`facecamo.donor.likest_free`).
-    """
-
-    box: tuple[float, float, float, float]
-    source: str
-    row: int
-    default_row: bool = False
-
-
-@dataclass(frozen=True)
-class Alignment:
-    """Stage 2 (align): float64 (2, 3) frame-to-crop ``affine``, uint8 (112, 112, 3) ``crop``, float64 (68, 2)
-    ``landmarks`` in crop pixels."""
-
-    affine: np.ndarray
-    crop: np.ndarray
-    landmarks: np.ndarray
-
-
-@dataclass(frozen=True)
-class Concealment:
-    """Why a face is concealed instead of camouflaged. ``by_design``: on purpose (narrower than ``min_face_px``, a
-    tracked person without landmarks), reported as ``STATUS_CONCEALED``; otherwise a failure, ``STATUS_FALLBACK``."""
-
-    why: str
-    by_design: bool = False
-
-
-@dataclass(frozen=True)
-class PreparedFace:
-    """A located face after alignment: ``alignment`` (None where it could not be aligned) and ``concealment`` (None
-    while it goes on to the networks)."""
-
-    face: Face
-    alignment: Alignment | None
-    concealment: Concealment | None = None
-
-    @property
-    def box(self) -> tuple[float, float, float, float]:
-        return self.face.box
-
-
-@dataclass(frozen=True)
-class PreparedFrame:
-    """Stages 1 and 2 for one frame: its faces located and aligned, before the networks. Never changed afterwards, so
-    evaluation runs the networks over one preparation with many appearances."""
-
-    frame: np.ndarray
-    faces: tuple[PreparedFace, ...]
-    failed: str | None = None  # why the frame could not be prepared (detection failed: the whole frame is concealed)
-    timings: dict[str, float] = field(default_factory=dict)
-    reserved: frozenset[int] = frozenset()  # bank entries the request's tracks and its fixed-entry faces hold
-
-    @property
-    def aligned(self) -> list[Alignment]:
-        """The alignments of the faces that go on to the networks, in face order."""
-        return [f.alignment for f in self.faces if f.alignment is not None and f.concealment is None]
-
-
-@dataclass(frozen=True)
-class Generated:
-    """Stage 3 (networks): uint8 (112, 112, 3) ``image``, float32 (112, 112) ``region`` it is pasted through (the
-    donor design's; None: the paper design's ellipse), and the bank ``row`` it was made with."""
-
-    image: np.ndarray
-    region: np.ndarray | None = None
-    row: int | None = None
-
-
-@dataclass(frozen=True)
-class Generation:
-    """Stage 3 for one frame: per face number, a :class:`Generated` face or the :class:`Concealment` of a face the
-    networks failed on (faces that never reached them are absent); ``failed``: why every face was concealed."""
-
-    outcomes: dict[int, "Generated | Concealment"]
-    failed: str | None = None
-    timings: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class FrameResult:
-    """What the pipeline returns for one frame.
-
-    Attributes:
-        frame: uint8 (H, W, 3) RGB, every known face camouflaged or concealed.
-        boxes: float32 (N, 4); status: int32 (N,) (``spec.STATUS_*``); appearance: int32 (N,) bank entries.
-        sources: one of ``detected`` / ``given`` / ``track`` per face.
-        failed: why the frame as a whole could not be processed (its faces, or all of it, concealed), else None.
-        timings: seconds per stage (detect, align, donor, identity_encoder, generator, paste).
-        over_limit: faces beyond ``settings.max_faces`` (concealed without landmarks).
-    """
-
-    frame: np.ndarray
-    boxes: np.ndarray
-    status: np.ndarray
-    appearance: np.ndarray
-    sources: list[str]
-    failed: str | None = None
-    timings: dict[str, float] = field(default_factory=dict)
-    over_limit: int = 0
-
-    @property
-    def source_codes(self) -> np.ndarray:
-        """int32 (N,) ``spec.SOURCE_*`` codes of :attr:`sources` (the FACE_SOURCE output)."""
-        codes = {name: code for code, name in spec.SOURCE_NAMES.items()}
-        return np.array([codes[s] for s in self.sources], np.int32)
-
 
 # -- the pipeline ----------------------------------------------------------------------------------------------------
 class FramePipeline:
@@ -486,17 +258,10 @@ class FramePipeline:
         """The generator's APPEARANCE input for a chunk of aligned faces made with bank entries ``rows``, and each
         face's paste region: float32 (N, 3, 112, 112) donor targets and their regions, float32 (112, 112) each; or
         float32 (N, C_app, 4, 1) codes and no regions (the ellipse)."""
-        if not self.design.donors:
-            codes = (np.repeat(np.asarray(override, np.float32)[:1], len(chunk), axis=0) if override is not None
-                     else self.bank[rows])
-            return codes, [None] * len(chunk)
-        targets, regions = [], []
-        for face, row in zip(chunk, rows):
-            donor = np.asarray(override)[0] if override is not None else self.bank[row]
-            target, region = donor_target(face.alignment.crop, face.alignment.landmarks, donor)
-            targets.append(target)
-            regions.append(region)
-        return to_model_input(np.stack(targets)), regions
+        made = [self.design.appearance(face.alignment.crop, face.alignment.landmarks,
+                                       np.asarray(override)[0] if override is not None else self.bank[row])
+                for face, row in zip(chunk, rows)]
+        return np.stack([appearance for appearance, _ in made]), [region for _, region in made]
 
     # -- stage 4: paste back ---------------------------------------------------------------------------------------
     def paste(self, prepared: PreparedFrame, generation: Generation) -> FrameResult:
@@ -564,100 +329,6 @@ class FramePipeline:
         return result
 
 
-def network_failure(error: Exception) -> str:
-    """Why a network call failed, for a Concealment: a :class:`NetworkError` says it itself, anything else by type."""
-    return str(error) if isinstance(error, NetworkError) else f"{type(error).__name__}: {error}"
-
-
 def frame_boxes(prepared: PreparedFrame) -> np.ndarray:
     """float32 (N, 4): the boxes of a prepared frame's faces."""
     return np.array([f.box for f in prepared.faces], np.float32).reshape(-1, 4)
-
-
-# -- detectors -------------------------------------------------------------------------------------------------------
-class DlibDetector:
-    """dlib's HOG or CNN detector behind the pipeline's detector interface (its boxes are what the landmark
-    predictor was trained on, so :meth:`landmark_box` is the identity)."""
-
-    def __init__(self, settings: PipelineSettings) -> None:
-        self._detector = FaceDetector(settings.detector, settings.upsample, settings.min_score)
-
-    def __call__(self, frame: np.ndarray) -> list[Detection]:
-        return self._detector(frame)
-
-    @staticmethod
-    def landmark_box(box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
-        return box
-
-
-class CenterFaceBoxes:
-    """The CenterFace detector behind the pipeline's detector interface; its boxes are mapped to the rectangle
-    dlib's landmark predictor expects (:func:`facecamo.detect.landmark_box`)."""
-
-    def __init__(self, settings: PipelineSettings, networks: Networks) -> None:
-        from facecamo.detect import CENTERFACE_DEFAULTS, CenterFaceDetector
-
-        threshold = CENTERFACE_DEFAULTS["threshold"] if settings.detector_threshold is None else settings.detector_threshold
-        self._detector = CenterFaceDetector(networks.detect, threshold=threshold, input_scale=settings.detector_input_scale)
-
-    def __call__(self, frame: np.ndarray) -> list[Detection]:
-        return self._detector(frame)
-
-    @staticmethod
-    def landmark_box(box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
-        from facecamo.detect import landmark_box
-
-        return landmark_box(Detection(box, 1.0))
-
-
-def align_in_box(frame: np.ndarray, box: tuple[float, float, float, float],
-                 landmarks: LandmarkPredictor | FivePointLandmarkPredictor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The served alignment of the face in ``box`` (the rectangle the landmark model expects: a detector's
-    ``landmark_box``): (float64 (2, 3) frame-to-crop affine, uint8 (112, 112, 3) crop, float64 (68, 2) landmarks in
-    crop pixels). The export aligns the donor bank's portraits with it too, so donors and served faces match.
-
-    Raises:
-        ValueError: for degenerate landmarks."""
-    points = landmarks(frame, box)
-    affine = alignment_affine(points)
-    return affine, warp_face(frame, affine), transform_points(affine, points)
-
-
-DIM_TARGET_LUMA = 0.45
-"""The mean luma (share of 255) a dim frame is lifted to for detection: a lit indoor scene's."""
-
-
-def brightened_for_detection(frame: np.ndarray, dim_luma: float) -> np.ndarray:
-    """uint8 (H, W, 3) RGB: ``frame`` itself when its mean luma is ``dim_luma`` (0-255) or more, else ``frame``
-    through the gamma curve that lifts its mean luma to :data:`DIM_TARGET_LUMA` (a lookup table: a millisecond at
-    640x480). Gamma keeps every pixel where it is and the order of brightness, so boxes found on it are the frame's.
-    On the sample clips darkened to gamma 2.2 at 40% brightness CenterFace found 411 of the 427 faces it finds in
-    person_video_02 lit (every 5th frame), and 420 on the brightened copy; 78 and 79 of 80 in new_face_video-90."""
-    if dim_luma <= 0:
-        return frame
-    sample = frame[::4, ::4].astype(np.float32)
-    mean = float((0.299 * sample[..., 0] + 0.587 * sample[..., 1] + 0.114 * sample[..., 2]).mean())
-    if mean >= dim_luma:
-        return frame
-    gamma = np.log(DIM_TARGET_LUMA) / np.log(max(mean, 0.5) / 255.0)
-    table = np.clip(np.rint(255.0 * (np.arange(256) / 255.0) ** gamma), 0, 255).astype(np.uint8)
-    return table[frame]
-
-
-class LowLightDetection:
-    """A detector that is shown dim frames brightened (:func:`brightened_for_detection`); boxes as the detector's."""
-
-    def __init__(self, detector: "DlibDetector | CenterFaceBoxes", dim_luma: float) -> None:
-        self.detector, self.dim_luma = detector, dim_luma
-
-    def __call__(self, frame: np.ndarray) -> list[Detection]:
-        return self.detector(brightened_for_detection(frame, self.dim_luma))
-
-    def landmark_box(self, box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
-        return self.detector.landmark_box(box)
-
-
-def make_detector(settings: PipelineSettings, networks: Networks) -> LowLightDetection:
-    """The detector the settings name (CenterFace runs through ``networks.detect``), shown dim frames brightened."""
-    detector = CenterFaceBoxes(settings, networks) if settings.detector == "centerface" else DlibDetector(settings)
-    return LowLightDetection(detector, settings.dim_luma)

@@ -22,7 +22,8 @@ import numpy as np
 
 from facecamo import spec
 from facecamo.design import Design, design_named, design_of_bank
-from facecamo.pipeline import FramePipeline, PipelineSettings
+from facecamo.pipeline import FramePipeline
+from facecamo.settings import PipelineSettings
 
 
 class RepositoryError(RuntimeError):

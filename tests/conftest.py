@@ -125,7 +125,7 @@ def pytest_configure(config) -> None:
 # -- a real Triton server for the serving and client tests (one per session) -------------------------------------
 def serving_settings():
     """The served defaults (the CenterFace detector and all), so the tests exercise what users get."""
-    from facecamo.pipeline import PipelineSettings
+    from facecamo.settings import PipelineSettings
 
     return PipelineSettings()
 

@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import PORTRAITS, SHARED
-from benchmarks.leak import (
-    UNCHANGED_MAD, FaceTally, ReferenceDetector, compare_frame, iter_upright_frames, orientation_against_input,
-    reencode_passthrough, region_mad, width_bucket,
-)
+from benchmarks.leak import ReferenceDetector
+from benchmarks.leak_counting import UNCHANGED_MAD, FaceTally, compare_frame, orientation_against_input, region_mad, width_bucket
+from benchmarks.video_io import iter_upright_frames, reencode_passthrough
 
 YUNET = SHARED / "models" / "face_detector" / "yunet.onnx"
 ROTATED_CLIP = SHARED / "samples" / "video" / "new_face_video-90.mp4"
@@ -97,7 +96,8 @@ def test_dark_copies_count_passed_through_faces_as_unchanged_and_replaced_ones_a
     by only a few grey levels."""
     import av
 
-    from benchmarks.leak import UNCHANGED_MAD_DARK, count_faces
+    from benchmarks.leak import count_faces
+    from benchmarks.leak_counting import UNCHANGED_MAD_DARK
     from training.realism import darken
 
     def write(path, frames, crf):

@@ -14,7 +14,8 @@ import pytest
 from facecamo import spec
 from facecamo.align import FaceDetector, LandmarkPredictor, load_rgb
 from facecamo.detect import CENTERFACE_DEFAULTS, CenterFaceDetector, landmark_box
-from facecamo.pipeline import PipelineSettings, make_detector
+from facecamo.locate import make_detector
+from facecamo.settings import PipelineSettings
 from tests.conftest import PORTRAITS, ROOT
 
 VIDEO = ROOT / "assets" / "video" / "video_01.mp4"
@@ -250,7 +251,7 @@ def test_bad_input_says_what_was_expected(centerface, tmp_path):
 
 # -- dim scenes ----------------------------------------------------------------------------------------------------------
 def test_dim_frames_are_brightened_for_the_detector_and_lit_ones_left_alone(portrait):
-    from facecamo.pipeline import DIM_TARGET_LUMA, brightened_for_detection
+    from facecamo.locate import DIM_TARGET_LUMA, brightened_for_detection
     from training.realism import darken
 
     assert brightened_for_detection(portrait, 60.0) is portrait  # lit: the frame itself, no copy
@@ -268,7 +269,7 @@ def test_centerface_finds_more_faces_of_a_dim_crowd_once_brightened(detector_mod
     """person_video_02 darkened as make eval darkens: CenterFace misses faces the brightened frame shows it."""
     from tests.conftest import require_shared
 
-    from benchmarks.leak import iter_upright_frames
+    from benchmarks.video_io import iter_upright_frames
     from training.realism import darken
 
     clip = require_shared("samples/video/person_video_02.mp4")

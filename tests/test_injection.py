@@ -115,6 +115,16 @@ def test_test_time_injection_raises_the_teachers_similarity_within_the_bound():
     before = (teacher(targets) * teacher(sources)).sum(1)
     after = (teacher(injected) * teacher(sources)).sum(1)
     assert bool((after > before + 0.01).all())
+    # masked: no pixel moves further than the bound times v5's visibility mask there (a dim half-face: a small share)
+    from dataclasses import replace
+
+    from training.models.donor import visibility_mask
+
+    targets[:, :, :, :56] = targets[:, :, :, :56] * 0.1 - 0.9
+    masked = inject_identity(teacher, sources, targets, replace(settings, masked=True))
+    limit = 2 * 12 / 255 * visibility_mask(targets)
+    assert bool(((masked - targets).abs() <= limit + 1e-6).all())
+    assert (masked - targets)[:, :, :, :56].abs().max() < 0.5 * (injected - targets).abs().max()
 
 
 def test_ciede2000_matches_sharmas_published_pairs():
@@ -149,7 +159,7 @@ def test_realism_sees_a_lighter_face_and_blotches_but_not_the_same_face(portrait
 
 
 def test_far_thresholds_come_from_the_impostor_pairs_of_originals():
-    from training.evaluate import accepts_at, far_thresholds
+    from training.eval_scores import accepts_at, far_thresholds
     from training.metrics import Judge
 
     class Cosine(Judge):

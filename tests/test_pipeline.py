@@ -9,7 +9,8 @@ import pytest
 from facecamo import spec
 from facecamo.align import load_rgb
 from facecamo.paste import paste_face
-from facecamo.pipeline import FramePipeline, PipelineSettings
+from facecamo.pipeline import FramePipeline
+from facecamo.settings import PipelineSettings
 from facecamo.request import RequestError, assign_appearance, validate_boxes, validate_frame
 from facecamo.tracking import match_boxes
 from facecamo.repository import RepositoryError, open_pipeline
@@ -281,7 +282,7 @@ def test_like_blends_blend_alike_portraits_and_never_the_same_set_twice():
 def test_a_face_gets_the_free_donor_most_like_it(pipeline, portrait):
     """With the bank's likeness vectors a face without APPEARANCE_INDEX or a track gets the donor most like it; an
     explicit entry still wins, a track's entry is not given to anyone else, and two faces in a frame get two."""
-    from facecamo.pipeline import to_model_input
+    from facecamo.spec import to_model_input
 
     crop = pipeline.prepare(portrait).faces[0].alignment.crop
     vector = pipeline.networks.encode_identity(to_model_input(crop[None])).reshape(-1)

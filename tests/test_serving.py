@@ -169,7 +169,7 @@ def test_instance_counts_and_landmarks_are_export_settings_written_into_the_conf
 
     from export.__main__ import main as export_main
     from export.repository import DEFAULT_INSTANCES, MAX_INSTANCES
-    from facecamo.pipeline import PipelineSettings
+    from facecamo.settings import PipelineSettings
     from facecamo.repository import pipeline_settings
 
     out = tmp_path / "repository"

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Camouflage whole images with the networks in PyTorch, through the one frame pipeline
 (:class:`facecamo.pipeline.FramePipeline`) that the Triton model and the client's embedded engine run: the same
-detector and settings (the served defaults, :class:`facecamo.pipeline.PipelineSettings`), alignment, output checks,
+detector and settings (the served defaults, :class:`facecamo.settings.PipelineSettings`), alignment, output checks,
 paste-back and failure policy. Evaluation runs this, so its numbers describe what users get; only the identity encoder
 and generator run in PyTorch instead of ONNX (the CenterFace detector runs on ONNX Runtime in both).
 """
@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facecamo.pipeline import FramePipeline, PipelineSettings, PreparedFrame
+from facecamo.pipeline import FramePipeline
+from facecamo.settings import PipelineSettings
+from facecamo.stages import PreparedFrame
 from facecamo.donor import blend_donors
 from training.data import to_model_range
 
@@ -24,7 +26,7 @@ DETECTOR_ONNX = ROOT / "build" / "onnx" / "face_detector.onnx"
 
 
 class TorchNetworks:
-    """:class:`facecamo.pipeline.Networks` over a network of either design (and ONNX Runtime for the detector)."""
+    """:class:`facecamo.networks.Networks` over a network of either design (and ONNX Runtime for the detector)."""
 
     def __init__(self, net: torch.nn.Module, device: torch.device, detector: Path | None = None) -> None:
         from facecamo.networks import OnnxNetworks

@@ -78,6 +78,8 @@ class LossConfig:
     teacher_features: float = 0.0  # inject: 1 - cosine of the teacher's mid-level features (half-way layer), G(.) vs source
     residual_colour: float = 0.0  # inject: mean square of the residual blurred to 8x8-pixel cells, over bound^2 (no colour drift)
     residual_size: float = 0.0  # inject: the learned bound over its maximum (pushes the residual to the smallest that works)
+    injection_distill: float = 0.0  # inject: mean square of G's residual minus the per-face injection's, over bound^2
+    injection_residuals: str = ""  # inject: the file of per-face injection residuals (python -m training.injection_bank)
     teacher_path: str = ""  # ONNX face-embedding network, e.g. ../shared/models/face_embedding/mobilefacenet.onnx
 
 

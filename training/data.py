@@ -74,6 +74,16 @@ class FaceDataset:
         self.targets = torch.from_numpy(build_targets(images, self.landmarks, labels, pool, members, per_face, seed,
                                                       progress=progress))
 
+    def add_injection_residuals(self, path: Path) -> None:
+        """Load per-face injection residuals made for this dataset's donor targets (:mod:`training.injection_bank`):
+        ``injection_residuals`` float32 (N, 3, 112, 112), ``has_injection`` bool (N,).
+
+        Raises:
+            FileNotFoundError, ValueError: no such file, or one made for other targets."""
+        from training.injection_bank import load_residuals
+
+        self.injection_residuals, self.has_injection = load_residuals(Path(path), self)
+
     @property
     def num_identities(self) -> int:
         return len(self.identities)
@@ -98,6 +108,8 @@ class Batch:
 
     ``partner[i]`` shows the same person as ``source[i]``; ``reference[i]`` a different one; ``target[i]`` (donor
     design only, else None) a donor warped onto ``source[i]`` (:func:`facecamo.donor.donor_target`).
+    ``injected[i]``: the per-face injection's residual on that target (float (P, 3, 112, 112) in model range, zero
+    where none) and ``injected_mask[i]`` float (P,) 1 where there is one (``loss.injection_distill``; else None).
     """
 
     source: torch.Tensor
@@ -105,10 +117,13 @@ class Batch:
     reference: torch.Tensor
     labels: torch.Tensor
     target: torch.Tensor | None = None
+    injected: torch.Tensor | None = None
+    injected_mask: torch.Tensor | None = None
 
     def to(self, device: torch.device) -> "Batch":
         moved = [t.to(device, non_blocking=True) if t is not None else None
-                 for t in (self.source, self.partner, self.reference, self.labels, self.target)]
+                 for t in (self.source, self.partner, self.reference, self.labels, self.target, self.injected,
+                           self.injected_mask)]
         return Batch(*moved)
 
 
@@ -157,6 +172,10 @@ class PairSampler:
         self.images = images_on(dataset.images, self.device)
         targets = getattr(dataset, "targets", None)
         self.targets = images_on(targets, self.device) if targets is not None else None
+        # per-face injection residuals on each face's first target (FaceDataset.add_injection_residuals), or None
+        residuals = getattr(dataset, "injection_residuals", None)
+        self.residuals = residuals.to(self.device) if residuals is not None else None
+        self.has_residual = dataset.has_injection.to(self.device) if residuals is not None else None
         self.gather_on_device = self.images.device.type == self.device.type  # else: host images, CUDA batches
         self.generator = torch.Generator().manual_seed(seed)
 
@@ -188,17 +207,25 @@ class PairSampler:
         pixels = torch.where(flip.to(self.device, non_blocking=True).view(-1, 1, 1, 1), pixels.flip(2), pixels)
         images = to_model_range(pixels)
         source, target = images.split(self.pairs)
-        donor_target = None
+        donor_target = injected = injected_mask = None
         if self.targets is not None:  # one of each source's donor targets, mirrored with its source
             pick = torch.randint(self.targets.shape[1], (self.pairs,), generator=g)
+            if self.residuals is not None:  # a face with an injection residual gets the target it was made on
+                pick = torch.where(self.has_residual.cpu()[source_index], torch.zeros_like(pick), pick)
             if self.targets.device.type == self.device.type:
                 chosen = self.targets[source_index.to(self.device, non_blocking=True), pick.to(self.device, non_blocking=True)]
             else:
                 chosen = self.targets[source_index, pick].pin_memory().to(self.device, non_blocking=True)
             source_flip = flip[: self.pairs].to(self.device, non_blocking=True).view(-1, 1, 1, 1)
             donor_target = to_model_range(torch.where(source_flip, chosen.flip(2), chosen))
+            if self.residuals is not None:  # NCHW: mirrored along dim 3
+                on_device = source_index.to(self.device, non_blocking=True)
+                residual = self.residuals[on_device]
+                injected = torch.where(source_flip, residual.flip(3), residual)
+                injected_mask = self.has_residual[on_device].float()
         return Batch(source=source, partner=target, reference=target.roll(shift, dims=0),
-                     labels=labels.to(self.device, non_blocking=True), target=donor_target)
+                     labels=labels.to(self.device, non_blocking=True), target=donor_target, injected=injected,
+                     injected_mask=injected_mask)
 
     def state(self) -> torch.Tensor:
         return self.generator.get_state()

@@ -66,7 +66,8 @@ FAMILIES = (("blur_", "o", "tab:blue", "blur"), ("pixelate_", "s", "tab:orange",
             ("crossfade_", "v", "tab:purple", "cross-fade source -> donor target"))
 POINTS = (("original", "^", "black", "no change"), ("donor_warp", "D", "tab:green", "donor target alone"),
           ("inject", "P", "tab:brown", "test-time injection (per face)"),
-          ("copy", "X", "tab:olive", "bounded copy of the source (12/255)"), ("camouflage", "*", "tab:red", "candidate (this model)"))
+          ("inject_masked", "p", "tab:pink", "test-time injection within v5's mask"),
+          ("copy", "X", "tab:olive", "bounded copy of the source (masked)"), ("camouflage", "*", "tab:red", "candidate (this model)"))
 
 
 def _plot(results: dict, path: Path, x_key: str, y_of, y_label: str, title: str) -> None:
@@ -147,7 +148,8 @@ def markdown_report(results: dict) -> str:
         inj = setup["injection"]
         lines += [f"`inject`: test-time injection, a residual of at most {inj['bound']:g}/255 optimised per face by "
                   f"{inj['steps']} Adam steps on the clean and {inj['copies']} degraded copies against the training teacher "
-                  "(one donor per image).", ""]
+                  "(one donor per image)." + (" `inject_masked`: the same with the bound scaled per pixel by v5's visibility "
+                  "mask (the limit the release's generator works within)." if setup.get("inject_masked") else ""), ""]
     if setup.get("teacher"):
         lines += [f"**Note:** the model was trained with `{setup['teacher']}` as an identity teacher; a judge that was the teacher "
                   "flatters the model (and the test-time injection). " + (setup.get("teacher_note") or ""), ""]

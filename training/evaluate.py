@@ -32,13 +32,11 @@ issue 17's targets (:func:`training.eval_report.check_targets`). Writes ``report
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
 import time
-from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -47,16 +45,17 @@ from tqdm import tqdm
 
 from facecamo import spec
 from facecamo.align import LANDMARK_MODELS, LandmarkPredictor, load_rgb, save_rgb, warp_face
-from facecamo.pipeline import PipelineSettings, PreparedFrame
-from facecamo.tracking import nearest_to_centre
+from facecamo.settings import PipelineSettings
 from facecamo.paste import blur_face, paste_face, pixelate_face
 from facecamo.donor import donor_target, replaced_region
 from training.camouflage import DETECTOR_ONNX, TorchCamouflager
 from training.config import Config
 from training.data import to_model_range, to_uint8
 from training.injection import InjectionSettings, bounded_copy, inject_identity
-from training.metrics import DlibJudge, Judge, OnnxJudge, mean_abs_difference, rank1, ssim, ssim_coarse, verification
+from training.metrics import DlibJudge, Judge, OnnxJudge, mean_abs_difference, ssim, ssim_coarse
 from training.models.face_embedder import OnnxFaceEmbedder
+from training.eval_scores import score_methods
+from training.eval_subjects import Subject, align_subjects, load_references, make_pairs, pick_donors, select_subjects
 from training.eval_scenes import codes_for_scenes, scene_realism, write_scene_pictures
 from training.eval_report import check_targets, markdown_report, plot_privacy_utility, plot_tar_at_far
 from training.realism import Realism, realism, summarise
@@ -73,99 +72,33 @@ def repo_relative(path: Path) -> str:
     return os.path.relpath(Path(path).resolve(), REPOSITORY_ROOT)
 
 
-
-
-@dataclass
-class Subject:
-    """One test image: its identity, original full image, and the labelled face's box, landmarks and alignment."""
-
-    index: int
-    identity: str
-    source: str
-    box: tuple
-    affine: np.ndarray
-    crop: np.ndarray
-    faces: PreparedFrame  # every face of the image, aligned once and reused for each reference
-    landmarks: np.ndarray  # float64 (68, 2) the labelled face's landmarks in its crop's pixels
-
-
-def crop_landmarks(data: Path) -> dict[str, np.ndarray]:
-    """Crop file (as :func:`select_subjects` names it) -> float (68, 2) landmarks in its pixels, from the prepared
-    folder's landmarks.npy; empty when the folder has none (prepared before they were kept)."""
-    path = data / "landmarks.npy"
-    if not path.is_file():
-        return {}
-    with open(data / "manifest.csv", newline="") as file:
-        files = [str(data / row["file"]) for row in csv.DictReader(file)]
-    points = np.load(path)
-    return dict(zip(files, points.astype(np.float64))) if len(points) == len(files) else {}
-
-
-def select_subjects(data: Path, count: int, rng: np.random.Generator) -> list[tuple[str, str, str]]:
-    """Up to ``count`` (identity, source, crop file) test rows from identities with >= 2 images, 2-4 per identity."""
-    manifest = data / "manifest.csv"
-    if not manifest.is_file():
-        raise FileNotFoundError(f"{manifest} not found; DATA must be a folder made by `make prepare`")
-    by_identity: dict[str, list[dict]] = defaultdict(list)
-    with open(manifest, newline="") as file:
-        for row in csv.DictReader(file):
-            if row["split"] == "test":
-                by_identity[row["identity"]].append(row)
-    names = sorted(n for n, rows in by_identity.items() if len(rows) >= 2)
-    if len(names) < 2:
-        raise ValueError(f"{manifest} needs at least 2 test identities with 2 or more images, has {len(names)}")
-    rng.shuffle(names)
-    chosen: list[tuple[str, str, str]] = []
-    for name in names:
-        rows = sorted(by_identity[name], key=lambda r: r["source"])
-        picks = rng.permutation(len(rows))[: min(4, len(rows))]
-        chosen.extend((name, rows[i]["source"], str(data / rows[i]["file"])) for i in sorted(picks))
-        if len(chosen) >= count:
-            break
-    return chosen
-
-
-def make_pairs(subjects: list[Subject], pairs: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """``pairs`` genuine and ``pairs`` impostor (query, gallery-original) index pairs, drawn with replacement."""
-    by_identity: dict[str, list[int]] = defaultdict(list)
-    for s in subjects:
-        by_identity[s.identity].append(s.index)
-    with_partner = [s.index for s in subjects if len(by_identity[s.identity]) >= 2]
-    genuine, impostor = [], []
-    while len(genuine) < pairs:
-        q = with_partner[rng.integers(len(with_partner))]
-        others = [i for i in by_identity[subjects[q].identity] if i != q]
-        genuine.append((q, others[rng.integers(len(others))]))
-    while len(impostor) < pairs:
-        q, g = rng.integers(len(subjects), size=2)
-        if subjects[q].identity != subjects[g].identity:
-            impostor.append((int(q), int(g)))
-    return np.array(genuine), np.array(impostor)
-
-
 @dataclass(frozen=True)
 class Baselines:
     """The trivial and strong baselines every design is judged beside, in the same run (issue 17).
 
     crossfades: weights of the donor target in a cross-fade from the source (0.5: half each), pasted through the
         replaced region. injection: the test-time injection's settings (None: not run), which needs ``teacher``:
-        an ONNX face embedder (the model's training teacher: the point is what a network can amortise). copy_bound:
-        the bounded copy's limit in grey levels (None: not run)."""
+        an ONNX face embedder (the model's training teacher: the point is what a network can amortise).
+        inject_masked: also run the injection with its bound scaled per pixel by v5's visibility mask (``inject_masked``:
+        what a per-face optimiser reaches within the limit the release's generator works in). copy_bound: the bounded
+        copy's limit in grey levels (None: not run)."""
 
     crossfades: tuple[float, ...] = (0.3, 0.5, 0.7)
     injection: InjectionSettings | None = InjectionSettings()
     teacher: Path | None = None
     copy_bound: float | None = 12.0
+    inject_masked: bool = True
 
 
 # Methods whose versions are made from the donor targets, version k from donor k: SSIM to the donor target is theirs.
 def donor_relative(method: str) -> bool:
-    return method in ("camouflage", "donor_warp", "inject", "copy") or method.startswith(("crossfade_", "model_"))
+    return method in ("camouflage", "donor_warp", "inject", "inject_masked", "copy") or method.startswith(("crossfade_", "model_"))
 
 
 def method_names(donor_design: bool, compare: dict[str, "TorchCamouflager"], baselines: Baselines, injecting: bool) -> list[str]:
     """Every method of one evaluation, in the report's order."""
-    donor = (["donor_warp"] + [f"crossfade_{w:g}" for w in baselines.crossfades] + (["inject"] if injecting else [])
+    injections = (["inject"] + (["inject_masked"] if baselines.inject_masked else [])) if injecting else []
+    donor = (["donor_warp"] + [f"crossfade_{w:g}" for w in baselines.crossfades] + injections
              + (["copy"] if baselines.copy_bound else []) if donor_design else [])
     return (["original", "camouflage"] + [f"model_{name}" for name in compare] + donor
             + [f"blur_{s:g}" for s in BLUR_SIGMAS] + [f"pixelate_{b}" for b in PIXEL_BLOCKS])
@@ -174,31 +107,6 @@ def method_names(donor_design: bool, compare: dict[str, "TorchCamouflager"], bas
 def crossfade(crop: np.ndarray, target: np.ndarray, weight: float) -> np.ndarray:
     """uint8 (112, 112, 3): ``weight`` of the donor target over ``1 - weight`` of the source crop."""
     return np.clip(np.rint(crop * (1.0 - weight) + target.astype(np.float64) * weight), 0, 255).astype(np.uint8)
-
-
-def far_thresholds(judge: Judge, originals: np.ndarray, identities: np.ndarray, rates: tuple[float, ...]) -> dict[str, float]:
-    """The judge's score thresholds at which the given false-accept rates hold on every impostor pair of originals
-    (all pairs of test images of different people): the evaluation's own operating points, not the judge's default.
-
-    Returns: ``{"1e-03": threshold, ...}`` (accept when the score is beyond it, in the judge's direction) and
-    ``"impostor_pairs"``."""
-    scores = judge.score_matrix(originals, originals)
-    different = identities[:, None] != identities[None, :]
-    upper = np.triu(np.ones_like(different), k=1)
-    impostor = scores[different & upper]
-    found: dict[str, float] = {"impostor_pairs": float(len(impostor))}
-    for rate in rates:
-        # accept iff score beyond the threshold: at most ``rate`` of impostor pairs beyond it
-        q = rate if judge.lower_is_same else 1.0 - rate
-        found[f"{rate:.0e}"] = float(np.quantile(impostor, q, method="lower" if judge.lower_is_same else "higher"))
-    return found
-
-
-def accepts_at(judge: Judge, scores: np.ndarray, threshold: float) -> np.ndarray:
-    return scores < threshold if judge.lower_is_same else scores > threshold
-
-
-FAR_RATES = (1e-3, 1e-4)
 
 
 @dataclass(frozen=True)
@@ -326,23 +234,6 @@ class Measurements:
         return results
 
 
-def pick_donors(subject: Subject, reference_names: list[str], references: int, per_reference: int,
-                rng: np.random.Generator, blend_rng: np.random.Generator) -> list[str]:
-    """The reference identities of one test image's versions: ``references`` groups of ``per_reference`` names.
-
-    One reference identity per version from ``rng``, as for the paper design, so that both designs are judged on the
-    same pairs (drawn from ``rng`` afterwards); the donor design's other blend members come from ``blend_rng`` (with
-    replacement only when a small dataset has too few identities)."""
-    candidates = [n for n in reference_names if n != subject.identity]
-    first = [candidates[i] for i in rng.choice(len(candidates), size=references, replace=len(candidates) < references)]
-    picked = []
-    for name in first:
-        others_names = [n for n in candidates if n != name]
-        extra = blend_rng.choice(len(others_names), size=per_reference - 1, replace=len(others_names) < per_reference - 1)
-        picked += [name] + [others_names[i] for i in extra]
-    return picked
-
-
 def process_subject(subject: Subject, codes: np.ndarray, models: Models, baselines: Baselines,
                     teacher: OnnxFaceEmbedder | None) -> tuple[dict[str, list[np.ndarray]], int]:
     """Every method's versions of one test image (method -> uint8 (H, W, 3) images, version k made with ``codes[k]``),
@@ -367,9 +258,12 @@ def process_subject(subject: Subject, codes: np.ndarray, models: Models, baselin
                                                  for t in targets]
         source = to_model_range(torch.from_numpy(subject.crop[None]))
         if teacher is not None:  # one version (donor 0): about a second a face
-            injected = inject_identity(teacher, source, to_model_range(torch.from_numpy(targets[0][None])), baselines.injection,
-                                       seed=subject.index)
-            processed["inject"] = [paste_face(image, to_uint8(injected)[0].numpy(), subject.affine, region)]
+            variants = [("inject", baselines.injection)] + ([("inject_masked", replace(baselines.injection, masked=True))]
+                                                            if baselines.inject_masked else [])
+            for method, injection in variants:
+                injected = inject_identity(teacher, source, to_model_range(torch.from_numpy(targets[0][None])), injection,
+                                           seed=subject.index)
+                processed[method] = [paste_face(image, to_uint8(injected)[0].numpy(), subject.affine, region)]
         if baselines.copy_bound:
             copied = bounded_copy(source.expand(len(targets), -1, -1, -1), to_model_range(torch.from_numpy(np.stack(targets))),
                                   baselines.copy_bound)
@@ -438,7 +332,8 @@ def evaluate(ckpt: Path | None, data: Path, out: Path, settings: EvalSettings = 
         "references_per_image": settings.references, "genuine_pairs": int(len(genuine)), "impostor_pairs": int(len(impostor)),
         "identification_probes": results.pop("probes"), "identification_gallery": results.pop("gallery"), "seed": settings.seed,
         "faces_concealed_by_fallback": faces_concealed, "crossfades": list(baselines.crossfades),
-        "injection": asdict(baselines.injection) if teacher is not None else None, "copy_bound": baselines.copy_bound,
+        "injection": asdict(baselines.injection) if teacher is not None else None,
+        "inject_masked": teacher is not None and baselines.inject_masked, "copy_bound": baselines.copy_bound,
         "clips": [repo_relative(c) for c in clips or []], "clip_every": settings.clip_every, "landmarks": settings.landmarks,
         "seconds": round(time.time() - started, 1),
     }
@@ -457,74 +352,6 @@ def write_results(out: Path, results: dict, models: Models, subjects: list[Subje
     save_rgb(out / "figure3.png", test_figure3(models.net, subjects, reference_crops, reference_names, models.camouflager,
                                                reference_points, models.per_reference))
     (out / "report.md").write_text(markdown_report(results))
-
-
-def align_subjects(camouflager: "TorchCamouflager", rows: list[tuple[str, str, str]]) -> list[Subject]:
-    """Detect and align each test image's labelled face (the one nearest the centre) with the served pipeline."""
-    subjects: list[Subject] = []
-    for identity, source, _ in tqdm(rows, desc="aligning test images", unit="img", dynamic_ncols=True):
-        image = load_rgb(source)
-        faces = camouflager.prepare(image)
-        aligned = [face for face in faces.faces if face.alignment is not None]
-        if not aligned:
-            continue
-        centre = aligned[nearest_to_centre(np.array([f.box for f in aligned], np.float32), image.shape)]
-        alignment = centre.alignment
-        subjects.append(Subject(len(subjects), identity, source, tuple(np.float32(v) for v in centre.box), alignment.affine,
-                                warp_face(image, alignment.affine), faces, alignment.landmarks))
-    if len(subjects) < 4:
-        raise ValueError(f"only {len(subjects)} test faces could be aligned; need at least 4")
-    return subjects
-
-
-def load_references(data: Path, pool: list[tuple[str, str, str]], donor_design: bool
-                    ) -> tuple[dict[str, list[np.ndarray]], dict[str, list[np.ndarray | None]]]:
-    """The reference faces (aligned crops) and, for the donor design, their landmarks, by identity."""
-    crops: dict[str, list[np.ndarray]] = {}
-    points: dict[str, list[np.ndarray | None]] = {}
-    known = crop_landmarks(data) if donor_design else {}
-    for identity, _, crop_file in pool:
-        if donor_design and crop_file not in known:
-            raise ValueError(f"{data} has no landmarks for {crop_file}; the donor design needs them: rerun `make prepare`")
-        crops.setdefault(identity, []).append(load_rgb(crop_file))
-        points.setdefault(identity, []).append(known.get(crop_file))
-    return crops, points
-
-
-def score_methods(judges: list[Judge], embeddings: dict, methods: list[str], subjects: list[Subject],
-                  genuine: np.ndarray, impostor: np.ndarray) -> dict:
-    """Verification at each judge's own threshold and at the evaluation's FAR operating points (:func:`far_thresholds`),
-    and rank-1 identification, for every method. Returns ``{"methods", "judges", "probes", "gallery"}``."""
-    gallery_index: dict[str, int] = {}
-    for s in subjects:
-        gallery_index.setdefault(s.identity, s.index)
-    probes = np.array([s.index for s in subjects if gallery_index[s.identity] != s.index])
-    gallery = np.array(sorted(gallery_index.values()))
-    labels = np.array([s.identity for s in subjects])
-    results: dict = {"methods": {}, "judges": {}, "probes": int(len(probes)), "gallery": int(len(gallery))}
-    for judge in judges:
-        originals = np.stack([e[0] for e in embeddings[judge.name]["original"]])
-        thresholds = far_thresholds(judge, originals, labels, FAR_RATES)
-        results["judges"][judge.name] = {"threshold": judge.threshold, "rule": "distance <" if judge.lower_is_same else "cosine >",
-                                         "far_thresholds": thresholds}
-        for method in methods:
-            per_subject = embeddings[judge.name][method]
-
-            def query(i: int, pair_number: int) -> np.ndarray:
-                versions = per_subject[i]
-                return versions[pair_number % len(versions)]
-
-            g_scores = judge.pair_scores(np.stack([query(q, n) for n, (q, _) in enumerate(genuine)]), originals[genuine[:, 1]])
-            i_scores = judge.pair_scores(np.stack([query(q, n) for n, (q, _) in enumerate(impostor)]), originals[impostor[:, 1]])
-            v = verification(judge.accepts(g_scores), judge.accepts(i_scores))
-            probe_embeddings = np.stack([query(p, n) for n, p in enumerate(probes)]) if len(probes) else np.zeros((0, originals.shape[1]))
-            r1 = rank1(probe_embeddings, labels[probes] if len(probes) else np.array([]), originals[gallery], labels[gallery], judge)
-            at_far = {rate: {"tar": float(accepts_at(judge, g_scores, t).mean()), "far": float(accepts_at(judge, i_scores, t).mean())}
-                      for rate, t in thresholds.items() if rate != "impostor_pairs"}
-            entry = results["methods"].setdefault(method, {"judges": {}})
-            entry["judges"][judge.name] = {**asdict(v), "rank1": r1, "genuine_mean_score": float(g_scores.mean()),
-                                           "impostor_mean_score": float(i_scores.mean()), "at_far": at_far}
-    return results
 
 
 def test_figure3(net, subjects: list[Subject], reference_crops: dict, reference_names: list[str], camouflager: TorchCamouflager,
@@ -580,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--inject-steps", type=int, default=InjectionSettings.steps, help="test-time injection: Adam steps per face (0: skip the baseline)")
     parser.add_argument("--inject-bound", type=float, default=InjectionSettings.bound, help="test-time injection: largest |residual| in 0..255 grey levels")
     parser.add_argument("--inject-copies", type=int, default=InjectionSettings.copies, help="test-time injection: degraded copies per step")
+    parser.add_argument("--no-inject-masked", dest="inject_masked", action="store_false",
+                        help="skip the second injection row, whose bound is scaled per pixel by v5's visibility mask")
     parser.add_argument("--copy-bound", type=float, default=Baselines.copy_bound,
                         help="the bounded-copy baseline's limit in grey levels (default 12, v5's residual bound; 0: skip it)")
     parser.add_argument("--detector", type=Path, default=DETECTOR_ONNX,
@@ -597,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: clips not found: {', '.join(missing)}", file=sys.stderr)
         return 2
     settings = EvalSettings(args.images, args.references, args.pairs, args.seed, args.clip_every, args.landmarks, args.detector)
-    baselines = Baselines(args.crossfades, injection, args.teacher, args.copy_bound or None)
+    baselines = Baselines(args.crossfades, injection, args.teacher, args.copy_bound or None, args.inject_masked)
     try:
         evaluate(args.ckpt, args.data, args.out, settings, args.onnx_judge, baselines, dict(args.compare), args.clips, args.teacher_note)
     except (FileNotFoundError, ValueError) as error:

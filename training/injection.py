@@ -15,17 +15,21 @@ from dataclasses import dataclass
 import torch
 
 from training.losses import augment_for_teacher
+from training.models.donor import visibility_mask
 
 
 @dataclass(frozen=True)
 class InjectionSettings:
     """steps: Adam steps per face; bound: the largest |residual| per channel, in 0..255 grey levels; copies: degraded
-    copies read beside the clean face at each step; lr: Adam's step on the residual's pre-tanh parameter."""
+    copies read beside the clean face at each step; lr: Adam's step on the residual's pre-tanh parameter; masked: the
+    bound scaled per pixel by :func:`training.models.donor.visibility_mask` of the target, the limit v5's generator
+    works within (unmasked, the injection may put its full bound on flat and dim skin where v5's residual may not)."""
 
     steps: int = 20
     bound: float = 12.0
     copies: int = 3
     lr: float = 0.1
+    masked: bool = False
 
 
 def inject_identity(teacher: torch.nn.Module, sources: torch.Tensor, targets: torch.Tensor,
@@ -40,6 +44,8 @@ def inject_identity(teacher: torch.nn.Module, sources: torch.Tensor, targets: to
     """
     generator = torch.Generator().manual_seed(seed)
     bound = 2.0 * settings.bound / 255.0  # model range
+    if settings.masked:
+        bound = bound * visibility_mask(targets)  # (B, 1, 112, 112)
     with torch.no_grad():
         wanted = teacher(sources)
     logits = torch.zeros_like(targets, requires_grad=True)
@@ -66,7 +72,5 @@ def bounded_copy(sources: torch.Tensor, targets: torch.Tensor, bound: float = 12
 
     Args: sources, targets: float (B, 3, 112, 112) in [-1, 1]. Returns: float (B, 3, 112, 112) in [-1, 1].
     """
-    from training.models.donor import visibility_mask
-
     limit = (2.0 * bound / 255.0) * visibility_mask(targets)
     return (targets + torch.maximum(torch.minimum(sources - targets, limit), -limit)).clamp(-1, 1)

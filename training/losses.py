@@ -383,6 +383,25 @@ def _residual_term(compute: Callable[[DonorOutputs], tuple[torch.Tensor, Logs]])
     return term
 
 
+def injection_distill_loss(residual: torch.Tensor, injected: torch.Tensor, mask: torch.Tensor,
+                           scale: float) -> tuple[torch.Tensor, Logs]:
+    """Mean square of G's residual minus the per-face injection's, over ``scale``^2 (the injection's bound, model
+    range), averaged over the faces that have one (``mask`` float (B,) 1/0); residuals float (B, 3, 112, 112).
+    The per-face optimiser's residual is a dense target for what G's residual should be (issue 17's distillation)."""
+    per_face = ((residual - injected) ** 2).mean(dim=(1, 2, 3)) / scale**2
+    count = mask.sum().clamp_min(1.0)
+    loss = (per_face * mask).sum() / count
+    return loss, {"injection_distill": loss.detach(), "injected_faces": mask.sum().detach()}
+
+
+def _injection_distill_term(inputs: LossInputs) -> tuple[torch.Tensor, Logs]:
+    if inputs.outputs.residual is None or inputs.batch.injected is None:
+        raise ValueError("loss.injection_distill needs the injection generator (model.generator=inject) and "
+                         "loss.injection_residuals (a file made by python -m training.injection_bank)")
+    return injection_distill_loss(inputs.outputs.residual, inputs.batch.injected, inputs.batch.injected_mask,
+                                  float(inputs.outputs.bound.detach() / inputs.outputs.bound_share.detach()))
+
+
 DONOR_TERMS: tuple[Term, ...] = (
     Term("target_coarse", lambda i: target_coarse_loss(i.outputs.generated, i.batch.target), optional=True),
     Term("target_pixel", lambda i: target_pixel_loss(i.outputs.generated, i.batch.target), optional=True),
@@ -399,6 +418,7 @@ DONOR_TERMS: tuple[Term, ...] = (
     Term("teacher_features", _teacher_features_term, optional=True, needs_teacher=True),
     Term("residual_colour", _residual_term(lambda o: residual_colour_loss(o.residual, o.bound)), optional=True),
     Term("residual_size", _residual_term(lambda o: residual_size_loss(o.bound, o.bound_share)), optional=True),
+    Term("injection_distill", _injection_distill_term, optional=True),
 )
 
 

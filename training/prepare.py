@@ -141,49 +141,86 @@ def prepare(
     if limit is not None:
         images = images[:limit]
     out.mkdir(parents=True, exist_ok=True)
-    earlier = json.loads((out / "summary.json").read_text()).get("landmark_model", "dlib68") if (out / "summary.json").is_file() else None
+    check_landmark_model(out, landmark_model)
+    progress_path = out / "progress.jsonl"
+    done = read_progress(progress_path)
+    jobs = [(image.identity, str(image.path), str(out / "faces" / image.identity / (image.path.stem + ".png")))
+            for image in images if str(image.path) not in done]
+    started = time.time()
+    align_images(jobs, done, progress_path, len(images), workers, upsample, min_score, landmark_model)
+    elapsed = time.time() - started
+
+    split_of = read_lfw_split(data)
+    records = [done[source] for source in sorted({str(image.path) for image in images})]
+    ok = [r for r in records if r["status"] == "ok"]
+    rows = manifest_rows(ok, out, split_of, test_fraction, seed)
+    failed = [r for r in records if r["status"] != "ok"]
+    write_manifest(out, rows, ok, failed)
+    summary = {
+        "images": len(records),
+        "faces": len(ok),
+        "no_face": sum(r["status"] == "no_face" for r in failed),
+        "unreadable": sum(r["status"] == "unreadable" for r in failed),
+        "identities": {s: len({r["identity"] for r in rows if r["split"] == s}) for s in ("train", "test")},
+        "crops": {s: sum(r["split"] == s for r in rows) for s in ("train", "test")},
+        "split_source": "LFW peopleDevTrain/peopleDevTest" if split_of else f"hash of identity (test fraction {test_fraction})",
+        "seconds_this_run": round(elapsed, 1),
+        "processed_this_run": len(jobs),
+        "detector": {"method": "hog", "upsample": upsample, "min_score": min_score}, "landmark_model": landmark_model,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def check_landmark_model(out: Path, landmark_model: str) -> None:
+    """Refuse to resume a folder prepared with another landmark model (two alignments would mix).
+
+    Raises:
+        ValueError: naming both models."""
+    summary = out / "summary.json"
+    earlier = json.loads(summary.read_text()).get("landmark_model", "dlib68") if summary.is_file() else None
     if earlier not in (None, landmark_model):
         raise ValueError(f"{out} was prepared with the {earlier} landmark model; a rerun with {landmark_model} would mix two "
                          "alignments: pass another --out")
-    progress_path = out / "progress.jsonl"
+
+
+def read_progress(progress_path: Path) -> dict[str, dict]:
+    """The records of an earlier run (source path -> record), so a rerun resumes; faces aligned before landmarks
+    were kept are left out (aligned again)."""
     done: dict[str, dict] = {}
     if progress_path.exists():
         for line in progress_path.read_text().splitlines():
             if line.strip():
                 record = json.loads(line)
                 if record["status"] == "ok" and "landmarks" not in record:
-                    continue  # prepared before landmarks were kept: align it again
+                    continue
                 done[record["source"]] = record
-    jobs = []
-    for image in images:
-        if str(image.path) in done:
-            continue
-        target = out / "faces" / image.identity / (image.path.stem + ".png")
-        jobs.append((image.identity, str(image.path), str(target)))
+    return done
 
-    started = time.time()
+
+def align_images(jobs: list[tuple[str, str, str]], done: dict[str, dict], progress_path: Path, total: int, workers: int,
+                 upsample: int, min_score: float, landmark_model: str) -> None:
+    """Detect, align and write every job's (identity, source, target) face, in ``workers`` processes, with a progress
+    bar over all ``total`` images; each record is appended to ``progress_path`` and added to ``done``."""
     with open(progress_path, "a") as progress_file, tqdm(
-        total=len(images), initial=len(images) - len(jobs), desc="aligning", unit="img", dynamic_ncols=True
+        total=total, initial=total - len(jobs), desc="aligning", unit="img", dynamic_ncols=True
     ) as bar:
         failures = sum(r["status"] != "ok" for r in done.values())
         if jobs and workers > 1:
             with multiprocessing.get_context("spawn").Pool(
                 workers, initializer=_init_worker, initargs=(upsample, min_score, landmark_model)
             ) as pool:
-                results = pool.imap_unordered(_process, jobs, chunksize=16)
-                for record in results:
+                for record in pool.imap_unordered(_process, jobs, chunksize=16):
                     failures = _record(record, done, progress_file, bar, failures)
         elif jobs:
             _init_worker(upsample, min_score, landmark_model)
             for job in jobs:
                 failures = _record(_process(job), done, progress_file, bar, failures)
-    elapsed = time.time() - started
 
-    split_of = read_lfw_split(data)
-    split_source = "LFW peopleDevTrain/peopleDevTest" if split_of else f"hash of identity (test fraction {test_fraction})"
-    wanted = {str(image.path) for image in images}
-    records = [done[s] for s in sorted(wanted)]
-    ok = [r for r in records if r["status"] == "ok"]
+
+def manifest_rows(ok: list[dict], out: Path, split_of: dict[str, str] | None, test_fraction: float, seed: int) -> list[dict]:
+    """One manifest row per aligned face: its file (relative to ``out``), identity, source, split (LFW's lists, else a
+    hash of the identity) and label (the identity's number within its split)."""
     rows = []
     for record in ok:
         identity = record["identity"]
@@ -194,6 +231,11 @@ def prepare(
         for row in rows:
             if row["split"] == split:
                 row["label"] = labels[row["identity"]]
+    return rows
+
+
+def write_manifest(out: Path, rows: list[dict], ok: list[dict], failed: list[dict]) -> None:
+    """``manifest.csv``, ``landmarks.npy`` (float32 (N, 68, 2), in the manifest's order) and ``no_face.csv``."""
     with open(out / "manifest.csv", "w", newline="") as file:
         writer = csv.DictWriter(file, MANIFEST_FIELDS)
         writer.writeheader()
@@ -201,25 +243,10 @@ def prepare(
     by_file = {str(Path(r["file"]).relative_to(out)): r for r in ok}
     landmarks = np.array([by_file[row["file"]]["landmarks"] for row in rows], np.float32).reshape(-1, 68, 2)
     np.save(out / "landmarks.npy", landmarks)
-    failed = [r for r in records if r["status"] != "ok"]
     with open(out / "no_face.csv", "w", newline="") as file:
         writer = csv.DictWriter(file, ["source", "identity", "status"], extrasaction="ignore")
         writer.writeheader()
         writer.writerows(failed)
-    summary = {
-        "images": len(records),
-        "faces": len(ok),
-        "no_face": sum(r["status"] == "no_face" for r in failed),
-        "unreadable": sum(r["status"] == "unreadable" for r in failed),
-        "identities": {s: len({r["identity"] for r in rows if r["split"] == s}) for s in ("train", "test")},
-        "crops": {s: sum(r["split"] == s for r in rows) for s in ("train", "test")},
-        "split_source": split_source,
-        "seconds_this_run": round(elapsed, 1),
-        "processed_this_run": len(jobs),
-        "detector": {"method": "hog", "upsample": upsample, "min_score": min_score}, "landmark_model": landmark_model,
-    }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    return summary
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -139,6 +139,13 @@ def train(args: argparse.Namespace) -> int:
                                       seed=config.train.seed, progress=rank == 0)
         except ValueError as error:
             raise TrainingError(str(error)) from error
+    if config.loss.injection_distill > 0:
+        if not config.loss.injection_residuals:
+            raise TrainingError("loss.injection_distill needs loss.injection_residuals=<file made by python -m training.injection_bank>")
+        try:
+            dataset.add_injection_residuals(Path(config.loss.injection_residuals))
+        except (FileNotFoundError, ValueError) as error:
+            raise TrainingError(str(error)) from error
     steps = args.steps if args.steps is not None else config.train.steps
 
     checkpoint, checkpoint_path = None, None

@@ -24,328 +24,23 @@ What the command line promises:
   output path, unreachable server, a package of the "video" or "embedded" extra not installed), 130 when interrupted.
 """
 
+# This module: the arguments, the checks of paths and options, the engine, the closing report and the exit codes.
+# What is done with each image, video and folder: facecamo_client.jobs; what a run counts: facecamo_client.run_summary.
+
 from __future__ import annotations
 
 import argparse
-import collections
 import inspect
 import json
-import os
 import sys
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
-import numpy as np
-
-from facecamo.conceal import conceal_frame
 from facecamo_client.errors import FacecamoError, MissingExtraError, ServerUnavailableError
+from facecamo_client.jobs import camouflage_folder, camouflage_image, camouflage_video, video_target
+from facecamo_client.run_summary import Aborted, Summary, UsageError
 from facecamo_client.video import (
-    IMAGE_SUFFIXES, VIDEO_OUTPUT_SUFFIXES, VIDEO_SUFFIXES, VideoReader, VideoWriter, check_output_suffix,
-    is_stream, kind_of, read_image, require_extra, side_by_side, write_image,
+    IMAGE_SUFFIXES, VIDEO_OUTPUT_SUFFIXES, VIDEO_SUFFIXES, check_output_suffix, is_stream, kind_of, require_extra,
 )
-
-# Per-frame warnings printed for one file before they are only counted (the summary has them all).
-WARNINGS_PER_FILE = 5
-
-
-class UsageError(ValueError):
-    """The command line was given something it cannot work with; nothing was processed (exit code 2)."""
-
-
-class Aborted(Exception):
-    """The run cannot go on (the server went away): what was written is kept, the rest is not processed."""
-
-
-def _progress(total: int | None, unit: str, description: str, leave: bool = True):
-    """A tqdm bar (it shows units/s: frames/s for videos); a plain counter when tqdm is not installed."""
-    try:
-        from tqdm import tqdm
-
-        return tqdm(total=total, unit=unit, desc=description, dynamic_ncols=True, leave=leave)
-    except ImportError:
-        class Plain:
-            def __init__(self):
-                self.n = 0
-
-            def update(self, count=1):
-                self.n += count
-
-            def set_postfix(self, *args, **kwargs):
-                pass
-
-            def close(self):
-                print(f"{description}: {self.n} {unit}s", file=sys.stderr)
-
-        return Plain()
-
-
-@dataclass
-class Summary:
-    """What a run did, for the closing report. ``files_failed``: (file, reason) for every file not fully processed."""
-
-    frames: int = 0
-    frames_failed: int = 0
-    frames_dropped: int = 0  # --live: frames read but not written because processing fell behind
-    faces_by_status: collections.Counter = field(default_factory=collections.Counter)
-    faces_by_source: collections.Counter = field(default_factory=collections.Counter)
-    failure_reasons: collections.Counter = field(default_factory=collections.Counter)
-    failed_frame_indices: dict[str, list[int]] = field(default_factory=dict)  # video file -> indices written concealed
-    files_done: int = 0
-    files_failed: list[tuple[str, str]] = field(default_factory=list)
-    partial_outputs: list[str] = field(default_factory=list)
-    started: float = field(default_factory=time.perf_counter)
-
-    def add_faces(self, faces) -> None:
-        self.faces_by_status.update(str(face.status) for face in faces)
-        self.faces_by_source.update(str(getattr(face, "source", "detected")) for face in faces)
-
-    def add_failed_frame(self, reason: str, source: str, index: int | None) -> None:
-        self.frames_failed += 1
-        self.failure_reasons[reason] += 1
-        if index is not None:
-            self.failed_frame_indices.setdefault(source, []).append(index)
-
-    def add_failed_file(self, source: str, reason: str) -> None:
-        self.files_failed.append((str(source), reason))
-
-    @property
-    def ok(self) -> bool:
-        return not self.frames_failed and not self.files_failed
-
-    def as_dict(self) -> dict:
-        seconds = time.perf_counter() - self.started
-        camouflaged = self.faces_by_status.get("camouflaged", 0)
-        faces = sum(self.faces_by_status.values())
-        return {"frames": self.frames, "faces": faces, "faces_camouflaged": camouflaged, "faces_concealed": faces - camouflaged,
-                "faces_by_status": dict(self.faces_by_status), "faces_by_source": dict(self.faces_by_source),
-                "frames_failed": self.frames_failed, "frames_dropped": self.frames_dropped,
-                "frame_failure_reasons": dict(self.failure_reasons),
-                "frames_failed_by_file": {file: as_ranges(indices) for file, indices in self.failed_frame_indices.items()},
-                "files_done": self.files_done,
-                "files_failed": [{"file": f, "reason": r} for f, r in self.files_failed], "partial_outputs": self.partial_outputs,
-                "seconds": round(seconds, 2), "frames_per_second": round(self.frames / seconds, 2) if seconds > 0 else None}
-
-
-def as_ranges(indices: list[int]) -> list[list[int]]:
-    """[3, 4, 5, 9] -> [[3, 5], [9, 9]]: first and last index of each run, so a long failure stays short in JSON."""
-    ranges: list[list[int]] = []
-    for index in sorted(indices):
-        if ranges and index == ranges[-1][1] + 1:
-            ranges[-1][1] = index
-        else:
-            ranges.append([index, index])
-    return ranges
-
-
-class FrameChecker:
-    """Turns an engine's answer for one frame into the frame to write, counting failures in the summary.
-
-    Fail closed: a result whose frame is not a uint8 array of the input's shape is concealed here; a result with
-    ``failed`` set was concealed by the engine and is written as returned; an exception means no frame came back,
-    so the input is concealed here."""
-
-    def __init__(self, summary: Summary, source: str) -> None:
-        self.summary, self.source, self.warned = summary, source, 0
-
-    def _failed(self, index: int | None, reason: str) -> None:
-        self.summary.add_failed_frame(reason, self.source, index)
-        self.warned += 1
-        if self.warned <= WARNINGS_PER_FILE:
-            where = "" if index is None else f" frame {index}"
-            print(f"warning: {self.source}{where}: {reason}; written concealed", file=sys.stderr)
-        elif self.warned == WARNINGS_PER_FILE + 1:
-            print(f"warning: {self.source}: more frames failed (counted in the summary)", file=sys.stderr)
-
-    def result(self, original: np.ndarray, result, index: int | None = None) -> np.ndarray:
-        """The uint8 (H, W, 3) frame to write for ``original`` given the engine's ``result``."""
-        self.summary.frames += 1
-        self.summary.add_faces(getattr(result, "faces", None) or [])
-        frame = getattr(result, "frame", None)
-        reason = getattr(result, "failed", None)
-        if not isinstance(frame, np.ndarray) or frame.shape != original.shape or frame.dtype != np.uint8:
-            frame, reason = conceal_frame(original), (
-                f"the engine returned a frame of shape {getattr(frame, 'shape', None)} ({getattr(frame, 'dtype', type(frame).__name__)}) "
-                f"for an input of {original.shape}")
-        if reason:
-            self._failed(index, str(reason))
-        return frame
-
-    def error(self, original: np.ndarray, error: BaseException, index: int | None = None) -> np.ndarray:
-        """The concealed frame to write for ``original`` when the engine raised ``error``."""
-        self.summary.frames += 1
-        self._failed(index, f"{type(error).__name__}: {error}")
-        return conceal_frame(original)
-
-
-def camouflage_one(engine, image: np.ndarray, args, checker: FrameChecker, index: int | None = None) -> np.ndarray:
-    """One frame through ``engine.camouflage``, concealed when the engine raises (a lost server aborts the run)."""
-    try:
-        result = engine.camouflage(image, appearance=args.appearance)
-    except ServerUnavailableError as error:
-        raise Aborted(f"the server went away: {error}") from error
-    except Exception as error:  # noqa: BLE001 - fail closed whatever went wrong: the frame is concealed, counted
-        return checker.error(image, error, index)
-    return checker.result(image, result, index)
-
-
-def camouflage_image(engine, source: Path, target: Path, args, summary: Summary) -> None:
-    image = read_image(source)
-    output = camouflage_one(engine, image, args, FrameChecker(summary, str(source)))
-    write_image(target, side_by_side(image, output) if args.side_by_side else output)
-
-
-def partial_name(target: Path) -> Path:
-    """``out.mp4`` -> ``out.partial.mp4``: what a video that was not written to its end is kept as."""
-    return target.with_name(f"{target.stem}.partial{target.suffix}")
-
-
-def stream_options(engine, args) -> dict:
-    """Keyword arguments for ``engine.stream``; ``detect_every`` only where the engine's stream takes it. A fixed
-    ``--appearance`` keeps tracking on: people the detector misses are still covered, with that entry."""
-    options = {"max_in_flight": in_flight(args), "appearance": args.appearance, "track": not args.no_track}
-    if args.detect_every is not None:
-        options["detect_every"] = args.detect_every
-    return options
-
-
-def in_flight(args) -> int:
-    """--max-in-flight, else 4 (2 with --live: each frame in flight adds to the latency)."""
-    return args.max_in_flight if args.max_in_flight is not None else 2 if args.live else 4
-
-
-def live_frames(engine, reader, args, checker: FrameChecker, facts: dict) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """--live: (source index, original, frame to write) for every frame the live stream yields; frames it drops are
-    not yielded (``facts["live"]`` has its counters, kept up to date). A file is read at its own frame rate."""
-    from facecamo_client.live import paced
-
-    frames = iter(reader) if reader.is_stream else paced(iter(reader), reader.fps)
-    live = engine.stream(frames, live=True, max_latency_s=args.max_latency, **stream_options(engine, args))
-    try:
-        for original, result in live.pairs():
-            facts["live"] = live.stats()
-            yield result.index, original, checker.result(original, result, result.index)
-    except ServerUnavailableError as error:
-        raise Aborted(f"the server went away: {error}") from error
-    finally:
-        live.close()  # the source's thread stops before the caller closes the reader
-        facts["live"] = live.stats()
-        checker.summary.frames_dropped += live.dropped
-
-
-def camouflaged_frames(engine, frames: Iterator[np.ndarray], args, checker: FrameChecker) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(original, frame to write) for every frame of ``frames``, in order, through ``engine.stream``.
-
-    When the stream raises, which frame failed is unknown (results come back in order, but a synchronous error
-    belongs to the newest frame submitted): every frame in flight is retried alone and concealed if it fails again,
-    and the stream restarts on the rest of the video (its tracks start afresh). Each restart follows at least one
-    frame taken from ``frames``, so a broken engine cannot loop forever."""
-    options = stream_options(engine, args)
-    in_flight: collections.deque = collections.deque()  # (index, original) submitted, not yet returned
-    next_index = 0
-
-    def feed() -> Iterator[np.ndarray]:
-        nonlocal next_index
-        for frame in frames:  # a for loop does not close ``frames`` when this generator is dropped: the video goes on
-            in_flight.append((next_index, frame))
-            next_index += 1
-            yield frame
-
-    while True:
-        try:
-            for result in engine.stream(feed(), **options):
-                index, original = in_flight.popleft()
-                yield original, checker.result(original, result, index)
-            return
-        except ServerUnavailableError as error:
-            raise Aborted(f"the server went away: {error}") from error
-        except Exception as error:  # noqa: BLE001 - fail closed: retry what was in flight, conceal what fails again
-            if not in_flight:
-                raise  # the stream failed before taking a frame: not a frame's failure (a bad option, a closed engine)
-            print(f"warning: {checker.source}: the engine's stream failed at frame {in_flight[0][0]} ({type(error).__name__}: "
-                  f"{error}); retrying the {len(in_flight)} frame(s) in flight one by one", file=sys.stderr)
-            while in_flight:
-                index, original = in_flight.popleft()
-                yield original, camouflage_one(engine, original, args, checker, index)
-
-
-def camouflage_video(engine, source: str, target: Path, args, summary: Summary) -> dict:
-    """Camouflage one video file or stream into ``target``; returns facts about it for the summary. The file is
-    written as ``target``'s partial name and renamed to ``target`` once every frame the container announces was read
-    and written; otherwise it keeps the partial name and the file is listed as failed."""
-    reader = VideoReader(source)
-    width, height = reader.size
-    writing = partial_name(target)
-    target.unlink(missing_ok=True)  # an older complete output must not pass for this run's
-    writer = VideoWriter(writing, reader.rate, (2 * width, height) if args.side_by_side else (width, height),
-                         audio_from=None if reader.is_stream else source, start_time=reader.start_time)
-    checker = FrameChecker(summary, source)
-    bar = _progress(reader.frame_count, "frame", Path(str(source)).name, leave=not Path(str(args.input)).is_dir())
-    stopped: str | None = None
-    interrupted = False
-    live: dict = {}
-    try:
-        if args.live:
-            results = live_frames(engine, reader, args, checker, live)
-        else:
-            results = ((None, original, frame) for original, frame in camouflaged_frames(engine, iter(reader), args, checker))
-        for index, original, frame in results:
-            writer.write(side_by_side(original, frame) if args.side_by_side else frame, index)
-            bar.update()
-    except Aborted as error:
-        stopped = str(error)
-        raise
-    except KeyboardInterrupt:
-        interrupted = True
-        # Stopping a live stream with Ctrl-C is how a recording ends; stopping a file leaves it unfinished.
-        stopped = None if reader.is_stream else "interrupted"
-        if not reader.is_stream:
-            raise
-    except Exception as error:
-        stopped = f"{type(error).__name__}: {error}"
-        raise
-    finally:
-        bar.close()
-        if args.live:
-            results.close()  # stops the live stream's reading thread before the reader is closed
-        reader.close()
-        try:
-            writer.close()
-        except Exception:
-            stopped = stopped or "the output could not be finished"
-            raise
-        finally:
-            problem = stopped or reader.problem
-            if problem:
-                summary.partial_outputs.append(str(writing))
-                message = f"{problem}; the {writer.frames_written} frame(s) written are kept in {writing}"
-                summary.add_failed_file(source, message)
-                print(f"error: {source}: {message}", file=sys.stderr)
-            else:
-                os.replace(writing, target)
-    facts = {"fps": round(reader.fps, 3), "frames_announced": reader.frame_count, "frames_read": reader.frames_read,
-             "frames_written": writer.frames_written, "rotation": reader.rotation, "size": list(reader.size), "codec": writer.codec,
-             "audio": writer.audio, "output": str(writing if problem else target)}
-    if live:
-        facts["live"] = live["live"]
-    if interrupted:
-        facts["stopped_by_user"] = True
-    return facts
-
-
-def video_target(output: Path, source: str) -> Path:
-    """Where a single video input goes: into ``output`` when it is a folder, else ``output`` itself."""
-    return output / (Path(str(source)).stem + ".mp4") if output.is_dir() else output
-
-
-def folder_target(output: Path, folder: Path, file: Path) -> Path:
-    """A file's place in the output folder: the same relative path; a video whose container cannot be written keeps
-    its name with .mp4."""
-    target = output / file.relative_to(folder)
-    if file.suffix.lower() in VIDEO_SUFFIXES and file.suffix.lower() not in VIDEO_OUTPUT_SUFFIXES:
-        target = target.with_suffix(".mp4")
-    return target
 
 
 def check_paths(args) -> str:
@@ -360,6 +55,14 @@ def check_paths(args) -> str:
     output: Path = args.output
     if not is_stream(args.input) and output.exists() and output.resolve() == source.resolve():
         raise UsageError(f"the output {output} is the input: choose another path, the input is never overwritten")
+    check_output(kind, output)
+    check_options(args, kind)
+    return kind
+
+
+def check_output(kind: str, output: Path) -> None:
+    """``output`` suits an input of ``kind``: an image or video file name the writers know, or a folder (which a
+    folder input needs). Raises UsageError naming what to fix."""
     try:
         if kind == "image" and not output.is_dir():
             check_output_suffix(output, "image")
@@ -372,6 +75,10 @@ def check_paths(args) -> str:
                 raise UsageError(f"the input is a folder, so the output must be a folder too, not {output}")
     except ValueError as error:
         raise UsageError(str(error)) from error
+
+
+def check_options(args, kind: str) -> None:
+    """The numeric options are in range and --live is given a video. Raises UsageError naming what to fix."""
     if args.max_in_flight is not None and args.max_in_flight < 1:
         raise UsageError(f"--max-in-flight must be at least 1, got {args.max_in_flight}")
     if args.live and kind != "video":
@@ -381,7 +88,6 @@ def check_paths(args) -> str:
         raise UsageError(f"--max-latency must be more than 0 seconds, got {args.max_latency}")
     if args.detect_every is not None and args.detect_every < 1:
         raise UsageError(f"--detect-every must be at least 1, got {args.detect_every}")
-    return kind
 
 
 def open_engine(args):
@@ -402,16 +108,20 @@ def open_engine(args):
     return engine
 
 
+def folder_files(folder: str) -> list[Path]:
+    """The images and videos anywhere under ``folder``, sorted. Raises UsageError when it holds none."""
+    files = sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
+    if not files:
+        raise UsageError(f"{folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}) or videos "
+                         f"({', '.join(sorted(VIDEO_SUFFIXES))})")
+    return files
+
+
 def run(args, summary: Summary) -> dict:
     """Process ``args.input`` into ``args.output``; per-file failures go to ``summary``. Raises UsageError before any
     work when the paths or options are wrong."""
     kind = check_paths(args)
-    files: list[Path] = []
-    if kind == "folder":
-        files = sorted(p for p in Path(args.input).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
-        if not files:
-            raise UsageError(f"{args.input} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}) or videos "
-                             f"({', '.join(sorted(VIDEO_SUFFIXES))})")
+    files: list[Path] = folder_files(args.input) if kind == "folder" else []
     require_extra(videos=kind == "video" or any(file.suffix.lower() in VIDEO_SUFFIXES for file in files))
     details: dict = {"input": str(args.input), "output": str(args.output),
                      "engine": f"server {args.server}" if args.server else "embedded"}
@@ -424,42 +134,8 @@ def run(args, summary: Summary) -> dict:
             details["video"] = camouflage_video(engine, str(args.input), video_target(args.output, args.input), args, summary)
             summary.files_done += not summary.files_failed
         else:
-            bar = _progress(len(files), "file", Path(args.input).name)
-            try:
-                for position, file in enumerate(files):
-                    try:
-                        process_file(engine, file, folder_target(args.output, Path(args.input), file), args, summary)
-                    except Aborted:
-                        for rest in files[position + 1:]:
-                            summary.add_failed_file(str(rest), "not processed: the run was aborted")
-                        raise
-                    bar.update()
-            finally:
-                bar.close()
+            camouflage_folder(engine, Path(args.input), files, args, summary)
     return details
-
-
-def process_file(engine, source: Path, target: Path, args, summary: Summary) -> None:
-    """One image or video of a folder; a failure of this file (unreadable, undecodable, unwritable) is listed in
-    ``summary`` and does not stop the run. Aborted (the server went away) and KeyboardInterrupt do."""
-    failures_before = len(summary.files_failed)
-    try:
-        if source.suffix.lower() in IMAGE_SUFFIXES:
-            camouflage_image(engine, source, target, args, summary)
-        else:
-            camouflage_video(engine, str(source), target, args, summary)
-    except Aborted as error:
-        if len(summary.files_failed) == failures_before:
-            summary.add_failed_file(str(source), str(error))
-        raise
-    except Exception as error:  # noqa: BLE001 - one bad file must not stop an archive: list it and go on
-        if len(summary.files_failed) == failures_before:  # not yet listed (a video lists its own partial output)
-            reason = str(error) if isinstance(error, ValueError) else f"{type(error).__name__}: {error}"
-            summary.add_failed_file(str(source), reason)
-            print(f"error: {source}: {reason}", file=sys.stderr)
-        return
-    if len(summary.files_failed) == failures_before:
-        summary.files_done += 1
 
 
 def build_parser() -> argparse.ArgumentParser:

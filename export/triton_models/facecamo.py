@@ -5,7 +5,7 @@ networks served beside it (``face_detector``, ``identity_encoder``, ``generator`
 across requests and streams by Triton and run on whatever runtime their flavour names (ONNX Runtime in a python
 model, Triton's ONNX Runtime backend, TensorRT).
 
-Settings are this model's ``parameters`` (written by the export from :class:`facecamo.pipeline.PipelineSettings`);
+Settings are this model's ``parameters`` (written by the export from :class:`facecamo.settings.PipelineSettings`);
 the appearance bank is ``bank.npy`` beside this file. Bad requests are answered INVALID_ARGUMENT with what to fix;
 a failing network conceals the faces it was for (FACE_STATUS 1), never returns them as they were.
 """
@@ -17,7 +17,8 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from facecamo import spec
-from facecamo.pipeline import FramePipeline, PipelineSettings
+from facecamo.pipeline import FramePipeline
+from facecamo.settings import PipelineSettings
 from facecamo.request import RequestError
 from facecamo.repository import load_bank, load_likeness
 
