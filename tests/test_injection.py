@@ -259,3 +259,36 @@ def test_teacher_features_loss_reads_the_teachers_middle_layer_and_pulls_only_th
     assert 0.5 < float(loss) < 1.5 and generated.grad is not None and source.grad is None
     same, _ = teacher_features_loss(source.detach(), source)
     assert float(same) == pytest.approx(0.0, abs=1e-6) and "feature_cos" in logs
+
+
+def test_injection_residuals_train_g_and_a_file_for_other_targets_is_refused(prepared, tmp_path):
+    """loss.injection_distill reads per-face residuals stored for exactly the trainer's donor targets."""
+    from training.config import load_config
+    from training.data import FaceDataset, PairSampler
+    from training.injection import InjectionSettings
+    from training.injection_bank import load_residuals, targets_fingerprint, write_bank
+    from training.train import main as train_main
+
+    config = load_config("tiny_inject", [])
+    dataset = FaceDataset(prepared, "train", progress=False)
+    dataset.add_donor_targets(config.train.donor_targets, config.train.donor_pool, config.model.donors_per_blend,
+                              seed=config.train.seed, progress=False)
+    faces = np.arange(min(4, len(dataset)))
+    residual = np.full((len(faces), 3, 112, 112), 64, np.int8)
+    bank = tmp_path / "injected.npz"
+    write_bank(bank, list(faces), [residual], 0.094, targets_fingerprint(dataset.targets, faces), InjectionSettings())
+    dataset.add_injection_residuals(bank)
+    assert bool(dataset.has_injection[faces].all()) and int(dataset.has_injection.sum()) == len(faces)
+    batch = PairSampler(dataset, 4, seed=0)()
+    assert batch.injected is not None and batch.injected.shape == batch.source.shape
+    with_residual = batch.injected_mask.bool()
+    assert torch.allclose(batch.injected[with_residual], torch.tensor(64 * 0.094 / 127))
+    assert float(batch.injected[~with_residual].abs().sum()) == 0.0
+    # a file made for other targets (another seed) is refused, naming what to do
+    other = tmp_path / "other.npz"
+    write_bank(other, list(faces), [residual], 0.094, "0" * 64, InjectionSettings())
+    with pytest.raises(ValueError, match="other donor targets"):
+        load_residuals(other, dataset)
+    run = tmp_path / "run"
+    assert train_main(["--preset", "tiny_inject", "--data", str(prepared), "--run-dir", str(run), "--steps", "2", "--set",
+                       "loss.injection_distill=1", f"loss.injection_residuals={bank}"]) == 0

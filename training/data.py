@@ -76,13 +76,13 @@ class FaceDataset:
 
     def add_injection_residuals(self, path: Path) -> None:
         """Load per-face injection residuals made for this dataset's donor targets (:mod:`training.injection_bank`):
-        ``injection_residuals`` float32 (N, 3, 112, 112), ``has_injection`` bool (N,).
+        ``injection_residuals`` int8 (N, 3, 112, 112) in units of ``injection_scale`` / 127, ``has_injection`` bool (N,).
 
         Raises:
             FileNotFoundError, ValueError: no such file, or one made for other targets."""
         from training.injection_bank import load_residuals
 
-        self.injection_residuals, self.has_injection = load_residuals(Path(path), self)
+        self.injection_residuals, self.has_injection, self.injection_scale = load_residuals(Path(path), self)
 
     @property
     def num_identities(self) -> int:
@@ -174,8 +174,8 @@ class PairSampler:
         self.targets = images_on(targets, self.device) if targets is not None else None
         # per-face injection residuals on each face's first target (FaceDataset.add_injection_residuals), or None
         residuals = getattr(dataset, "injection_residuals", None)
-        self.residuals = residuals.to(self.device) if residuals is not None else None
-        self.has_residual = dataset.has_injection.to(self.device) if residuals is not None else None
+        self.residuals = images_on(residuals, self.device) if residuals is not None else None
+        self.has_residual = dataset.has_injection if residuals is not None else None  # bool (N,), on the CPU: drawn there
         self.gather_on_device = self.images.device.type == self.device.type  # else: host images, CUDA batches
         self.generator = torch.Generator().manual_seed(seed)
 
@@ -211,7 +211,7 @@ class PairSampler:
         if self.targets is not None:  # one of each source's donor targets, mirrored with its source
             pick = torch.randint(self.targets.shape[1], (self.pairs,), generator=g)
             if self.residuals is not None:  # a face with an injection residual gets the target it was made on
-                pick = torch.where(self.has_residual.cpu()[source_index], torch.zeros_like(pick), pick)
+                pick = torch.where(self.has_residual[source_index], torch.zeros_like(pick), pick)
             if self.targets.device.type == self.device.type:
                 chosen = self.targets[source_index.to(self.device, non_blocking=True), pick.to(self.device, non_blocking=True)]
             else:
@@ -219,10 +219,10 @@ class PairSampler:
             source_flip = flip[: self.pairs].to(self.device, non_blocking=True).view(-1, 1, 1, 1)
             donor_target = to_model_range(torch.where(source_flip, chosen.flip(2), chosen))
             if self.residuals is not None:  # NCHW: mirrored along dim 3
-                on_device = source_index.to(self.device, non_blocking=True)
-                residual = self.residuals[on_device]
+                residual = self.residuals[source_index.to(self.residuals.device)].to(self.device, non_blocking=True)
+                residual = residual.float() * (self.dataset.injection_scale / 127.0)
                 injected = torch.where(source_flip, residual.flip(3), residual)
-                injected_mask = self.has_residual[on_device].float()
+                injected_mask = self.has_residual[source_index].float().to(self.device, non_blocking=True)
         return Batch(source=source, partner=target, reference=target.roll(shift, dims=0),
                      labels=labels.to(self.device, non_blocking=True), target=donor_target, injected=injected,
                      injected_mask=injected_mask)

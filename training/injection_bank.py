@@ -59,11 +59,11 @@ def read_bank(path: Path) -> dict:
         return {key: data[key] for key in data.files}
 
 
-def load_residuals(path: Path, dataset: FaceDataset) -> tuple[torch.Tensor, torch.Tensor]:
+def load_residuals(path: Path, dataset: FaceDataset) -> tuple[torch.Tensor, torch.Tensor, float]:
     """The residuals of ``path`` for the faces of ``dataset`` (with its donor targets built).
 
-    Returns: (float32 (N, 3, 112, 112) residual in model range per training face, zero where none; bool (N,) which
-        faces have one).
+    Returns: (int8 (N, 3, 112, 112) residual per training face, zero where none, in units of ``scale`` / 127 of model
+        range (int8 keeps LFW's 9,500 faces at 360 MB, not 1.4 GB); bool (N,) which faces have one; scale).
     Raises:
         FileNotFoundError: no such file. ValueError: a file made for other donor targets (another preset, seed or
         dataset), or faces outside the dataset."""
@@ -76,11 +76,11 @@ def load_residuals(path: Path, dataset: FaceDataset) -> tuple[torch.Tensor, torc
     if str(bank["fingerprint"]) != targets_fingerprint(dataset.targets, faces):
         raise ValueError(f"{path} was made for other donor targets than this run builds (another preset, seed or dataset); "
                          "make it again with this run's --preset and --data")
-    residuals = torch.zeros((len(dataset), 3, 112, 112), dtype=torch.float32)
-    residuals[torch.from_numpy(faces)] = torch.from_numpy(bank["residuals"]).float() * (float(bank["scale"]) / 127.0)
+    residuals = torch.zeros((len(dataset), 3, 112, 112), dtype=torch.int8)
+    residuals[torch.from_numpy(faces)] = torch.from_numpy(bank["residuals"])
     have = torch.zeros(len(dataset), dtype=torch.bool)
     have[torch.from_numpy(faces)] = True
-    return residuals, have
+    return residuals, have, float(bank["scale"])
 
 
 def write_bank(path: Path, faces: list[int], residuals: list[np.ndarray], scale: float, fingerprint: str,
