@@ -284,6 +284,13 @@ def test_injection_residuals_train_g_and_a_file_for_other_targets_is_refused(pre
     with_residual = batch.injected_mask.bool()
     assert torch.allclose(batch.injected[with_residual], torch.tensor(64 * 0.094 / 127))
     assert float(batch.injected[~with_residual].abs().sum()) == 0.0
+    # train.injected_share: that share of the pairs is drawn from the faces with a residual (here all of them)
+    for step in range(3):
+        sampler = PairSampler(dataset, 4, seed=step, injected_share=1.0)
+        banked_pairs = min(2, len(sampler.banked_labels))  # distinct identities with a banked face
+        assert bool(sampler().injected_mask[:banked_pairs].bool().all())
+    with pytest.raises(ValueError, match="injected_share"):
+        PairSampler(dataset, 4, seed=0, injected_share=1.5)
     # a file made for other targets (another seed) is refused, naming what to do
     other = tmp_path / "other.npz"
     write_bank(other, list(faces), [residual], 0.094, "0" * 64, InjectionSettings())

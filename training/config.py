@@ -101,6 +101,7 @@ class TrainConfig:
     donor_targets: int = 6  # donor design: targets made per training face before the first step (one drawn per step)
     donor_pool: int = 1024  # donor design: blended donors those targets are made from
     identity_warmup_steps: int = 0  # donor design: first steps train E_I alone on the identity distillation (one process)
+    injected_share: float = 0.0  # loss.injection_distill: share of each batch's pairs whose source has an injection residual
 
 
 @dataclass

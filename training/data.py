@@ -159,9 +159,12 @@ class PairSampler:
         batch_size: images per step, an even number >= 4.
         seed: seed of the sampler's generator.
         device: where the batches are wanted (default CPU).
+        injected_share: share of the pairs (0..1) whose source is drawn from the faces with an injection residual
+            (a partial bank holds a tenth of LFW's faces: drawn uniformly, a batch of 16 would hold one).
     """
 
-    def __init__(self, dataset: FaceDataset, batch_size: int, seed: int, device: torch.device | str = "cpu") -> None:
+    def __init__(self, dataset: FaceDataset, batch_size: int, seed: int, device: torch.device | str = "cpu",
+                 injected_share: float = 0.0) -> None:
         if batch_size < 4 or batch_size % 2:
             raise ValueError(f"batch_size must be an even number >= 4 (pairs of images), got {batch_size}")
         self.pairs = batch_size // 2
@@ -178,13 +181,28 @@ class PairSampler:
         self.has_residual = dataset.has_injection if residuals is not None else None  # bool (N,), on the CPU: drawn there
         self.gather_on_device = self.images.device.type == self.device.type  # else: host images, CUDA batches
         self.generator = torch.Generator().manual_seed(seed)
+        if not 0.0 <= injected_share <= 1.0:
+            raise ValueError(f"injected_share must be within 0..1, got {injected_share}")
+        self.injected_pairs = round(injected_share * self.pairs) if self.has_residual is not None else 0
+        if self.injected_pairs:  # each identity's faces with a residual
+            banked = {label: members[self.has_residual[members]] for label, members in enumerate(dataset.by_identity)}
+            self.banked = {label: members for label, members in banked.items() if len(members)}
+            self.banked_labels = torch.tensor(sorted(self.banked), dtype=torch.long)
+            self.injected_pairs = min(self.injected_pairs, len(self.banked_labels))  # pairs hold distinct identities
 
     def __call__(self) -> Batch:
         g = self.generator
-        labels = torch.randperm(self.dataset.num_identities, generator=g)[: self.pairs]
+        labels = self._labels()
         first, second = [], []
-        for label in labels.tolist():
+        for position, label in enumerate(labels.tolist()):
             members = self.dataset.by_identity[label]
+            if position < self.injected_pairs:  # the source is one of the identity's faces with a residual
+                source = self.banked[label][torch.randint(len(self.banked[label]), (1,), generator=g)][0]
+                others = members[members != source]
+                partner = others[torch.randint(len(others), (1,), generator=g)][0] if len(others) else source
+                first.append(source)
+                second.append(partner)
+                continue
             if len(members) >= 2:
                 chosen = members[torch.randperm(len(members), generator=g)[:2]]
             else:
@@ -192,6 +210,7 @@ class PairSampler:
             first.append(chosen[0])
             second.append(chosen[1])
         swap = torch.rand(self.pairs, generator=g) < 0.5
+        swap[: self.injected_pairs] = False  # (their source is the banked face)
         first_t, second_t = torch.stack(first), torch.stack(second)
         source_index = torch.where(swap, second_t, first_t)
         target_index = torch.where(swap, first_t, second_t)
@@ -226,6 +245,16 @@ class PairSampler:
         return Batch(source=source, partner=target, reference=target.roll(shift, dims=0),
                      labels=labels.to(self.device, non_blocking=True), target=donor_target, injected=injected,
                      injected_mask=injected_mask)
+
+    def _labels(self) -> torch.Tensor:
+        """int64 (pairs,) distinct identities: the first ``injected_pairs`` among those with a residual."""
+        g = self.generator
+        if not self.injected_pairs:
+            return torch.randperm(self.dataset.num_identities, generator=g)[: self.pairs]
+        banked = self.banked_labels[torch.randperm(len(self.banked_labels), generator=g)[: self.injected_pairs]]
+        rest = torch.randperm(self.dataset.num_identities, generator=g)
+        rest = rest[~torch.isin(rest, banked)][: self.pairs - len(banked)]
+        return torch.cat([banked, rest])
 
     def state(self) -> torch.Tensor:
         return self.generator.get_state()

@@ -170,7 +170,8 @@ def train(args: argparse.Namespace) -> int:
     net = build_network(config.model, dataset.num_identities if needs_classifier(config) else 0, inference=False).to(device)
     discriminator = build_discriminator(config.model).to(device)
     optimizers = build_optimizers(net, discriminator, config)
-    sampler = PairSampler(dataset, config.train.batch_size, seed=config.train.seed * 1000 + rank, device=device)
+    sampler = PairSampler(dataset, config.train.batch_size, seed=config.train.seed * 1000 + rank, device=device,
+                          injected_share=config.train.injected_share)
     step = 0
     lineage: list[dict] = []
     if checkpoint is not None:
