@@ -186,6 +186,9 @@ def test_make_eval_end_to_end(tmp_path, identity_folders, prepared, preset):
         assert (tmp_path / "eval" / "scenes.jpg").stat().st_size > 0  # the clip's frame, as it is and darkened
     report = (tmp_path / "eval" / "report.md").read_text()
     assert "## Targets" in report and "SSIM-28" in report and "tar_at_far_ssim28.png" in report and "## Realism" in report
+    # 12 images cannot resolve FAR 1e-3: said before the work starts, and every such figure starred in the report
+    assert "cannot resolve FAR 1e-03" in result.stderr and "Not resolved by" in report
+    assert not original["judges"]["dlib"]["at_far"]["1e-03"]["resolved"]
     assert ("**not met**" in report) == (not all(c["met"] for c in camouflage.values()))
     for name in ("report.md", "tar_at_far_ssim28.png", "privacy_utility.png", "privacy_utility_ssim28.png", "figure3.png"):
         assert (tmp_path / "eval" / name).stat().st_size > 0
@@ -227,9 +230,12 @@ def test_compare_tables_models_on_the_same_evaluation_and_refuses_others(tmp_pat
     later["methods"]["camouflage"] = {**later["methods"]["camouflage"], "ssim_to_donor": 0.95,
                                       "realism": {"lfw": {"delta_e_median": 1.94, "delta_e_p90": 4.61},
                                                   "clips_dark": {"lightness_median": 1.04, "chroma_ratio_p90": 1.991}}}
+    later["judges"] = {"dlib": {"far_thresholds": {"impostor_pairs": 190.0}}}  # 20 images: neither FAR resolved
+    later["methods"]["camouflage"]["judges"]["dlib"]["at_far"]["1e-04"]["resolved"] = False
     (tmp_path / "later.json").write_text(json.dumps(later))
     assert compare_main([f"V={tmp_path / 'later.json'}", "--out", str(tmp_path / "t.md")]) == 0
     table = (tmp_path / "t.md").read_text()
     assert "| method | dlib TAR @1e-3 / @1e-4 | teacher TAR @1e-3 / @1e-4 | SSIM-28 to original |" in table
-    assert "| **V** | 0.250 / 0.050 | 0.250 / 0.050 | 0.800 | 0.950 | 1.9 / 4.6 | - / - | 1.0 | 1.99 |" in table
+    assert "| **V** | 0.250 / 0.050* | 0.250 / 0.050 | 0.800 | 0.950 | 1.9 / 4.6 | - / - | 1.0 | 1.99 |" in table
+    assert "* Not resolved by 190 impostor pairs" in table and "--images 470" in table
     assert "not comparable" in capsys.readouterr().err

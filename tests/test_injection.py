@@ -181,6 +181,27 @@ def test_far_thresholds_come_from_the_impostor_pairs_of_originals():
     assert found["1e-03"] > found["1e-02"]  # a stricter FAR needs a higher similarity
 
 
+def test_a_far_too_few_impostor_pairs_resolve_is_starred_and_warned_about(capsys):
+    """50 images of 17 people give about 1,200 impostor pairs: FAR 1e-3's threshold is then the single highest impostor's
+    score, so the TAR at it flatters; the report stars it and says how many images would resolve it."""
+    from training.eval_report import tar_cell, unresolved_note
+    from training.far import far_resolved, images_needed, impostor_pairs_of, warn_unresolved_fars
+
+    identities = np.repeat(np.arange(17), 3)[:50]
+    pairs = impostor_pairs_of(identities)
+    assert pairs == 50 * 49 // 2 - (16 * 3 + 1)  # less 16 people's 3 genuine pairs each and one person's single pair
+    assert not far_resolved(pairs, "1e-03") and far_resolved(pairs, 1e-2)
+    n = images_needed(1e-3)
+    enough = impostor_pairs_of(np.repeat(np.arange(n), 3)[:n])
+    assert far_resolved(enough, 1e-3) and not far_resolved(impostor_pairs_of(np.repeat(np.arange(n), 3)[: n // 2]), 1e-3)
+    assert warn_unresolved_fars(identities) == [1e-3, 1e-4]
+    assert f"--images {n}" in capsys.readouterr().err
+    assert warn_unresolved_fars(np.arange(2000)) == []
+    assert tar_cell({"tar": 0.4271, "resolved": False}) == "0.427*" and tar_cell({"tar": 0.4271, "resolved": True}) == "0.427"
+    assert tar_cell({"tar": 0.5}) == "0.500"  # results written before resolution was recorded
+    assert "1,170" in unresolved_note(1170)[0] and unresolved_note(200_000) == []
+
+
 def test_compact_checkpoint_resumes_a_run_on_another_machine(prepared, tmp_path):
     """The repository keeps one compact (bfloat16) checkpoint; a fresh run folder resumes from it at its step."""
     from training.checkpoint import compact_checkpoint, latest_checkpoint, load_checkpoint

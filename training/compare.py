@@ -17,6 +17,8 @@ import json
 import sys
 from pathlib import Path
 
+from training.eval_report import tar_cell, unresolved_note
+
 SAME_SETUP = ("data", "test_images", "genuine_pairs", "impostor_pairs", "seed", "references_per_image")
 BASELINES = ("original", "donor_warp", "blur_4", "blur_8", "pixelate_8")
 
@@ -72,7 +74,7 @@ def operating_points_table(evaluations: dict[str, dict]) -> str:
         cells = []
         for judge in judges:
             at_far = entry.get("judges", {}).get(judge, {}).get("at_far", {})
-            cells.append(" / ".join(_figure(at_far.get(rate, {}).get("tar")) for rate in ("1e-03", "1e-04")))
+            cells.append(" / ".join(tar_cell(at_far[rate]) if rate in at_far else "-" for rate in ("1e-03", "1e-04")))
         realism = entry.get("realism", {})
 
         def scene(name: str, *keys: str) -> str:
@@ -90,7 +92,10 @@ def operating_points_table(evaluations: dict[str, dict]) -> str:
     lines += [row(f"**{name}**", results["methods"]["camouflage"]) for name, results in evaluations.items()]
     others = [m for m in first["methods"] if m not in ("camouflage",) and not m.startswith("model_")]
     lines += _baseline_rows(evaluations, tuple(others), row)
-    return "\n".join(lines) + "\n"
+    impostors = [info["far_thresholds"]["impostor_pairs"] for r in evaluations.values() for info in r.get("judges", {}).values()]
+    if impostors:
+        lines += [""] + unresolved_note(min(impostors))
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from training.far import FAR_RATES, IMPOSTORS_PER_FALSE_ACCEPT, far_resolved, images_needed
 from training.realism import REALISM_TARGETS
 
 TARGET_RATIO = 0.90  # genuine TAR at FAR 1e-3 over the originals' own, for every judge (issue 17)
@@ -38,15 +39,17 @@ def check_targets(methods: dict) -> dict:
     for method, entry in methods.items():
         checks: list[dict] = []
 
-        def add(name: str, value: float | None, bound: float, at_least: bool) -> None:
+        def add(name: str, value: float | None, bound: float, at_least: bool, resolved: bool = True) -> None:
             if value is None:
                 return
             met = bool(value >= bound if at_least else value <= bound)
-            checks.append({"name": name, "value": float(value), "bound": float(bound), "at_least": at_least, "met": met})
+            checks.append({"name": name, "value": float(value), "bound": float(bound), "at_least": at_least, "met": met,
+                           "resolved": resolved})
 
         for judge, tar in real.items():
-            ratio = entry["judges"][judge]["at_far"][TARGET_FAR]["tar"] / tar if tar > 0 else float("nan")
-            add(f"TAR@FAR1e-3 / real, {judge}", ratio, TARGET_RATIO, True)
+            at_far = entry["judges"][judge]["at_far"][TARGET_FAR]
+            ratio = at_far["tar"] / tar if tar > 0 else float("nan")
+            add(f"TAR@FAR1e-3 / real, {judge}", ratio, TARGET_RATIO, True, at_far.get("resolved", True))
         if donor28 is not None:
             add("SSIM-28 to original", entry["ssim28_to_original"], donor28 + SSIM28_MARGIN, False)
         add("SSIM to donor target", entry.get("ssim_to_donor"), SSIM_TO_DONOR, True)
@@ -159,11 +162,12 @@ def markdown_report(results: dict) -> str:
         far = info["far_thresholds"]
         lines += [f"## Judge: {judge} (own rule: same person when {info['rule']} {info['threshold']}; FAR 1e-3 at "
                   f"{far['1e-03']:.4f}, 1e-4 at {far['1e-04']:.4f} over {int(far['impostor_pairs'])} impostor pairs of originals)", "",
+                  *unresolved_note(far["impostor_pairs"]),
                   "| method | TAR @1e-3 | TAR @1e-4 | accuracy (own) | TAR (own) | FAR (own) | rank-1 | SSIM | SSIM-28 | SSIM to donor | SSIM-28 to donor |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for method, entry in results["methods"].items():
             j = entry["judges"][judge]
-            lines.append(f"| {method} | {j['at_far']['1e-03']['tar']:.4f} | {j['at_far']['1e-04']['tar']:.4f} | {j['accuracy']:.4f} | "
+            lines.append(f"| {method} | {tar_cell(j['at_far']['1e-03'], 4)} | {tar_cell(j['at_far']['1e-04'], 4)} | {j['accuracy']:.4f} | "
                          f"{j['tar']:.4f} | {j['far']:.4f} | {j['rank1']:.4f} | {entry['ssim_to_original']:.3f} | "
                          f"{entry['ssim28_to_original']:.3f} | {_fmt(entry.get('ssim_to_donor'))} | {_fmt(entry.get('ssim28_to_donor'))} |")
         lines.append("")
@@ -211,7 +215,7 @@ def summary_section(results: dict) -> list[str]:
     for method, entry in results["methods"].items():
         lfw = entry.get("realism", {}).get("lfw") or {}
         dark = entry.get("realism", {}).get("clips_dark") or {}
-        cells = [method] + [f"{entry['judges'][j]['at_far']['1e-03']['tar']:.3f} / {entry['judges'][j]['at_far']['1e-04']['tar']:.3f}"
+        cells = [method] + [f"{tar_cell(entry['judges'][j]['at_far']['1e-03'])} / {tar_cell(entry['judges'][j]['at_far']['1e-04'])}"
                             for j in judges]
         cells += [f"{entry['ssim_to_original']:.3f}", f"{entry['ssim28_to_original']:.3f}", _fmt(entry.get("ssim_to_donor")),
                   _fmt(entry.get("ssim28_to_donor")),
@@ -221,7 +225,29 @@ def summary_section(results: dict) -> list[str]:
                   _fmt(dark.get("lightness_median"), "{:+.1f}")]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
-    return lines
+    impostors = min(info["far_thresholds"]["impostor_pairs"] for info in results["judges"].values())
+    return lines + unresolved_note(impostors)
+
+
+UNRESOLVED_MARK = "*"
+
+
+def tar_cell(at_far: dict, digits: int = 3) -> str:
+    """A TAR at one FAR operating point, starred where too few impostor pairs resolve that FAR
+    (:func:`training.eval_scores.far_resolved`; results written before that was recorded count as resolved)."""
+    return f"{at_far['tar']:.{digits}f}" + ("" if at_far.get("resolved", True) else UNRESOLVED_MARK)
+
+
+def unresolved_note(impostor_pairs: float) -> list[str]:
+    """The report's warning, where the evaluation's impostor pairs cannot resolve one of its FARs; else nothing."""
+    unresolved = [rate for rate in FAR_RATES if not far_resolved(impostor_pairs, rate)]
+    if not unresolved:
+        return []
+    needs = "; ".join(f"FAR {rate:.0e} needs {IMPOSTORS_PER_FALSE_ACCEPT / rate:,.0f} (about --images {images_needed(rate)})"
+                      for rate in unresolved)
+    return [f"{UNRESOLVED_MARK} Not resolved by {int(impostor_pairs):,} impostor pairs of originals: the threshold is the "
+            f"score of the top few impostors, so it accepts more than its FAR and every TAR at it flatters ({needs}). "
+            "Compare methods within this run only.", ""]
 
 
 def targets_section(targets: dict) -> list[str]:
@@ -233,7 +259,10 @@ def targets_section(targets: dict) -> list[str]:
              "| target | camouflage | bound | |", "|---|---|---|---|"]
     for check in model:
         rule = f"{'>=' if check['at_least'] else '<='} {check['bound']:.3f}"
-        lines.append(f"| {check['name']} | {check['value']:.3f} | {rule} | {'met' if check['met'] else '**not met**'} |")
+        verdict = "met" if check["met"] else "**not met**"
+        if not check.get("resolved", True):
+            verdict += f" ({UNRESOLVED_MARK} FAR unresolved)"
+        lines.append(f"| {check['name']} | {check['value']:.3f} | {rule} | {verdict} |")
     met = sum(c["met"] for c in model)
     lines += ["", f"The model meets {met} of {len(model)} targets.", "", "| method | targets met | not met |", "|---|---|---|"]
     for method, checks in rows.items():

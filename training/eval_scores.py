@@ -9,6 +9,7 @@ from dataclasses import asdict
 import numpy as np
 
 from training.eval_subjects import Subject
+from training.far import FAR_RATES, far_resolved
 from training.metrics import Judge, rank1, verification
 
 
@@ -33,8 +34,6 @@ def far_thresholds(judge: Judge, originals: np.ndarray, identities: np.ndarray, 
 def accepts_at(judge: Judge, scores: np.ndarray, threshold: float) -> np.ndarray:
     return scores < threshold if judge.lower_is_same else scores > threshold
 
-
-FAR_RATES = (1e-3, 1e-4)
 
 
 def score_methods(judges: list[Judge], embeddings: dict, methods: list[str], subjects: list[Subject],
@@ -65,7 +64,8 @@ def score_methods(judges: list[Judge], embeddings: dict, methods: list[str], sub
             v = verification(judge.accepts(g_scores), judge.accepts(i_scores))
             probe_embeddings = np.stack([query(p, n) for n, p in enumerate(probes)]) if len(probes) else np.zeros((0, originals.shape[1]))
             r1 = rank1(probe_embeddings, labels[probes] if len(probes) else np.array([]), originals[gallery], labels[gallery], judge)
-            at_far = {rate: {"tar": float(accepts_at(judge, g_scores, t).mean()), "far": float(accepts_at(judge, i_scores, t).mean())}
+            at_far = {rate: {"tar": float(accepts_at(judge, g_scores, t).mean()), "far": float(accepts_at(judge, i_scores, t).mean()),
+                             "resolved": far_resolved(thresholds["impostor_pairs"], rate)}
                       for rate, t in thresholds.items() if rate != "impostor_pairs"}
             entry = results["methods"].setdefault(method, {"judges": {}})
             entry["judges"][judge.name] = {**asdict(v), "rank1": r1, "genuine_mean_score": float(g_scores.mean()),

@@ -55,6 +55,7 @@ from training.injection import InjectionSettings, bounded_copy, inject_identity
 from training.metrics import DlibJudge, Judge, OnnxJudge, mean_abs_difference, ssim, ssim_coarse
 from training.models.face_embedder import OnnxFaceEmbedder
 from training.eval_scores import score_methods
+from training.far import warn_unresolved_fars
 from training.eval_subjects import Subject, align_subjects, load_references, make_pairs, pick_donors, select_subjects
 from training.eval_scenes import codes_for_scenes, scene_realism, write_scene_pictures
 from training.eval_report import check_targets, markdown_report, plot_privacy_utility, plot_tar_at_far
@@ -300,6 +301,7 @@ def evaluate(ckpt: Path | None, data: Path, out: Path, settings: EvalSettings = 
     teacher = injection_teacher(models, baselines)
     judges: list[Judge] = [DlibJudge()] + [OnnxJudge(path, threshold) for path, threshold in onnx_judges or []]
     subjects = align_subjects(camouflager, select_subjects(data, settings.images, rng))
+    warn_unresolved_fars(np.array([s.identity for s in subjects]))
     reference_crops, reference_points = load_references(
         data, select_subjects(data, 10 * settings.references + 40, np.random.default_rng(settings.seed + 1)), camouflager.donor_design)
     reference_names = sorted(reference_crops)
