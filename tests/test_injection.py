@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from tests.conftest import require_shared
 from training.config import load_config
 from training.models import build_network
 
@@ -320,3 +321,24 @@ def test_injection_residuals_train_g_and_a_file_for_other_targets_is_refused(pre
     run = tmp_path / "run"
     assert train_main(["--preset", "tiny_inject", "--data", str(prepared), "--run-dir", str(run), "--steps", "2", "--set",
                        "loss.injection_distill=1", f"loss.injection_residuals={bank}"]) == 0
+
+
+def test_injection_look_draws_source_donor_release_and_each_injection_side_by_side(identity_folders, tmp_path, capsys):
+    """The picture of what the per-face injection costs a face: one row per face, one 112 px column (2x) per kind."""
+    import cv2
+
+    from tools.injection_look import main as look_main
+    from training.prepare import prepare
+
+    teacher = require_shared("models/face_embedding/mobilefacenet.onnx")
+    data = tmp_path / "prepared"
+    prepare(identity_folders, data, workers=1, test_fraction=1.0)
+    out = tmp_path / "look.jpg"
+    assert look_main(["--data", str(data), "--out", str(out), "--teacher", str(teacher), "--steps", "1", "3",
+                      "--faces", "2"]) == 0
+    picture = cv2.imread(str(out))
+    assert picture.shape == (2 * 224, 5 * 224, 3)
+    source, donor = picture[:224, :224].astype(int), picture[:224, 224:448].astype(int)
+    assert np.abs(source - donor).mean() > 3  # the donor target is another face
+    assert look_main(["--data", str(data), "--out", str(out), "--teacher", str(tmp_path / "none.onnx")]) == 2
+    assert "pass --teacher" in capsys.readouterr().err
