@@ -51,10 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     chosen = [int(m[0]) for m in data.by_identity][:: max(len(data.by_identity) // args.faces, 1)][: args.faces]
     images, landmarks = data.images.numpy()[chosen], data.landmarks[chosen]
-    pool_from = np.ones(len(data.images), bool)
-    pool_from[chosen] = False  # donors blended from other faces than the ones shown
-    pool, _ = build_donor_pool(data.images.numpy()[pool_from], data.landmarks[pool_from], data.labels.numpy()[pool_from],
-                               16, 3, seed=0)
+    labels = data.labels.numpy()
+    pool_from = ~np.isin(labels, labels[chosen])  # donors blended from other people than the ones shown
+    pool, _ = build_donor_pool(data.images.numpy()[pool_from], data.landmarks[pool_from], labels[pool_from], 16, 3,
+                               seed=0)
     targets = np.stack([donor_target(images[i], landmarks[i], pool[i % len(pool)])[0] for i in range(len(images))])
     net, _, _ = load_inference_net(args.ckpt)
     teacher = OnnxFaceEmbedder(args.teacher).eval()

@@ -162,7 +162,6 @@ def markdown_report(results: dict) -> str:
         far = info["far_thresholds"]
         lines += [f"## Judge: {judge} (own rule: same person when {info['rule']} {info['threshold']}; FAR 1e-3 at "
                   f"{far['1e-03']:.4f}, 1e-4 at {far['1e-04']:.4f} over {int(far['impostor_pairs'])} impostor pairs of originals)", "",
-                  *unresolved_note(far["impostor_pairs"]),
                   "| method | TAR @1e-3 | TAR @1e-4 | accuracy (own) | TAR (own) | FAR (own) | rank-1 | SSIM | SSIM-28 | SSIM to donor | SSIM-28 to donor |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for method, entry in results["methods"].items():
@@ -234,7 +233,7 @@ UNRESOLVED_MARK = "*"
 
 def tar_cell(at_far: dict, digits: int = 3) -> str:
     """A TAR at one FAR operating point, starred where too few impostor pairs resolve that FAR
-    (:func:`training.eval_scores.far_resolved`; results written before that was recorded count as resolved)."""
+    (:func:`training.far.far_resolved`; results written before that was recorded count as resolved)."""
     return f"{at_far['tar']:.{digits}f}" + ("" if at_far.get("resolved", True) else UNRESOLVED_MARK)
 
 

@@ -35,7 +35,6 @@ def accepts_at(judge: Judge, scores: np.ndarray, threshold: float) -> np.ndarray
     return scores < threshold if judge.lower_is_same else scores > threshold
 
 
-
 def score_methods(judges: list[Judge], embeddings: dict, methods: list[str], subjects: list[Subject],
                   genuine: np.ndarray, impostor: np.ndarray) -> dict:
     """Verification at each judge's own threshold and at the evaluation's FAR operating points (:func:`far_thresholds`),
